@@ -1,0 +1,192 @@
+"""The command line: parses options and calls the stages. No dataset logic lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .build import BuildOptions, describe_plan, dry_run_summary, prepare, run
+from .engine import BACKENDS, default_jobs
+from .errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError
+from .toolchain import libjpeg_version, pillow_description
+from .transform import DECODES, FILTERS, ROUNDINGS, Recipe
+
+PROG = "imagenette-build"
+
+
+class SizeType(click.ParamType):
+    """A shortest-side size in pixels, or `full` for the original bytes."""
+
+    name = "SIZE"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, int):
+            return value
+        if str(value).lower() == "full":
+            return None
+        try:
+            size = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a size: give pixels (like 160) or 'full'", param, ctx)
+        if not 1 <= size <= 16384:
+            self.fail(f"{size} is out of range: sizes are 1..16384 pixels", param, ctx)
+        return size
+
+
+class DefaultGroup(click.Group):
+    """`imagenette-build --imagenet ...` runs `build`: the build is the default command."""
+
+    def parse_args(self, ctx, args):
+        if not args:
+            click.echo(ctx.get_help())
+            ctx.exit(0)
+        if args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["build", *args]
+        return super().parse_args(ctx, args)
+
+
+def _version_message() -> str:
+    return f"{PROG} {__version__} ({pillow_description()}, {libjpeg_version()})"
+
+
+def _print_version(ctx, _param, value):
+    if value and not ctx.resilient_parsing:
+        click.echo(_version_message())
+        ctx.exit(0)
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Print the version and the Pillow flavour in use, then exit.")
+def cli():
+    """Regenerate Imagenette, Imagewoof and new ImageNet subsets from a local ImageNet copy.
+
+    With no command, `build` runs:
+
+    \b
+      imagenette-build --imagenet /data/imagenet --size 160 --out dist/
+      imagenette-build --imagenet /data/imagenet --size 160 --size 320 --size full
+      imagenette-build --imagenet /data/imagenet --manifest imagewoof2 --size 320
+      imagenette-build sample-imagenet /tmp/fake-imagenet     # synthetic data to try it on
+
+    Run `imagenette-build COMMAND --help` for each command's options.
+    """
+
+
+@cli.command("build")
+@click.option("--imagenet", "imagenet", required=True, type=click.Path(path_type=Path),
+              help="Your ImageNet-1k copy: extracted train/ and val/ folders or the Kaggle tree.")
+@click.option("--manifest", default="imagenette2", show_default=True,
+              help="Built-in manifest name (imagenette2, imagewoof2) or path to a manifest .toml.")
+@click.option("--size", "sizes", multiple=True, type=SizeType(), default=("160",), show_default=True,
+              help="Shortest side in pixels, or 'full' for the original JPEG bytes. Repeat for "
+                   "several archives in one pass (each source is read once).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("dist"), show_default=True,
+              help="Output folder for the .tgz, SHA256SUMS, MD5SUMS and <stem>.json reports.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Worker processes [default: all cores].")
+@click.option("--backend", type=click.Choice(BACKENDS), default="loky", show_default=True,
+              help="joblib backend for the workers.")
+@click.option("--filter", "resample", type=click.Choice(sorted(FILTERS)), default="bicubic",
+              show_default=True, help="Resampling filter.")
+@click.option("--quality", type=click.IntRange(1, 100), default=75, show_default=True,
+              help="JPEG quality of resized images.")
+@click.option("--rounding", type=click.Choice(ROUNDINGS), default="floor", show_default=True,
+              help="How the long side is rounded: floor is int(long * size / short).")
+@click.option("--decode", type=click.Choice(DECODES), default="scaled", show_default=True,
+              help="scaled: let libjpeg decode large images at 1/2..1/8 scale when the result stays "
+                   ">= 2x the target (faster, pixels differ slightly); full: always decode fully.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Images per worker task.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (classes, counts, missing images); write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the build reports (or the plan) as JSON on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or messages; errors only.")
+def build_command(imagenet, manifest, sizes, out, jobs, backend, resample, quality, rounding, decode,
+                  batch_size, dry_run, as_json, quiet):
+    """Build the archives of a manifest from a local ImageNet copy.
+
+    \b
+    Examples:
+      imagenette-build build --imagenet /data/imagenet --size 160 --out dist/
+      imagenette-build build --imagenet /data/imagenet --size full --dry-run
+      imagenette-build build --imagenet ~/kaggle-imagenet --manifest my.toml --size 64 --jobs 8
+
+    Writes dist/<stem>-<size>.tgz (dist/<stem>.tgz for full), adds its lines to dist/SHA256SUMS
+    and dist/MD5SUMS, and writes the build report dist/<stem>-<size>.json.
+    Exit codes: 0 done, 1 missing or unreadable images or a failed write, 2 usage error.
+    """
+    unique_sizes = tuple(dict.fromkeys(sizes))
+    opts = BuildOptions(
+        imagenet=imagenet, manifest=manifest, sizes=unique_sizes, out=out,
+        jobs=jobs or default_jobs(), backend=backend,
+        recipe=Recipe(filter=resample, quality=quality, rounding=rounding, decode=decode),
+        batch_size=batch_size, quiet=quiet,
+    )
+    plan = prepare(opts)
+    if dry_run:
+        summary = dry_run_summary(plan, opts)
+        if as_json:
+            click.echo(json.dumps(summary, indent=2))
+        else:
+            describe_plan(summary, click.echo)
+        return
+    reports = run(opts, plan)
+    if as_json:
+        click.echo(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
+
+
+@cli.command("sample-imagenet")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--manifest", default="imagenette2", show_default=True,
+              help="Lay out the images this manifest needs (its file list, or --per-class images).")
+@click.option("--layout", type=click.Choice(["folders", "flat-devkit", "flat-kaggle-csv", "kaggle"]),
+              default="folders", show_default=True, help="Which ImageNet layout to write.")
+@click.option("--per-class", type=click.IntRange(min=1), default=None,
+              help="Only this many train (and a fifth as many val) images per class.")
+@click.option("--photos", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Use these real JPEGs (cycled) as content instead of synthetic images.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Worker processes [default: all cores].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def sample_imagenet_command(out, manifest, layout, per_class, photos, jobs, quiet):
+    """Write a synthetic ImageNet-1k copy (photo-like content, grayscale, tiny and very wide
+    images, decoy classes) in one of the supported layouts, for demos, tests and benchmarks.
+
+    \b
+    Examples:
+      imagenette-build sample-imagenet /tmp/fake-imagenet
+      imagenette-build sample-imagenet /tmp/fake --layout kaggle --manifest imagewoof2 --per-class 20
+    """
+    from . import manifest as manifests
+    from .samplegen import SampleSpec, generate
+
+    m = manifests.load(manifest)
+    stats = generate(SampleSpec(out=out, layout=layout, per_class=per_class, photos=photos),
+                     m, jobs=jobs or default_jobs(), quiet=quiet)
+    if not quiet:
+        click.echo(f"wrote {stats['images']} images ({stats['decoys']} decoys) to {out} as {layout}", err=True)
+        if stats["manifest"]:
+            click.echo(f"its manifest (a subset of {m.name}): --manifest {stats['manifest']}", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        code = cli.main(args=argv, prog_name=PROG, standalone_mode=False)
+    except click.UsageError as exc:
+        hint = f" (see {PROG} {exc.ctx.command.name} --help)" if exc.ctx and exc.ctx.command.name != "cli" else ""
+        click.echo(f"{PROG}: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(EXIT_USAGE)
+    except UserError as exc:
+        click.echo(f"{PROG}: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.Abort):
+        click.echo(f"{PROG}: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

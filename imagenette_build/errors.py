@@ -1,0 +1,32 @@
+"""The one exception type a user's mistake becomes, and the exit codes the CLI documents.
+
+Exit codes (README "Exit codes"):
+  0  success
+  1  the data is wrong or the run failed on it: missing or unreadable source images, a write
+     that failed (disk full, permission), a verify level that failed
+  2  the command line or a file it names is wrong: bad option, bad manifest, no ImageNet layout
+     where --imagenet points
+  130 interrupted (Ctrl-C)
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_DATA = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, never as a traceback."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class DataError(UserError):
+    """The input data (not the command line) is wrong or incomplete: exit code 1."""
+
+    def __init__(self, message: str):
+        super().__init__(message, EXIT_DATA)

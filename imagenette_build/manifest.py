@@ -1,0 +1,374 @@
+"""Manifests: what a dataset is (classes, split, root files, published checksums), as a TOML file.
+
+A manifest never says how images are made; the build code never names a dataset. The schema is
+documented in README.md ("Manifest schema"); every key is checked here, and every mistake is a
+one-line `UserError` naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from . import classes as imagenet_classes
+from .errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python < 3.11 only
+    import tomli as tomllib
+
+SPLIT_POLICIES = ("files", "imagenet", "random")
+DEFAULT_SPLITS = ("train", "val")
+# Names that end up as archive members or file names: no separators, no dot-only names.
+SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+_TOP_KEYS = {"name", "description", "stem", "root_files", "split", "classes", "published"}
+_SPLIT_KEYS = {"policy", "list", "splits", "val_fraction", "seed"}
+_CLASS_KEYS = {"wnid", "name"}
+_PUBLISHED_KEYS = {"archive", "uploaded", "size", "md5", "md5_first_mib", "sha256"}
+
+
+@dataclass(frozen=True)
+class ClassEntry:
+    wnid: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Published:
+    archive: str
+    uploaded: str
+    size: int | None
+    md5: str
+    md5_first_mib: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ListedImage:
+    """One image a `files` manifest lists: it goes to `<split>/<wnid>/<filename>` in the archive."""
+
+    split: str
+    wnid: str
+    filename: str
+
+    @property
+    def member(self) -> str:
+        return f"{self.split}/{self.wnid}/{self.filename}"
+
+
+@dataclass(frozen=True)
+class SplitPolicy:
+    policy: str  # one of SPLIT_POLICIES
+    splits: tuple[str, ...] = DEFAULT_SPLITS
+    list_file: str | None = None  # policy "files"
+    val_fraction: float | None = None  # policy "random"
+    seed: int | None = None  # policy "random"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    description: str
+    stem: str
+    classes: tuple[ClassEntry, ...]
+    split: SplitPolicy
+    root_files: tuple[str, ...]
+    published: tuple[Published, ...]
+    path: Path  # the TOML file
+    file_hashes: dict[str, str] = field(default_factory=dict)  # TOML and every file it names
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def wnids(self) -> tuple[str, ...]:
+        return tuple(c.wnid for c in self.classes)
+
+    def archive_stem(self, size: int | None) -> str:
+        """`imagenette2` for the full-size variant, `imagenette2-160` for size 160."""
+        return self.stem if size is None else f"{self.stem}-{size}"
+
+    def read_root_file(self, name: str) -> bytes:
+        return (self.base_dir / name).read_bytes()
+
+    def listed_images(self) -> list[ListedImage]:
+        """The explicit file list of a `files` manifest, in the list's own order."""
+        if self.split.policy != "files" or self.split.list_file is None:
+            raise ValueError(f"manifest {self.name} has no file list (policy {self.split.policy})")
+        return read_file_list(self.base_dir / self.split.list_file, self.split.splits, set(self.wnids))
+
+    @property
+    def sha256(self) -> str:
+        """One hash over the TOML and every file it names, in name order."""
+        h = hashlib.sha256()
+        for name in sorted(self.file_hashes):
+            h.update(f"{name}\0{self.file_hashes[name]}\n".encode())
+        return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- finding manifests
+
+
+def builtin_manifest_dir() -> Path:
+    """The shipped manifests: inside the installed package, or the checkout's manifests/ folder."""
+    try:
+        packaged = resources.files("imagenette_build.manifests")
+        candidate = Path(str(packaged))
+        if (candidate / "imagenette2.toml").is_file():
+            return candidate
+    except (ModuleNotFoundError, TypeError):
+        pass
+    return Path(__file__).resolve().parent.parent / "manifests"
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in builtin_manifest_dir().glob("*.toml"))
+
+
+def resolve(spec: str) -> Path:
+    """A manifest given as a built-in name (`imagewoof2`) or as a path to a TOML file."""
+    looks_like_path = spec.endswith(".toml") or "/" in spec or "\\" in spec
+    if looks_like_path:
+        path = Path(spec)
+        if not path.is_file():
+            raise UserError(f"{spec}: manifest file not found")
+        return path
+    path = builtin_manifest_dir() / f"{spec}.toml"
+    if not path.is_file():
+        raise UserError(f"unknown manifest {spec!r}: built-in manifests are {', '.join(builtin_names())}; "
+                        "or give the path to a .toml file")
+    return path
+
+
+def load(spec: str) -> Manifest:
+    return load_path(resolve(spec))
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _check_keys(where: str, table: dict[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise UserError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+
+
+def _get(where: str, table: dict[str, Any], key: str, kind: type | tuple[type, ...], required: bool = True):
+    if key not in table:
+        if required:
+            raise UserError(f"{where}: missing key {key!r}")
+        return None
+    value = table[key]
+    # bool is an int in Python; a TOML `true` is never a valid number here.
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float, (int, float))):
+        kind_name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise UserError(f"{where}: {key!r} must be a {kind_name}, not {type(value).__name__}")
+    return value
+
+
+def load_path(path: Path) -> Manifest:
+    where = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{where}: cannot read manifest: {exc.strerror or exc}") from None
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{where}: not valid TOML: {exc}") from None
+    _check_keys(where, doc, _TOP_KEYS)
+
+    name = _get(where, doc, "name", str)
+    stem = _get(where, doc, "stem", str)
+    if not SAFE_NAME_RE.match(stem):
+        raise UserError(f"{where}: stem {stem!r} must be letters, digits, '.', '_', '+' or '-'")
+    description = _get(where, doc, "description", str, required=False) or ""
+
+    classes = _parse_classes(where, _get(where, doc, "classes", list))
+    split = _parse_split(where, _get(where, doc, "split", dict))
+
+    root_files = tuple(_get(where, doc, "root_files", list, required=False) or ())
+    for rf in root_files:
+        if not isinstance(rf, str) or not SAFE_NAME_RE.match(rf):
+            raise UserError(f"{where}: root_files entry {rf!r} must be a plain file name")
+        if rf in split.splits:
+            raise UserError(f"{where}: root file {rf!r} has the name of a split")
+    if len(set(root_files)) != len(root_files):
+        raise UserError(f"{where}: root_files lists a file twice")
+
+    published = tuple(_parse_published(f"{where} [[published]] #{i + 1}", p)
+                      for i, p in enumerate(_get(where, doc, "published", list, required=False) or ()))
+
+    hashes = {path.name: hashlib.sha256(raw).hexdigest()}
+    named = list(root_files) + ([split.list_file] if split.list_file else [])
+    for fname in named:
+        fpath = path.parent / fname
+        try:
+            hashes[fname] = hashlib.sha256(fpath.read_bytes()).hexdigest()
+        except FileNotFoundError:
+            raise UserError(f"{where}: names {fname!r}, but {fpath} does not exist") from None
+        except OSError as exc:
+            raise UserError(f"{fpath}: cannot read: {exc.strerror or exc}") from None
+
+    manifest = Manifest(name=name, description=description, stem=stem, classes=classes, split=split,
+                        root_files=root_files, published=published, path=path, file_hashes=hashes)
+    if split.policy == "files":
+        manifest.listed_images()  # validate the list now, not half way through a build
+    return manifest
+
+
+def _parse_classes(where: str, items: list) -> tuple[ClassEntry, ...]:
+    if not items:
+        raise UserError(f"{where}: [[classes]] is empty: a manifest needs at least one class")
+    known = imagenet_classes.by_wnid()
+    seen: set[str] = set()
+    out = []
+    for i, item in enumerate(items):
+        here = f"{where} [[classes]] #{i + 1}"
+        if not isinstance(item, dict):
+            raise UserError(f"{here}: must be a table with 'wnid' and 'name'")
+        _check_keys(here, item, _CLASS_KEYS)
+        wnid = _get(here, item, "wnid", str)
+        if not imagenet_classes.is_wnid(wnid):
+            raise UserError(f"{here}: malformed WNID {wnid!r} (expected 'n' and 8 digits, like n01440764)")
+        if wnid not in known:
+            raise UserError(f"{here}: {wnid} is not one of the 1000 ILSVRC-2012 classes "
+                            "(search them with `imagenette-build classes`)")
+        if wnid in seen:
+            raise UserError(f"{here}: duplicate class {wnid}")
+        seen.add(wnid)
+        name = _get(here, item, "name", str, required=False) or known[wnid].names[0]
+        out.append(ClassEntry(wnid, name))
+    return tuple(out)
+
+
+def _parse_split(where: str, table: dict) -> SplitPolicy:
+    here = f"{where} [split]"
+    _check_keys(here, table, _SPLIT_KEYS)
+    policy = _get(here, table, "policy", str)
+    if policy not in SPLIT_POLICIES:
+        raise UserError(f"{here}: unknown policy {policy!r} (one of {', '.join(SPLIT_POLICIES)})")
+    splits = tuple(_get(here, table, "splits", list, required=False) or DEFAULT_SPLITS)
+    for s in splits:
+        if not isinstance(s, str) or not SAFE_NAME_RE.match(s):
+            raise UserError(f"{here}: split name {s!r} must be a plain name like 'train'")
+    if len(set(splits)) != len(splits):
+        raise UserError(f"{here}: a split is named twice in 'splits'")
+
+    def only_for(keys: set[str]) -> None:
+        extra = sorted((set(table) - {"policy", "splits"}) - keys)
+        if extra:
+            raise UserError(f"{here}: key {extra[0]!r} does not apply to policy {policy!r}")
+
+    if policy == "files":
+        only_for({"list"})
+        list_file = _get(here, table, "list", str)
+        if not SAFE_NAME_RE.match(list_file):
+            raise UserError(f"{here}: list {list_file!r} must be a file name beside the manifest")
+        return SplitPolicy(policy, splits, list_file=list_file)
+    if policy == "imagenet":
+        only_for(set())
+        if splits != DEFAULT_SPLITS:
+            raise UserError(f"{here}: policy 'imagenet' keeps ILSVRC's own train and val splits only")
+        return SplitPolicy(policy, splits)
+    only_for({"val_fraction", "seed"})
+    fraction = _get(here, table, "val_fraction", (int, float))
+    if not 0 < fraction < 1:
+        raise UserError(f"{here}: val_fraction must be between 0 and 1, not {fraction}")
+    seed = _get(here, table, "seed", int)
+    if splits != DEFAULT_SPLITS:
+        raise UserError(f"{here}: policy 'random' makes the splits train and val")
+    return SplitPolicy(policy, splits, val_fraction=float(fraction), seed=seed)
+
+
+def _parse_published(where: str, table: Any) -> Published:
+    if not isinstance(table, dict):
+        raise UserError(f"{where}: must be a table")
+    _check_keys(where, table, _PUBLISHED_KEYS)
+    size = _get(where, table, "size", int, required=False)
+    return Published(
+        archive=_get(where, table, "archive", str),
+        uploaded=_get(where, table, "uploaded", str),
+        size=size,
+        md5=_get(where, table, "md5", str, required=False) or "",
+        md5_first_mib=_get(where, table, "md5_first_mib", str, required=False) or "",
+        sha256=_get(where, table, "sha256", str, required=False) or "",
+    )
+
+
+# --------------------------------------------------------------------------- file lists
+
+
+def read_file_list(path: Path, splits: tuple[str, ...], wnids: set[str]) -> list[ListedImage]:
+    """Read and check a file list: a CSV with a `path` column of `<split>/<wnid>/<file>`.
+
+    The published lists carry more columns (noisy labels, `is_valid`); when `is_valid` is there it
+    must agree with the split, which catches a list whose columns were shuffled.
+    """
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise UserError(f"{path}: file list not found") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        rows = list(reader)
+    except csv.Error as exc:
+        raise UserError(f"{path}: not a valid CSV file: {exc}") from None
+    if not rows or "path" not in rows[0]:
+        got = ",".join(rows[0])[:80] if rows else "an empty file"
+        raise UserError(f"{path}: the first line must be a header with a 'path' column, got {got!r}")
+    header = rows[0]
+    if len(set(header)) != len(header):
+        raise UserError(f"{path}: the header names a column twice")
+    path_col = header.index("path")
+    valid_col = header.index("is_valid") if "is_valid" in header else None
+
+    out: list[ListedImage] = []
+    seen_members: dict[str, int] = {}
+    seen_files: dict[str, int] = {}
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise UserError(f"{path} line {lineno}: {len(row)} columns, the header has {len(header)}")
+        member = row[path_col]
+        parts = member.split("/")
+        if len(parts) != 3 or not all(SAFE_NAME_RE.match(p) for p in parts):
+            raise UserError(f"{path} line {lineno}: path {member!r} is not <split>/<wnid>/<file>")
+        split, wnid, filename = parts
+        if split not in splits:
+            raise UserError(f"{path} line {lineno}: split {split!r} of {member!r} is not one of "
+                            f"{', '.join(splits)}")
+        if wnid not in wnids:
+            raise UserError(f"{path} line {lineno}: class {wnid} of {member!r} is not among the manifest's classes")
+        if valid_col is not None:
+            flag = row[valid_col]
+            if flag not in ("True", "False"):
+                raise UserError(f"{path} line {lineno}: is_valid must be True or False, not {flag!r}")
+            if (flag == "True") != (split == "val"):
+                raise UserError(f"{path} line {lineno}: is_valid={flag} disagrees with the split of {member!r}")
+        if member in seen_members:
+            raise UserError(f"{path} line {lineno}: {member} is listed twice (first on line {seen_members[member]})")
+        if filename in seen_files:
+            raise UserError(f"{path} line {lineno}: image {filename} is listed twice "
+                            f"(first on line {seen_files[filename]})")
+        seen_members[member] = lineno
+        seen_files[filename] = lineno
+        out.append(ListedImage(split, wnid, filename))
+    if not out:
+        raise UserError(f"{path}: the file list has a header but no images")
+    return out
