@@ -1,0 +1,119 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imagenette_build.sources import SourceRef
+from imagenette_build.transform import Recipe, dct_scale, process_batch, resize_image, target_size
+
+
+@pytest.mark.parametrize("w,h,size,rounding,expected", [
+    (500, 375, 160, "floor", (213, 160)),   # 500*160/375 = 213.33
+    (375, 500, 160, "floor", (160, 213)),
+    (500, 333, 160, "floor", (240, 160)),   # 240.24
+    (500, 333, 160, "round", (240, 160)),
+    (500, 333, 160, "ceil", (241, 160)),
+    (500, 375, 320, "round", (427, 320)),   # 426.67
+    (75, 56, 160, "floor", (214, 160)),     # small images are enlarged
+    (333, 333, 160, "floor", (160, 160)),
+    (2000, 240, 160, "floor", (1333, 160)),
+])
+def test_target_size(w, h, size, rounding, expected):
+    assert target_size(w, h, size, rounding) == expected
+
+
+def test_target_size_short_side_exact_for_every_short_side():
+    # int(w / (short / S)) in floats gives S-1 for some shapes; the integer recipe never does.
+    for short in range(1, 700):
+        assert min(target_size(short, short + 17, 160)) == 160
+
+
+def _jpeg(mode="RGB", size=(400, 300), fmt="JPEG", **save):
+    arr = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    img = Image.fromarray(arr, "RGB").convert(mode)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **save)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode,expected", [("RGB", "RGB"), ("L", "L"), ("CMYK", "RGB")])
+def test_mode_policy(mode, expected):
+    out = resize_image(_jpeg(mode), (160,), Recipe())[0]
+    img = Image.open(io.BytesIO(out))
+    assert img.format == "JPEG" and img.mode == expected and img.size == (213, 160)
+
+
+@pytest.mark.parametrize("mode", ["P", "RGBA", "LA"])
+def test_png_named_jpeg_and_alpha_palette_become_rgb_jpeg(mode):
+    out = resize_image(_jpeg(mode, fmt="PNG"), (160,), Recipe())[0]
+    img = Image.open(io.BytesIO(out))
+    assert img.format == "JPEG" and img.mode == "RGB" and img.size == (213, 160)
+
+
+def test_16bit_grayscale_keeps_its_range():
+    arr = (np.arange(300 * 400, dtype=np.uint32).reshape(300, 400) % 65536).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    out = Image.open(io.BytesIO(resize_image(buf.getvalue(), (160,), Recipe())[0]))
+    assert out.mode == "L"
+    assert 20 < np.asarray(out).mean() < 235  # not clipped to white
+
+
+def test_quality_changes_bytes_and_is_recorded():
+    data = _jpeg()
+    a = resize_image(data, (160,), Recipe(quality=75))[0]
+    b = resize_image(data, (160,), Recipe(quality=95))[0]
+    assert len(b) > len(a)
+    assert Recipe(quality=95).to_json()["quality"] == 95
+
+
+def test_dct_scale_keeps_twice_the_target():
+    assert dct_scale(500, 375, (213, 160)) == 1
+    assert dct_scale(1600, 1200, (213, 160)) == 2      # 800x600 >= 2 x 213x160
+    assert dct_scale(2400, 1600, (240, 160)) == 4      # 600x400
+    assert dct_scale(5000, 5000, (160, 160)) == 8
+
+
+def _psnr(a, b):
+    mse = np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
+    return 99.0 if mse == 0 else 10 * np.log10(255 ** 2 / mse)
+
+
+def test_scaled_decode_close_to_full_decode():
+    # A smooth photo-like image: DCT scaling only drops detail the 160 px output cannot hold.
+    from imagenette_build.samplegen import synthetic_jpeg, image_shape
+
+    name = next(f"n01440764_{i}.JPEG" for i in range(10_000) if image_shape(f"n01440764_{i}.JPEG")[0][0] >= 1600)
+    data = synthetic_jpeg(name)
+    scaled = Image.open(io.BytesIO(resize_image(data, (160,), Recipe(decode="scaled", quality=100))[0]))
+    full = Image.open(io.BytesIO(resize_image(data, (160,), Recipe(decode="full", quality=100))[0]))
+    assert scaled.size == full.size
+    assert _psnr(scaled, full) > 36
+
+
+def test_multi_size_equals_single_size():
+    from imagenette_build.samplegen import synthetic_jpeg, image_shape
+
+    name = next(f"n01440764_{i}.JPEG" for i in range(10_000) if image_shape(f"n01440764_{i}.JPEG")[0][0] >= 1600)
+    data = synthetic_jpeg(name)
+    both = resize_image(data, (160, 320), Recipe())
+    assert both[0] == resize_image(data, (160,), Recipe())[0]
+    assert both[1] == resize_image(data, (320,), Recipe())[0]
+
+
+def test_process_batch_reports_bad_images_without_raising(tmp_path):
+    good = tmp_path / "good.JPEG"
+    good.write_bytes(_jpeg())
+    empty = tmp_path / "empty.JPEG"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.JPEG"
+    text.write_bytes(b"hello, not an image")
+    truncated = tmp_path / "truncated.JPEG"
+    truncated.write_bytes(_jpeg()[:2000])
+    refs = [SourceRef(str(p)) for p in (good, empty, text, truncated, tmp_path / "absent.JPEG")]
+    results = process_batch(refs, (160, None), Recipe())
+    assert results[0][1] is None and results[0][0][1] == good.read_bytes()
+    for (outputs, error), ref in zip(results[1:], refs[1:]):
+        assert outputs is None
+        assert error.startswith(ref.path)
