@@ -1,21 +1,32 @@
-# imagenette-build developer commands. PYTHON is the interpreter of your virtual environment.
-PYTHON ?= .venv/bin/python
+# imagenette-build developer commands. From a fresh clone, `make demo` and `make test` first make
+# a virtual environment in .venv and install the project into it. CI passes its own PYTHON.
+VENV ?= .venv
+PYTHON ?= $(VENV)/bin/python
 DEMO ?= demo
+CLI = $(PYTHON) -m imagenette_build.cli
 
-.PHONY: install test demo bench clean
+ifeq ($(PYTHON),$(VENV)/bin/python)
+SETUP := $(VENV)/.installed
+endif
 
-install:            ## a virtual environment in .venv with the project and its test tools
-	python3 -m venv .venv
-	.venv/bin/python -m pip install -e ".[test]"
+.PHONY: install test demo clean
 
-test:               ## the test suite (what CI runs)
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+test: $(SETUP)      ## the test suite (what CI runs)
 	$(PYTHON) -m pytest -q
 
-demo:               ## a synthetic ImageNet with the whole imagenette2 file list, built at 160 px
+demo: $(SETUP)      ## a synthetic ImageNet with the whole imagenette2 file list, built at 160 px
 	rm -rf $(DEMO)
-	$(PYTHON) -m imagenette_build.cli sample-imagenet $(DEMO)/imagenet --layout flat-devkit
-	$(PYTHON) -m imagenette_build.cli --imagenet $(DEMO)/imagenet --size 160 --out $(DEMO)/dist
+	$(CLI) sample-imagenet $(DEMO)/imagenet --layout flat-devkit
+	$(CLI) --imagenet $(DEMO)/imagenet --size 160 --out $(DEMO)/dist
 	cd $(DEMO)/dist && sha256sum -c SHA256SUMS
+	@echo "demo: built $(DEMO)/dist/imagenette2-160.tgz from a synthetic ImageNet in $(DEMO)/imagenet"
 
 clean:
 	rm -rf $(DEMO) dist .pytest_cache
