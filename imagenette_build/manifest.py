@@ -13,7 +13,6 @@ import io
 import re
 import sys
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -120,15 +119,14 @@ class Manifest:
 
 
 def builtin_manifest_dir() -> Path:
-    """The shipped manifests: inside the installed package, or the checkout's manifests/ folder."""
-    try:
-        packaged = resources.files("imagenette_build.manifests")
-        candidate = Path(str(packaged))
+    """The shipped manifests: `imagenette_build/manifests/` in an installed wheel (the top-level
+    manifests/ folder is mapped there by pyproject.toml), or the checkout's manifests/ folder when
+    running from source or an editable install."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "manifests", here.parent / "manifests"):
         if (candidate / "imagenette2.toml").is_file():
             return candidate
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return Path(__file__).resolve().parent.parent / "manifests"
+    return here / "manifests"
 
 
 def builtin_names() -> list[str]:

@@ -22,6 +22,8 @@ def pillow_flavour() -> str:
         dists = []
     if any(d.lower() == "pillow-simd" for d in dists):
         return "pillow-simd"
+    if any(d.lower() == "pillow" for d in dists):
+        return "Pillow"
     if dists:
         return dists[0]
     return "pillow-simd" if ".post" in PIL.__version__ else "Pillow"
