@@ -18,6 +18,7 @@ from . import outputs
 from .engine import batches, default_jobs, ordered_map
 from .errors import DataError, UserError
 from .pack import ArchiveInfo, ArchiveWriter, source_date_epoch
+from .noisy import noisy_csv
 from .plan import Plan, make_plan
 from .sources import open_source
 from .toolchain import toolchain
@@ -70,6 +71,15 @@ def check_complete(plan: Plan) -> None:
                         f"missing from {plan.source}, first: {first}{more}")
 
 
+def root_file_contents(plan: Plan) -> dict[str, bytes]:
+    """The files at the archive root: the manifest's own, then the generated noisy labels."""
+    manifest = plan.manifest
+    files = {name: manifest.read_root_file(name) for name in manifest.root_files}
+    if manifest.noisy_labels_file:
+        files[manifest.noisy_labels_file] = noisy_csv(plan, manifest)
+    return files
+
+
 def archive_paths(plan: Plan, opts: BuildOptions) -> dict[int | None, Path]:
     return {s: opts.out / f"{plan.manifest.archive_stem(s)}.tgz" for s in opts.sizes}
 
@@ -83,10 +93,11 @@ def run(opts: BuildOptions, plan: Plan) -> list[dict]:
     started = time.monotonic()
     writers: dict[int | None, ArchiveWriter] = {}
     try:
+        root_files = root_file_contents(plan)
         for size, path in archive_paths(plan, opts).items():
             writers[size] = ArchiveWriter(path, manifest.archive_stem(size), mtime)
-            for name in manifest.root_files:
-                writers[size].add_file(name, manifest.read_root_file(name))
+            for name, data in root_files.items():
+                writers[size].add_file(name, data)
         errors = _write_images(plan, opts, writers)
         if errors:
             first = "; ".join(errors[:FIRST_FEW])
@@ -162,7 +173,7 @@ def _report(plan: Plan, opts: BuildOptions, size: int | None, info: ArchiveInfo,
         },
         "images": len(plan.images),
         "counts": counts,
-        "root_files": list(m.root_files),
+        "root_files": list(m.root_files) + ([m.noisy_labels_file] if m.noisy_labels_file else []),
         "archive_bytes": info.size,
         "sha256": info.sha256,
         "md5": info.md5,

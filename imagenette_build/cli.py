@@ -172,6 +172,83 @@ def sample_imagenet_command(out, manifest, layout, per_class, photos, jobs, quie
             click.echo(f"its manifest (a subset of {m.name}): --manifest {stats['manifest']}", err=True)
 
 
+@cli.command("classes")
+@click.argument("pattern", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the matches as JSON.")
+def classes_command(pattern, as_json):
+    """Search the 1000 ILSVRC-2012 classes by name, synonym or WNID (case-insensitive).
+
+    Prints WNID, index in sorted-WNID order (the usual 0..999 label) and names. Names repeat in
+    ImageNet ("crane" is a bird and a machine): use the WNID, never the name.
+
+    \b
+    Examples:
+      imagenette-build classes crane
+      imagenette-build classes n0144
+      imagenette-build classes terrier --json
+    """
+    from .newdataset import search
+
+    found = search(pattern)
+    if as_json:
+        click.echo(json.dumps([{"wnid": c.wnid, "index": c.index, "devkit_id": c.devkit_id,
+                                "names": list(c.names)} for c in found], indent=2))
+    else:
+        for c in found:
+            click.echo(f"{c.wnid}  {c.index:4d}  {', '.join(c.names)}")
+    if not found:
+        raise UserError(f"no class matches {pattern!r}", exit_code=1)
+
+
+@cli.command("new-manifest")
+@click.argument("name")
+@click.option("--wnid", "wnids", multiple=True, help="A class to include (repeat it).")
+@click.option("--classes-file", type=click.Path(path_type=Path), help="A file with one WNID per line.")
+@click.option("--random", "random_k", type=click.IntRange(1, 1000), help="K classes chosen with --seed.")
+@click.option("--split", type=click.Choice(["random", "imagenet"]), default="random", show_default=True,
+              help="random: pool ILSVRC train+val per class and re-split (the imagenette2 way); "
+                   "imagenet: keep ILSVRC's train/val.")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.3,
+              show_default=True, help="Share of each class in val (--split random).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the class choice, the split and the noisy labels.")
+@click.option("--description", default="", help="One line saying what the dataset is.")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="Where to write the manifest [default: ./NAME.toml].")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def new_manifest_command(name, wnids, classes_file, random_k, split, val_fraction, seed, description, out, force):
+    """Write a ready-to-build manifest for a new ImageNet subset.
+
+    \b
+    Examples:
+      imagenette-build new-manifest birds10 --wnid n01530575 --wnid n01531178 ...
+      imagenette-build new-manifest my100 --random 100 --seed 7
+      imagenette-build new-manifest dogs --classes-file dogs.txt --split imagenet
+      imagenette-build --imagenet /data/imagenet --manifest my100.toml --size 64
+    """
+    from .newdataset import NewManifest, check_wnid, random_classes, read_classes_file
+
+    given = sum(bool(x) for x in (wnids, classes_file, random_k))
+    if given != 1:
+        raise click.UsageError("give exactly one of --wnid, --classes-file, --random")
+    if wnids:
+        for w in wnids:
+            check_wnid(w, "--wnid")
+        chosen = list(wnids)
+    elif classes_file:
+        chosen = read_classes_file(classes_file)
+    else:
+        chosen = random_classes(random_k, seed)
+    text = NewManifest(name, tuple(chosen), split, val_fraction, seed, description).to_toml()
+    out = out or Path(f"{name}.toml")
+    if out.exists() and not force:
+        raise UserError(f"{out}: already exists (use --force to overwrite)")
+    from .outputs import atomic_write
+
+    atomic_write(out, text.encode())
+    click.echo(f"wrote {out} ({len(chosen)} classes, split {split})", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name=PROG, standalone_mode=False)

@@ -29,8 +29,11 @@ DEFAULT_SPLITS = ("train", "val")
 # Names that end up as archive members or file names: no separators, no dot-only names.
 SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
-_TOP_KEYS = {"name", "description", "stem", "root_files", "split", "classes", "published"}
-_SPLIT_KEYS = {"policy", "list", "splits", "val_fraction", "seed"}
+_TOP_KEYS = {"name", "description", "stem", "root_files", "split", "classes", "published", "noisy_labels"}
+_SPLIT_KEYS = {"policy", "list", "splits", "val_fraction", "seed", "extra"}
+_EXTRA_KEYS = {"name", "from", "fraction", "classes"}
+_NOISY_KEYS = {"seed", "enabled"}
+NOISE_PERCENTS = (1, 5, 25, 50)
 _CLASS_KEYS = {"wnid", "name"}
 _PUBLISHED_KEYS = {"archive", "uploaded", "size", "md5", "md5_first_mib", "sha256"}
 
@@ -65,12 +68,37 @@ class ListedImage:
 
 
 @dataclass(frozen=True)
+class ExtraSplit:
+    """An unlabelled split (Imagewang's `unsup/`): a seeded `fraction` of the train images of
+    `classes` moves to the flat folder `<name>/`."""
+
+    name: str
+    source: str  # the split images are taken from ("train")
+    fraction: float
+    classes: tuple[str, ...]  # empty: every class
+
+
+@dataclass(frozen=True)
 class SplitPolicy:
     policy: str  # one of SPLIT_POLICIES
     splits: tuple[str, ...] = DEFAULT_SPLITS
     list_file: str | None = None  # policy "files"
     val_fraction: float | None = None  # policy "random"
-    seed: int | None = None  # policy "random"
+    seed: int | None = None  # policy "random"; also seeds the extra splits
+    extra: tuple[ExtraSplit, ...] = ()
+
+    @property
+    def labelled_splits(self) -> tuple[str, ...]:
+        extra = {e.name for e in self.extra}
+        return tuple(s for s in self.splits if s not in extra)
+
+
+@dataclass(frozen=True)
+class NoisyLabels:
+    """The generated `noisy_<name>.csv` of a manifest without a published list."""
+
+    enabled: bool
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -82,8 +110,14 @@ class Manifest:
     split: SplitPolicy
     root_files: tuple[str, ...]
     published: tuple[Published, ...]
+    noisy_labels: NoisyLabels
     path: Path  # the TOML file
     file_hashes: dict[str, str] = field(default_factory=dict)  # TOML and every file it names
+
+    @property
+    def noisy_labels_file(self) -> str | None:
+        """The name of the generated noisy-labels CSV at the archive root, if one is generated."""
+        return f"noisy_{self.name}.csv" if self.noisy_labels.enabled else None
 
     @property
     def base_dir(self) -> Path:
@@ -193,7 +227,7 @@ def load_path(path: Path) -> Manifest:
     description = _get(where, doc, "description", str, required=False) or ""
 
     classes = _parse_classes(where, _get(where, doc, "classes", list))
-    split = _parse_split(where, _get(where, doc, "split", dict))
+    split = _parse_split(where, _get(where, doc, "split", dict), {c.wnid for c in classes})
 
     root_files = tuple(_get(where, doc, "root_files", list, required=False) or ())
     for rf in root_files:
@@ -207,6 +241,10 @@ def load_path(path: Path) -> Manifest:
     published = tuple(_parse_published(f"{where} [[published]] #{i + 1}", p)
                       for i, p in enumerate(_get(where, doc, "published", list, required=False) or ()))
 
+    noisy = _parse_noisy(where, _get(where, doc, "noisy_labels", dict, required=False), split)
+    if noisy.enabled and not SAFE_NAME_RE.match(f"noisy_{name}.csv"):
+        raise UserError(f"{where}: name {name!r} must be a plain name (it names noisy_{name}.csv)")
+
     hashes = {path.name: hashlib.sha256(raw).hexdigest()}
     named = list(root_files) + ([split.list_file] if split.list_file else [])
     for fname in named:
@@ -219,7 +257,8 @@ def load_path(path: Path) -> Manifest:
             raise UserError(f"{fpath}: cannot read: {exc.strerror or exc}") from None
 
     manifest = Manifest(name=name, description=description, stem=stem, classes=classes, split=split,
-                        root_files=root_files, published=published, path=path, file_hashes=hashes)
+                        root_files=root_files, published=published, noisy_labels=noisy, path=path,
+                        file_hashes=hashes)
     if split.policy == "files":
         manifest.listed_images()  # validate the list now, not half way through a build
     return manifest
@@ -250,18 +289,12 @@ def _parse_classes(where: str, items: list) -> tuple[ClassEntry, ...]:
     return tuple(out)
 
 
-def _parse_split(where: str, table: dict) -> SplitPolicy:
+def _parse_split(where: str, table: dict, wnids: set[str]) -> SplitPolicy:
     here = f"{where} [split]"
     _check_keys(here, table, _SPLIT_KEYS)
     policy = _get(here, table, "policy", str)
     if policy not in SPLIT_POLICIES:
         raise UserError(f"{here}: unknown policy {policy!r} (one of {', '.join(SPLIT_POLICIES)})")
-    splits = tuple(_get(here, table, "splits", list, required=False) or DEFAULT_SPLITS)
-    for s in splits:
-        if not isinstance(s, str) or not SAFE_NAME_RE.match(s):
-            raise UserError(f"{here}: split name {s!r} must be a plain name like 'train'")
-    if len(set(splits)) != len(splits):
-        raise UserError(f"{here}: a split is named twice in 'splits'")
 
     def only_for(keys: set[str]) -> None:
         extra = sorted((set(table) - {"policy", "splits"}) - keys)
@@ -270,23 +303,73 @@ def _parse_split(where: str, table: dict) -> SplitPolicy:
 
     if policy == "files":
         only_for({"list"})
+        splits = tuple(_get(here, table, "splits", list, required=False) or DEFAULT_SPLITS)
+        _check_split_names(here, splits)
         list_file = _get(here, table, "list", str)
         if not SAFE_NAME_RE.match(list_file):
             raise UserError(f"{here}: list {list_file!r} must be a file name beside the manifest")
         return SplitPolicy(policy, splits, list_file=list_file)
+    if "splits" in table:
+        raise UserError(f"{here}: 'splits' applies to policy 'files'; policy {policy!r} makes train and val "
+                        "(add unlabelled splits with [[split.extra]])")
+    fraction = seed = None
     if policy == "imagenet":
-        only_for(set())
-        if splits != DEFAULT_SPLITS:
-            raise UserError(f"{here}: policy 'imagenet' keeps ILSVRC's own train and val splits only")
-        return SplitPolicy(policy, splits)
-    only_for({"val_fraction", "seed"})
-    fraction = _get(here, table, "val_fraction", (int, float))
-    if not 0 < fraction < 1:
-        raise UserError(f"{here}: val_fraction must be between 0 and 1, not {fraction}")
-    seed = _get(here, table, "seed", int)
-    if splits != DEFAULT_SPLITS:
-        raise UserError(f"{here}: policy 'random' makes the splits train and val")
-    return SplitPolicy(policy, splits, val_fraction=float(fraction), seed=seed)
+        only_for({"seed", "extra"})
+    else:
+        only_for({"val_fraction", "seed", "extra"})
+        fraction = _get(here, table, "val_fraction", (int, float))
+        if not 0 < fraction < 1:
+            raise UserError(f"{here}: val_fraction must be between 0 and 1, not {fraction}")
+        fraction = float(fraction)
+    seed = _get(here, table, "seed", int, required=policy == "random")
+    extra = tuple(_parse_extra(f"{here} [[split.extra]] #{i + 1}", e, wnids)
+                  for i, e in enumerate(_get(here, table, "extra", list, required=False) or ()))
+    if extra and seed is None:
+        raise UserError(f"{here}: [[split.extra]] needs a 'seed' in [split]")
+    splits = DEFAULT_SPLITS + tuple(e.name for e in extra)
+    _check_split_names(here, splits)
+    return SplitPolicy(policy, splits, val_fraction=fraction, seed=seed, extra=extra)
+
+
+def _check_split_names(here: str, splits: tuple) -> None:
+    for s in splits:
+        if not isinstance(s, str) or not SAFE_NAME_RE.match(s):
+            raise UserError(f"{here}: split name {s!r} must be a plain name like 'train'")
+    if len(set(splits)) != len(splits):
+        raise UserError(f"{here}: a split is named twice")
+
+
+def _parse_extra(where: str, table: Any, wnids: set[str]) -> ExtraSplit:
+    if not isinstance(table, dict):
+        raise UserError(f"{where}: must be a table")
+    _check_keys(where, table, _EXTRA_KEYS)
+    name = _get(where, table, "name", str)
+    source = _get(where, table, "from", str, required=False) or "train"
+    if source != "train":
+        raise UserError(f"{where}: 'from' must be 'train' (val stays whole)")
+    fraction = _get(where, table, "fraction", (int, float))
+    if not 0 < fraction <= 1:
+        raise UserError(f"{where}: fraction must be in (0, 1], not {fraction}")
+    chosen = tuple(_get(where, table, "classes", list, required=False) or ())
+    for w in chosen:
+        if w not in wnids:
+            raise UserError(f"{where}: class {w!r} is not among the manifest's classes")
+    return ExtraSplit(name, source, float(fraction), chosen)
+
+
+def _parse_noisy(where: str, table: dict | None, split: SplitPolicy) -> NoisyLabels:
+    """Generated noisy labels: on by default for manifests without a published file list."""
+    table = table or {}
+    here = f"{where} [noisy_labels]"
+    _check_keys(here, table, _NOISY_KEYS)
+    enabled = _get(here, table, "enabled", bool, required=False)
+    if enabled is None:
+        enabled = split.policy != "files"
+    if enabled and split.policy == "files":
+        raise UserError(f"{here}: a 'files' manifest ships its own list; noisy labels are generated "
+                        "only for policies imagenet and random")
+    seed = _get(here, table, "seed", int, required=False)
+    return NoisyLabels(enabled, seed if seed is not None else (split.seed or 0))
 
 
 def _parse_published(where: str, table: Any) -> Published:

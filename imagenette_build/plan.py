@@ -60,6 +60,30 @@ def random_val_count(n: int, fraction: float) -> int:
     return math.floor(n * fraction + 0.5)
 
 
+def extra_split_key(seed: int, split: str, wnid: str, filename: str) -> str:
+    """The documented order for [[split.extra]]: per class, train images sorted by this key."""
+    return hashlib.sha256(f"{seed}\0{split}\0{wnid}\0{filename}".encode()).hexdigest()
+
+
+def _apply_extra_splits(planned: list[PlannedImage], manifest: Manifest) -> list[PlannedImage]:
+    """Move a seeded share of each chosen class's train images to each flat, unlabelled extra split."""
+    seed = manifest.split.seed
+    for extra in manifest.split.extra:
+        chosen = set(extra.classes or manifest.wnids)
+        by_class: dict[str, list[PlannedImage]] = {}
+        for p in planned:
+            if p.split == extra.source and p.wnid in chosen:
+                by_class.setdefault(p.wnid, []).append(p)
+        moved: dict[str, PlannedImage] = {}
+        for wnid, imgs in by_class.items():
+            ordered = sorted(imgs, key=lambda p: extra_split_key(seed, extra.name, wnid, p.member.rsplit("/", 1)[1]))
+            for p in ordered[:random_val_count(len(ordered), extra.fraction)]:
+                filename = p.member.rsplit("/", 1)[1]
+                moved[p.member] = PlannedImage(f"{extra.name}/{filename}", extra.name, wnid, p.ref)
+        planned = [moved.get(p.member, p) for p in planned]
+    return planned
+
+
 def make_plan(manifest: Manifest, source: Source, progress: Callable[[Iterable], Iterable] = iter) -> Plan:
     found: dict[str, list[SourceImage]] = {}
     empty: list[str] = []
@@ -93,6 +117,8 @@ def make_plan(manifest: Manifest, source: Source, progress: Callable[[Iterable],
                 split = "val" if i < n_val else "train"
                 planned.append(PlannedImage(f"{split}/{wnid}/{img.filename}", split, wnid, img.ref))
 
+    if manifest.split.extra:
+        planned = _apply_extra_splits(planned, manifest)
     planned.sort(key=lambda p: p.member)
     _check_unique(planned)
     return Plan(manifest, source.describe(), planned, missing, empty)
