@@ -9,7 +9,7 @@ ifeq ($(PYTHON),$(VENV)/bin/python)
 SETUP := $(VENV)/.installed
 endif
 
-.PHONY: install test demo clean
+.PHONY: install test demo bench clean
 
 install: $(VENV)/.installed
 
@@ -30,3 +30,6 @@ demo: $(SETUP)      ## a synthetic ImageNet with the whole imagenette2 file list
 
 clean:
 	rm -rf $(DEMO) dist .pytest_cache
+
+bench: $(SETUP)     ## side-by-side benchmark (minutes; never in CI); table goes to stdout
+	$(PYTHON) bench/bench.py

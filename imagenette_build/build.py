@@ -136,7 +136,11 @@ def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, Arch
     # Full-size copies only read bytes: threads do that as well as processes, without the pickling.
     backend = "threading" if all(s is None for s in sizes) else opts.backend
     tasks = ((([img.ref for img in batch]), sizes, opts.recipe) for batch in batches(plan.images, opts.batch_size))
-    results = ordered_map(process_batch, tasks, opts.jobs, backend)
+    # Results held at once: one window of batches. Resized JPEGs are small, so a long window keeps
+    # the per-window tail (workers idle while the last batches finish) short; full-size batches
+    # carry the originals (~150 kB each), so their window is shorter.
+    window = (8 if None in sizes else 32) * opts.jobs
+    results = ordered_map(process_batch, tasks, opts.jobs, backend, window)
     errors: list[str] = []
     images = iter(plan.images)
     with _bar(opts.quiet, total=len(plan.images), desc="resize", unit="img") as resize_bar, \

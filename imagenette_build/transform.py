@@ -109,8 +109,9 @@ def _encode(img: Image.Image, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def resize_image(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> list[bytes]:
-    """JPEG bytes for each of `sizes` (pixel sizes only), decoding once per distinct DCT scale."""
+def resized_images(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> dict[int, Image.Image]:
+    """The resized images (before JPEG encoding) for each of `sizes`, decoding once per distinct
+    DCT scale."""
     with warnings.catch_warnings():
         # A large image is fine here; only a real decompression bomb (error) is refused.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -119,7 +120,7 @@ def resize_image(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> list[by
         targets = {s: target_size(width, height, s, recipe.rounding) for s in sizes}
         scaled = recipe.decode == "scaled" and probe.format == "JPEG"
         scales = {s: (dct_scale(width, height, t) if scaled else 1) for s, t in targets.items()}
-        out: dict[int, bytes] = {}
+        out: dict[int, Image.Image] = {}
         for scale in sorted(set(scales.values())):
             img = probe if not out else _open(data)  # one decode per distinct scale, usually one
             box = None
@@ -129,9 +130,14 @@ def resize_image(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> list[by
             img = _normalise_mode(img)
             for s in sizes:
                 if scales[s] == scale:
-                    resized = img.resize(targets[s], FILTERS[recipe.filter], box=box)
-                    out[s] = _encode(resized, recipe.quality)
-    return [out[s] for s in sizes]
+                    out[s] = img.resize(targets[s], FILTERS[recipe.filter], box=box)
+    return out
+
+
+def resize_image(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> list[bytes]:
+    """JPEG bytes for each of `sizes` (pixel sizes only)."""
+    images = resized_images(data, sizes, recipe)
+    return [_encode(images[s], recipe.quality) for s in sizes]
 
 
 def check_header(data: bytes) -> None:

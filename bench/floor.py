@@ -1,0 +1,49 @@
+"""The floor: decode (with the tool's own decode policy for the target size) and encode every image,
+no resize and no archive, on 2 processes with large chunks. Nothing the tool does can be cheaper.
+
+    python bench/floor.py IMAGENET_ROOT FILE_LIST_CSV SIZE
+"""
+
+import csv
+import io
+import sys
+from multiprocessing import Pool
+from pathlib import Path
+
+from PIL import Image
+
+from imagenette_build.transform import dct_scale, target_size
+
+
+def decode_encode(path_and_size):
+    path, size = path_and_size
+    with open(path, "rb") as f:
+        data = f.read()
+    img = Image.open(io.BytesIO(data))
+    if img.format == "JPEG":
+        scale = dct_scale(*img.size, target_size(*img.size, size))
+        if scale > 1:
+            img.draft(img.mode, (img.size[0] // scale, img.size[1] // scale))
+    img.load()
+    if img.mode not in ("RGB", "L"):
+        img = img.convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=75)
+    return len(buf.getvalue())
+
+
+def main():
+    root, file_list, size = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    jobs = []
+    with open(file_list) as f:
+        for row in csv.DictReader(f):
+            _, wnid, name = row["path"].split("/")
+            src_split = "val" if name.startswith("ILSVRC2012_val_") else "train"
+            jobs.append((str(root / src_split / wnid / name), size))
+    with Pool(2) as pool:
+        total = sum(pool.imap_unordered(decode_encode, jobs, chunksize=64))
+    print(total)
+
+
+if __name__ == "__main__":
+    main()
