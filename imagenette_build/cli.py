@@ -249,6 +249,47 @@ def new_manifest_command(name, wnids, classes_file, random_k, split, val_fractio
     click.echo(f"wrote {out} ({len(chosen)} classes, split {split})", err=True)
 
 
+@cli.command("verify")
+@click.argument("archive", type=click.Path(path_type=Path))
+@click.option("--manifest", default=None,
+              help="Built-in manifest name or path to a .toml [default: inferred from the archive's name].")
+@click.option("--imagenet", type=click.Path(path_type=Path), default=None,
+              help="Also compare every member with its source image in this ImageNet copy.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@click.option("--strict", is_flag=True, help="Junk files (.DS_Store, ._*) fail the structure level.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Worker processes for decoding and comparing [default: all cores].")
+@click.option("--recipe-sample", type=click.IntRange(min=0), default=20, show_default=True,
+              help="With --imagenet, sized: images on which every resize recipe is tried (0: none).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def verify_command(archive, manifest, imagenet, as_json, strict, jobs, recipe_sample, quiet):
+    """Check an archive level by level: identity (hashes against the published uploads and the
+    sums and report beside it), structure (members against the manifest), images (every member
+    decodes, sizes), and with --imagenet each member against its source image.
+
+    \b
+    Examples:
+      imagenette-build verify dist/imagenette2-160.tgz
+      imagenette-build verify imagenette2.tgz --imagenet /data/imagenet --json
+      imagenette-build verify my-64.tgz --manifest my.toml --strict
+
+    Reads the archive as a stream; never extracts or writes anything.
+    Exit codes: 0 every level passed, 1 a level failed, 2 usage or I/O error.
+    """
+    from .errors import EXIT_DATA
+    from .verify import RecipeGrid, VerifyOptions, verify
+
+    report = verify(VerifyOptions(archive=archive, manifest=manifest, imagenet=imagenet, strict=strict,
+                                  jobs=jobs or default_jobs(), quiet=quiet, grid=RecipeGrid(sample=recipe_sample)))
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        for line in report.lines():
+            click.echo(line)
+    if not report.passed:
+        click.get_current_context().exit(EXIT_DATA)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name=PROG, standalone_mode=False)
