@@ -4,12 +4,16 @@ Determinism is enforced at two choke points, not remembered at call sites:
 - `tar_header` is the only place a tar header is made: uid/gid 0, empty owner names, mode 0644
   (files) / 0755 (folders), one mtime for every member, POSIX pax format (plain ustar headers for
   the ASCII names used here);
-- `GzipWriter` writes the gzip header by hand: no file name, mtime 0, XFL 0, OS byte 255
+- the gzip header is written by hand (`GZIP_HEADER`): no file name, mtime 0, XFL 0, OS byte 255
   ("unknown"), so the stream depends only on the tar bytes and the compressor.
 The compressor is ISA-L (`isal`, standard deflate, several times faster than zlib) when installed,
 else Python's zlib; which one, and its level, is in the build report, because the compressed bytes
 (not the tar inside) depend on it. The sha256 of the uncompressed tar is reported too: it is the
 same whatever the compressor.
+
+Packing runs in two pipeline threads (`_Pipeline`: deflate, then hash and write) beside the thread
+that adds members, so a full-size build is not bound by one core doing tar, deflate, three hashes
+and the writes in turn (README "Speed").
 
 The archive is written under a temporary name in the output folder and renamed into place only
 after it is complete and synced: an interrupted run never leaves a file under the final name.
@@ -19,8 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import struct
 import tarfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +49,9 @@ DIR_MODE = 0o755
 BLOCK = tarfile.BLOCKSIZE  # 512
 RECORD = tarfile.RECORDSIZE  # 10240: GNU tar and Python's tarfile pad the archive to this
 FIRST_MIB = 1 << 20
+CHUNK = 1 << 20  # tar bytes handed to the deflate stage at a time
+QUEUE_DEPTH = 8  # chunks waiting per stage: bounds the memory of the pipeline
+GZIP_HEADER = b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + b"\x00\xff"  # no name, mtime 0, XFL 0, OS 255
 
 
 def source_date_epoch() -> int:
@@ -88,8 +97,58 @@ class ArchiveInfo:
     members: int
 
 
-class _HashingFile:
-    """The compressed output: written to disk and hashed (sha256, md5, md5 of the first MiB)."""
+class _Stage(threading.Thread):
+    """One stage of the packing pipeline: a thread applying `work` to each item of a bounded queue.
+
+    After the first error the stage keeps taking (and dropping) items, so the stage before it never
+    blocks on a full queue; the error is raised in the writing thread by `check`.
+    """
+
+    def __init__(self, name: str, work, finish=None, downstream: _Stage | None = None):
+        super().__init__(name=f"imagenette-build {name}", daemon=True)
+        self.queue: queue.Queue = queue.Queue(QUEUE_DEPTH)
+        self.work = work
+        self.finish = finish
+        self.downstream = downstream
+        self.error: BaseException | None = None
+        self.cancelled = False
+
+    def run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is _END:
+                if self.finish is not None and self.error is None and not self.cancelled:
+                    self._call(self.finish)
+                if self.downstream is not None:
+                    self.downstream.queue.put(_END)
+                return
+            if self.error is None and not self.cancelled:
+                self._call(self.work, item)
+
+    def _call(self, func, *args) -> None:
+        try:
+            func(*args)
+        except BaseException as exc:  # raised again in the writing thread
+            self.error = exc
+
+    def put(self, item) -> None:
+        self.check()
+        self.queue.put(item)
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+_END = object()
+
+
+class _Pipeline:
+    """tar bytes -> [deflate stage: tar sha256, crc32, deflate] -> [sink stage: sha256, md5, md5 of
+    the first MiB, write]. Both stages run in threads (hashlib, ISA-L and file writes release the
+    GIL), so packing overlaps with itself and with the caller; the queues are bounded, so at most
+    about 2 x QUEUE_DEPTH chunks are held. The bytes written do not depend on timing: chunk
+    boundaries depend only on the sequence of tar writes."""
 
     def __init__(self, f):
         self.f = f
@@ -97,8 +156,66 @@ class _HashingFile:
         self.sha256 = hashlib.sha256()
         self.md5 = hashlib.md5()
         self.md5_first = hashlib.md5()
+        self.tar_sha256 = hashlib.sha256()
+        self.tar_size = 0
+        self.crc = 0
+        self.deflate = _deflate.compressobj(COMPRESS_LEVEL, _deflate.DEFLATED, -15)
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self.sink = _Stage("sink", self._sink)
+        self.deflater = _Stage("deflate", self._deflate, finish=self._finish, downstream=self.sink)
+        self.sink.start()
+        self.deflater.start()
+        self.sink.put(GZIP_HEADER)
 
+    # -- the writing thread
     def write(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size >= CHUNK:
+            self._send()
+
+    def _send(self) -> None:
+        chunk = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending, self._pending_size = [], 0
+        self.sink.check()
+        self.deflater.put(chunk)
+
+    def close(self) -> None:
+        """Everything compressed, hashed and written (not yet synced); raises a stage's error."""
+        if self._pending:
+            self._send()
+        self.deflater.put(_END)
+        self.deflater.join()
+        self.sink.join()
+        self.deflater.check()
+        self.sink.check()
+
+    def cancel(self) -> None:
+        """Stop both stages, dropping what is queued; returns within seconds (daemon threads)."""
+        for stage in (self.deflater, self.sink):
+            stage.cancelled = True
+        if self.deflater.is_alive():
+            try:  # a cancelled stage drains its queue at once, so this put succeeds quickly
+                self.deflater.queue.put(_END, timeout=5)
+            except queue.Full:
+                pass
+        self.deflater.join(timeout=5)
+        self.sink.join(timeout=5)
+
+    # -- the deflate stage
+    def _deflate(self, chunk: bytes) -> None:
+        self.tar_sha256.update(chunk)
+        self.tar_size += len(chunk)
+        self.crc = _deflate.crc32(chunk, self.crc)
+        self.sink.put(self.deflate.compress(chunk))
+
+    def _finish(self) -> None:
+        tail = self.deflate.flush() + struct.pack("<II", self.crc & 0xFFFFFFFF, self.tar_size & 0xFFFFFFFF)
+        self.sink.put(tail)
+
+    # -- the sink stage
+    def _sink(self, data: bytes) -> None:
         if not data:
             return
         if self.size < FIRST_MIB:
@@ -107,28 +224,6 @@ class _HashingFile:
         self.sha256.update(data)
         self.md5.update(data)
         self.f.write(data)
-
-
-class GzipWriter:
-    """A standard gzip member (RFC 1952) with a fixed header, over a raw deflate stream."""
-
-    HEADER = b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + b"\x00\xff"  # no name, mtime 0, XFL 0, OS 255
-
-    def __init__(self, out: _HashingFile):
-        self.out = out
-        self.crc = 0
-        self.length = 0
-        self.deflate = _deflate.compressobj(COMPRESS_LEVEL, _deflate.DEFLATED, -15)
-        out.write(self.HEADER)
-
-    def write(self, data: bytes) -> None:
-        self.crc = _deflate.crc32(data, self.crc)
-        self.length += len(data)
-        self.out.write(self.deflate.compress(data))
-
-    def close(self) -> None:
-        self.out.write(self.deflate.flush())
-        self.out.write(struct.pack("<II", self.crc & 0xFFFFFFFF, self.length & 0xFFFFFFFF))
 
 
 class ArchiveWriter:
@@ -144,9 +239,7 @@ class ArchiveWriter:
         self.mtime = mtime
         self.tmp_path = final_path.with_name(f".{final_path.name}.partial-{os.getpid()}")
         self._file = open(self.tmp_path, "wb")
-        self._out = _HashingFile(self._file)
-        self._gz = GzipWriter(self._out)
-        self._tar_sha256 = hashlib.sha256()
+        self._pipe = _Pipeline(self._file)
         self._tar_size = 0
         self._dirs: set[str] = set()
         self.members = 0
@@ -154,9 +247,8 @@ class ArchiveWriter:
         self._add_dir(top)
 
     def _write_tar(self, data: bytes) -> None:
-        self._tar_sha256.update(data)
         self._tar_size += len(data)
-        self._gz.write(data)
+        self._pipe.write(data)
 
     def _add_dir(self, name: str) -> None:
         self._dirs.add(name)
@@ -188,14 +280,14 @@ class ArchiveWriter:
         pad = -self._tar_size % RECORD
         if pad:
             self._write_tar(b"\0" * pad)
-        self._gz.close()
+        pipe = self._pipe
+        pipe.close()
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
         self._closed = True
-        return ArchiveInfo(self.final_path, self._out.size, self._out.sha256.hexdigest(),
-                           self._out.md5.hexdigest(), self._out.md5_first.hexdigest(),
-                           self._tar_sha256.hexdigest(), self.members)
+        return ArchiveInfo(self.final_path, pipe.size, pipe.sha256.hexdigest(), pipe.md5.hexdigest(),
+                           pipe.md5_first.hexdigest(), pipe.tar_sha256.hexdigest(), self.members)
 
     def commit(self) -> None:
         os.replace(self.tmp_path, self.final_path)
@@ -203,6 +295,7 @@ class ArchiveWriter:
     def abort(self) -> None:
         """Remove the temporary file; safe to call at any point, any number of times."""
         if not self._closed:
+            self._pipe.cancel()
             try:
                 self._file.close()
             except OSError:

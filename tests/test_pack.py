@@ -1,0 +1,76 @@
+"""The packing pipeline (pack.py): threads that deflate, hash and write must give the same bytes as a
+plain gzip of the tar, and must surface a write error in the caller without hanging."""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import hashlib
+import io
+import os
+import tarfile
+
+import pytest
+
+from imagenette_build.pack import CHUNK, ArchiveWriter
+
+
+def _payloads(n: int, size: int) -> list[bytes]:
+    """Incompressible, like JPEG data, so the compressed stream is as long as the input."""
+    return [hashlib.shake_256(str(i).encode()).digest(size) for i in range(n)]
+
+
+def test_pipeline_output_is_a_plain_tgz_with_matching_hashes(tmp_path):
+    data = _payloads(40, 100_000)  # ~4 MB: several chunks through both stages
+    w = ArchiveWriter(tmp_path / "x.tgz", "x", 0)
+    for i, d in enumerate(data):
+        w.add_file(f"train/n0/{i:03d}.JPEG", d)
+    info = w.close()
+    w.commit()
+    raw = (tmp_path / "x.tgz").read_bytes()
+    assert info.size == len(raw) > 3 * CHUNK // 2
+    assert info.sha256 == hashlib.sha256(raw).hexdigest()
+    assert info.md5 == hashlib.md5(raw).hexdigest()
+    assert info.md5_first_mib == hashlib.md5(raw[: 1 << 20]).hexdigest()
+    tar_bytes = gzip.decompress(raw)  # checks the CRC and length trailer too
+    assert info.tar_sha256 == hashlib.sha256(tar_bytes).hexdigest()
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+        files = [m for m in tar.getmembers() if m.isfile()]
+        assert [tar.extractfile(m).read() for m in files] == data
+
+
+class _FullDisk:
+    """A file object that fails like a full disk after `room` bytes."""
+
+    def __init__(self, room: int):
+        self.room = room
+
+    def write(self, data):
+        self.room -= len(data)
+        if self.room < 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def close(self):
+        pass
+
+
+def test_write_error_in_the_sink_thread_is_raised_in_the_caller(tmp_path):
+    w = ArchiveWriter(tmp_path / "x.tgz", "x", 0)
+    w._pipe.f = _FullDisk(room=2 * CHUNK)
+    with pytest.raises(OSError) as exc:
+        for i, d in enumerate(_payloads(200, 100_000)):  # 20 MB: far more than the room
+            w.add_file(f"{i}.JPEG", d)
+        w.close()
+    assert exc.value.errno == errno.ENOSPC
+    w.abort()
+    assert not w._pipe.deflater.is_alive() and not w._pipe.sink.is_alive()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_abort_midway_stops_the_threads_and_removes_the_file(tmp_path):
+    w = ArchiveWriter(tmp_path / "x.tgz", "x", 0)
+    for i, d in enumerate(_payloads(60, 100_000)):
+        w.add_file(f"{i}.JPEG", d)
+    w.abort()
+    assert not w._pipe.deflater.is_alive() and not w._pipe.sink.is_alive()
+    assert list(tmp_path.iterdir()) == []
