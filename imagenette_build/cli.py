@@ -143,8 +143,11 @@ def build_command(imagenet, manifest, sizes, out, jobs, backend, resample, quali
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--manifest", default="imagenette2", show_default=True,
               help="Lay out the images this manifest needs (its file list, or --per-class images).")
-@click.option("--layout", type=click.Choice(["folders", "flat-devkit", "flat-kaggle-csv", "kaggle"]),
-              default="folders", show_default=True, help="Which ImageNet layout to write.")
+@click.option("--layout", type=click.Choice(["folders", "flat-devkit", "flat-kaggle-csv", "kaggle",
+                                             "ilsvrc-tars", "hf-shards", "hf-parquet"]),
+              default="folders", show_default=True,
+              help="Which ImageNet layout to write: extracted folders, or the downloads as they come "
+                   "(ilsvrc-tars: the original tars and devkit; hf-shards / hf-parquet: Hugging Face's).")
 @click.option("--per-class", type=click.IntRange(min=1), default=None,
               help="Only this many train (and a fifth as many val) images per class.")
 @click.option("--photos", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
@@ -159,6 +162,7 @@ def sample_imagenet_command(out, manifest, layout, per_class, photos, jobs, quie
     Examples:
       imagenette-build sample-imagenet /tmp/fake-imagenet
       imagenette-build sample-imagenet /tmp/fake --layout kaggle --manifest imagewoof2 --per-class 20
+      imagenette-build sample-imagenet /tmp/fake-tars --layout ilsvrc-tars --per-class 20
     """
     from . import manifest as manifests
     from .samplegen import SampleSpec, generate

@@ -87,6 +87,7 @@ def _apply_extra_splits(planned: list[PlannedImage], manifest: Manifest) -> list
 def make_plan(manifest: Manifest, source: Source, progress: Callable[[Iterable], Iterable] = iter) -> Plan:
     found: dict[str, list[SourceImage]] = {}
     empty: list[str] = []
+    source.prepare(manifest.wnids, progress)  # one-pass layouts (compressed shards) read here
     for wnid in progress(manifest.wnids):
         imgs = list(source.images(wnid))
         found[wnid] = imgs

@@ -9,6 +9,13 @@ that takes too much is caught.
 
 With `photos`, each image is instead the bytes of one real photo from that folder (cycled), for
 benchmarks on real JPEG content.
+
+Layouts: the extracted ones (`folders`, `flat-devkit`, `flat-kaggle-csv`, `kaggle`) and the
+downloaded files as they come, never extracted: `ilsvrc-tars` (ILSVRC2012_img_train.tar of class
+tars, ILSVRC2012_img_val.tar, ILSVRC2012_devkit_t12.tar.gz), `hf-shards` (Hugging Face
+data/train_images_<n>.tar.gz, data/val_images.tar.gz) and `hf-parquet` (data/train-*.parquet,
+data/validation-*.parquet; needs pyarrow). The validation labels give every class exactly 50 of the
+50,000 validation numbers, as the real devkit does.
 """
 
 from __future__ import annotations
@@ -16,6 +23,10 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import tarfile
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +37,17 @@ from . import classes
 from .engine import batches, ordered_map
 from .manifest import Manifest
 from .sources.folders import KAGGLE_SUBDIR
-from .sources.labels import DEVKIT_GROUND_TRUTH, KAGGLE_SOLUTION, VAL_IMAGES, val_filename
+from .errors import UserError
+from .sources.ilsvrc_tars import TRAIN_TAR, VAL_TAR
+from .sources.labels import (DEVKIT_ARCHIVE, DEVKIT_DIR, DEVKIT_GROUND_TRUTH, KAGGLE_SOLUTION, VAL_IMAGES,
+                             VAL_PER_CLASS, val_filename)
 
-LAYOUTS = ("folders", "flat-devkit", "flat-kaggle-csv", "kaggle")
+FOLDER_LAYOUTS = ("folders", "flat-devkit", "flat-kaggle-csv", "kaggle")
+ARCHIVE_LAYOUTS = ("ilsvrc-tars", "hf-shards", "hf-parquet")
+LAYOUTS = FOLDER_LAYOUTS + ARCHIVE_LAYOUTS
+HF_TRAIN_SHARDS = 5  # data/train_images_0..4.tar.gz, as on the Hub
+PARQUET_TRAIN_SHARDS = 2
+PARQUET_ROWS_PER_GROUP = 8  # small, so the tests see row groups that are skipped
 DECOY_CLASSES = ("n03888605", "n02119789")  # parallel bars (parachute's neighbour), kit fox (devkit ID 1)
 NORMAL_SIZES = [(500, 375), (500, 333), (375, 500), (333, 500), (500, 500), (400, 300), (500, 400), (640, 480)]
 LARGE_SIZES = [(1024, 768), (1600, 1200), (768, 1024), (2400, 1600)]
@@ -165,16 +184,22 @@ def image_path(out: Path, layout: str, im: SampleImage) -> Path:
     return top / "val" / im.filename
 
 
+def _image_bytes(filename: str, photos: list[str]) -> bytes:
+    if photos:
+        return Path(photos[_seed(filename) % len(photos)]).read_bytes()
+    return synthetic_jpeg(filename)
+
+
 def _write_batch(jobs: list[tuple[str, str]], photos: list[str]) -> int:
     for path, filename in jobs:
-        if photos:
-            data = Path(photos[_seed(filename) % len(photos)]).read_bytes()
-        else:
-            data = synthetic_jpeg(filename)
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
+        p.write_bytes(_image_bytes(filename, photos))
     return len(jobs)
+
+
+def _make_batch(filenames: list[str], photos: list[str]) -> list[bytes]:
+    return [_image_bytes(f, photos) for f in filenames]
 
 
 def _val_labels(images: list[SampleImage]) -> dict[int, str]:
@@ -185,21 +210,151 @@ def _val_labels(images: list[SampleImage]) -> dict[int, str]:
     return labels
 
 
-def _write_labels(out: Path, layout: str, images: list[SampleImage], other: list[str]) -> None:
-    """Labels for all 50,000 val numbers: ours, and a non-manifest class for the rest."""
+def val_ground_truth(images: list[SampleImage]) -> list[str]:
+    """The wnid of each validation number 1..50,000: the sample's own, and the rest handed out so
+    that every class has exactly 50, as in the real devkit."""
     labels = _val_labels(images)
-    wnid_of = [labels.get(n) or other[n % len(other)] for n in range(1, VAL_IMAGES + 1)]
+    used = Counter(labels.values())
+    quota = [c.wnid for c in classes.all_classes() for _ in range(max(0, VAL_PER_CLASS - used[c.wnid]))]
+    spare = iter(quota)
+    every = [c.wnid for c in classes.all_classes()]
+    return [labels.get(n) or next(spare, None) or every[n % len(every)] for n in range(1, VAL_IMAGES + 1)]
+
+
+def _devkit_lines(wnid_of: list[str]) -> str:
+    by_wnid = classes.by_wnid()
+    return "".join(f"{by_wnid[w].devkit_id}\n" for w in wnid_of)
+
+
+def _write_labels(out: Path, layout: str, images: list[SampleImage]) -> None:
+    """Labels for all 50,000 val numbers, as the layout keeps them."""
+    wnid_of = val_ground_truth(images)
     if layout == "flat-devkit":
-        by_wnid = classes.by_wnid()
-        path = out / "ILSVRC2012_devkit_t12" / "data" / DEVKIT_GROUND_TRUTH
+        path = out / DEVKIT_DIR / "data" / DEVKIT_GROUND_TRUTH
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(f"{by_wnid[w].devkit_id}\n" for w in wnid_of))
+        path.write_text(_devkit_lines(wnid_of))
+    elif layout == "ilsvrc-tars":
+        _write_devkit_archive(out / DEVKIT_ARCHIVE, _devkit_lines(wnid_of).encode())
     elif layout in ("flat-kaggle-csv", "kaggle"):
         rows = [f"ILSVRC2012_val_{n:08d},{w} 10 10 100 100 \n" for n, w in enumerate(wnid_of, start=1)]
         (out / KAGGLE_SOLUTION).write_text("ImageId,PredictionString\n" + "".join(rows))
         if layout == "kaggle":
             (out / "LOC_synset_mapping.txt").write_text(
                 "".join(f"{c.wnid} {', '.join(c.names)}\n" for c in classes.all_classes()))
+
+
+def _tar_info(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = size, 1_340_000_000, 0o644
+    return info
+
+
+def _write_devkit_archive(path: Path, ground_truth: bytes) -> None:
+    readme = b"Synthetic stand-in for the ILSVRC2012 devkit, written by imagenette-build sample-imagenet.\n"
+    with tarfile.open(path, "w:gz", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in ((f"{DEVKIT_DIR}/COPYING", readme),
+                           (f"{DEVKIT_DIR}/data/{DEVKIT_GROUND_TRUTH}", ground_truth)):
+            tar.addfile(_tar_info(name, len(data)), io.BytesIO(data))
+
+
+def hf_name(im: SampleImage) -> str:
+    """The Hugging Face file name: the ImageNet name with _<wnid> before the extension."""
+    stem, dot, ext = im.filename.rpartition(".")
+    return f"{stem}_{im.wnid}{dot}{ext}"
+
+
+def _archive_order(layout: str, images: list[SampleImage]) -> list[SampleImage]:
+    if layout == "ilsvrc-tars":  # train: class by class, as ILSVRC2012_img_train.tar; val by number
+        return sorted(images, key=lambda im: (im.split != "train", im.wnid if im.split == "train" else "",
+                                              im.filename))
+    if layout == "hf-shards":  # no order to rely on: shuffled by name
+        return sorted(images, key=lambda im: (im.split, hashlib.sha256(im.filename.encode()).hexdigest()))
+    return sorted(images, key=lambda im: (im.split, im.wnid if im.split == "train" else "", im.filename))
+
+
+def _write_ilsvrc_tars(out: Path, stream: Iterator[tuple[SampleImage, bytes]]) -> None:
+    with tarfile.open(out / TRAIN_TAR, "w", format=tarfile.GNU_FORMAT) as train, \
+            tarfile.open(out / VAL_TAR, "w", format=tarfile.GNU_FORMAT) as val:
+        current, inner, spool = None, None, None
+
+        def add_class() -> None:
+            inner.close()
+            size = spool.tell()
+            spool.seek(0)
+            train.addfile(_tar_info(f"{current}.tar", size), spool)
+            spool.close()
+
+        for im, data in stream:
+            if im.split == "val":
+                val.addfile(_tar_info(im.filename, len(data)), io.BytesIO(data))
+                continue
+            if im.wnid != current:
+                if current is not None:
+                    add_class()
+                current = im.wnid
+                spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+                inner = tarfile.open(fileobj=spool, mode="w", format=tarfile.GNU_FORMAT)
+            inner.addfile(_tar_info(im.filename, len(data)), io.BytesIO(data))
+        if current is not None:
+            add_class()
+
+
+def _write_hf_shards(out: Path, stream: Iterator[tuple[SampleImage, bytes]]) -> None:
+    data_dir = out / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    shards = [tarfile.open(data_dir / f"train_images_{i}.tar.gz", "w:gz", format=tarfile.GNU_FORMAT)
+              for i in range(HF_TRAIN_SHARDS)]
+    val = tarfile.open(data_dir / "val_images.tar.gz", "w:gz", format=tarfile.GNU_FORMAT)
+    try:
+        for im, data in stream:
+            tar = val if im.split == "val" else shards[_seed(im.filename) % HF_TRAIN_SHARDS]
+            tar.addfile(_tar_info(hf_name(im), len(data)), io.BytesIO(data))
+    finally:
+        for tar in [*shards, val]:
+            tar.close()
+
+
+def _pyarrow():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UserError("--layout hf-parquet needs pyarrow: pip install 'imagenette-build[parquet]'") from None
+    return pa, pq
+
+
+def _write_hf_parquet(out: Path, stream: Iterator[tuple[SampleImage, bytes]]) -> None:
+    pa, pq = _pyarrow()
+    data_dir = out / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    schema = pa.schema([("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+                        ("label", pa.int64())])
+    index = {c.wnid: c.index for c in classes.all_classes()}
+    rows = {"train": [], "val": []}
+    for im, data in stream:
+        rows[im.split].append((im, data))
+
+    def write(path: Path, part: list) -> None:
+        with pq.ParquetWriter(path, schema) as writer:
+            group: list = []
+            for k, (im, data) in enumerate(part):
+                group.append(({"bytes": data, "path": hf_name(im)}, index[im.wnid]))
+                last = k + 1 == len(part)
+                # train row groups hold one class each (so some hold decoys only); val ones are mixed
+                if last or len(group) == PARQUET_ROWS_PER_GROUP or (
+                        im.split == "train" and part[k + 1][0].wnid != im.wnid):
+                    writer.write_table(pa.table({"image": [g[0] for g in group], "label": [g[1] for g in group]},
+                                                schema=schema))
+                    group = []
+
+    train = rows["train"]
+    cut = math.ceil(len(train) / PARQUET_TRAIN_SHARDS)
+    for i in range(PARQUET_TRAIN_SHARDS):
+        write(data_dir / f"train-{i:05d}-of-{PARQUET_TRAIN_SHARDS:05d}.parquet", train[i * cut:(i + 1) * cut])
+    write(data_dir / "validation-00000-of-00001.parquet", rows["val"])
+
+
+ARCHIVE_WRITERS = {"ilsvrc-tars": _write_ilsvrc_tars, "hf-shards": _write_hf_shards, "hf-parquet": _write_hf_parquet}
 
 
 def write_subset_manifest(manifest: Manifest, images: list[SampleImage], out: Path) -> Path:
@@ -223,20 +378,32 @@ def write_subset_manifest(manifest: Manifest, images: list[SampleImage], out: Pa
 def generate(spec: SampleSpec, manifest: Manifest, jobs: int = 1, quiet: bool = True) -> dict:
     if spec.layout not in LAYOUTS:
         raise ValueError(f"unknown layout {spec.layout!r}")
+    if spec.layout == "hf-parquet":
+        _pyarrow()  # before any work
     wanted = wanted_images(manifest, spec.per_class)
     extra = decoys(wanted)
     everything = wanted + extra
     photos = sorted(str(p) for p in spec.photos.glob("*.JPEG")) if spec.photos else []
     spec.out.mkdir(parents=True, exist_ok=True)
-    work = [(str(image_path(spec.out, spec.layout, im)), im.filename) for im in everything]
-    tasks = ((chunk, photos) for chunk in batches(work, 64))
     from tqdm import tqdm
 
-    with tqdm(total=len(work), desc="sample", unit="img", disable=quiet) as bar:
-        for n in ordered_map(_write_batch, tasks, jobs):
-            bar.update(n)
-    other = [c.wnid for c in classes.all_classes() if c.wnid not in set(manifest.wnids)]
-    _write_labels(spec.out, spec.layout, everything, other)
+    with tqdm(total=len(everything), desc="sample", unit="img", disable=quiet) as bar:
+        if spec.layout in FOLDER_LAYOUTS:
+            work = [(str(image_path(spec.out, spec.layout, im)), im.filename) for im in everything]
+            for n in ordered_map(_write_batch, ((chunk, photos) for chunk in batches(work, 64)), jobs):
+                bar.update(n)
+        else:
+            ordered = _archive_order(spec.layout, everything)
+
+            def stream() -> Iterator[tuple[SampleImage, bytes]]:
+                chunks = list(batches(ordered, 64))
+                tasks = (([im.filename for im in chunk], photos) for chunk in chunks)
+                for chunk, datas in zip(chunks, ordered_map(_make_batch, tasks, jobs)):
+                    yield from zip(chunk, datas)
+                    bar.update(len(chunk))
+
+            ARCHIVE_WRITERS[spec.layout](spec.out, stream())
+    _write_labels(spec.out, spec.layout, everything)
     manifest_path = None
     if manifest.split.policy == "files" and spec.per_class is not None:
         manifest_path = write_subset_manifest(manifest, wanted, spec.out)

@@ -36,3 +36,17 @@ def sample_layouts(tmp_path_factory):
 @pytest.fixture(scope="session")
 def sample(sample_layouts):
     return sample_layouts["folders"]
+
+
+@pytest.fixture(scope="session")
+def archived_layouts(tmp_path_factory):
+    """The same subset as `sample_layouts`, as the downloads come, never extracted: the original
+    ILSVRC tars, Hugging Face's tar.gz shards and its parquet shards. {layout: (root, manifest)}."""
+    base = tmp_path_factory.mktemp("imagenet-archived")
+    m = manifests.load("imagenette2")
+    out = {}
+    for layout in ("ilsvrc-tars", "hf-shards", "hf-parquet"):
+        root = base / layout
+        stats = generate(SampleSpec(out=root, layout=layout, per_class=4), m, jobs=1)
+        out[layout] = (root, stats["manifest"])
+    return out

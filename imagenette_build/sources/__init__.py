@@ -8,15 +8,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
-from . import folders
+from . import folders, hf_parquet, hf_shards, ilsvrc_tars
 from .base import Source, SourceImage, SourceRef
 
 __all__ = ["Source", "SourceImage", "SourceRef", "open_source", "DETECTORS"]
 
-# (what it is, what it looks for, detector)
+# (what it is, what it looks for, detector). Detectors only look at names: cheap, no reading.
 DETECTORS = [
     ("extracted folders", folders.LOOKED_FOR["extracted folders"], folders.detect_extracted),
     ("Kaggle tree", folders.LOOKED_FOR["Kaggle"], folders.detect_kaggle),
+    (ilsvrc_tars.LAYOUT, ilsvrc_tars.LOOKED_FOR, ilsvrc_tars.detect),
+    (hf_shards.LAYOUT, hf_shards.LOOKED_FOR, hf_shards.detect),
+    (hf_parquet.LAYOUT, hf_parquet.LOOKED_FOR, hf_parquet.detect),
 ]
 
 
@@ -28,8 +31,8 @@ def open_source(root: Path) -> Source:
         raise UserError(f"--imagenet {root}: is a file, not a folder")
     found = [(name, src) for name, _, detect in DETECTORS if (src := detect(root)) is not None]
     if len(found) > 1:
-        names = " and ".join(name for name, _ in found)
-        raise UserError(f"--imagenet {root}: mixed layouts ({names}); point --imagenet at one of them")
+        names = " and ".join(src.describe() for _, src in found)
+        raise UserError(f"--imagenet {root}: mixed layouts: {names}; point --imagenet at a folder with one of them")
     if not found:
         looked = "; ".join(f"{name}: {what}" for name, what, _ in DETECTORS)
         raise UserError(f"--imagenet {root}: no ImageNet layout found. Looked for {looked}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +50,17 @@ class Source(ABC):
     def __init__(self, root: Path):
         self.root = root
 
+    def prepare(self, wnids: Iterable[str], progress: Callable[[Iterable], Iterable] = iter) -> None:
+        """Called once by the planner with every class it will ask for, before `images`.
+
+        Layouts that must read everything in one pass (compressed shards) take what these classes
+        need here; layouts that can seek use it to stop scanning early. `progress` is the planner's
+        progress wrapper (see `byte_bar`). The default does nothing.
+        """
+
+    def close(self) -> None:
+        """Release what `prepare` made (a spill file). Also happens when the process ends."""
+
     @abstractmethod
     def images(self, wnid: str) -> Iterator[SourceImage]:
         """Every image of class `wnid`, train and val, in no particular order."""
@@ -64,3 +75,23 @@ class Source(ABC):
 
 def is_image_name(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def byte_bar(progress: Callable[[Iterable], Iterable], total: int, desc: str):
+    """A bar counting bytes, shown when the planner's progress wrapper shows bars (a tqdm), else
+    a silent stand-in: `--quiet` reaches a source only through that wrapper."""
+    bar = progress(())
+    if not (hasattr(bar, "reset") and hasattr(bar, "update")):
+        return _NoBar()
+    bar.unit, bar.unit_scale, bar.unit_divisor = "B", True, 1024
+    bar.set_description_str(desc, refresh=False)
+    bar.reset(total=total)
+    return bar

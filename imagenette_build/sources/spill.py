@@ -1,0 +1,84 @@
+"""The spill file: where images read from a layout that cannot be seeked into are put for the build.
+
+A gzip-compressed shard cannot be read at an offset, and a parquet row is not a byte range of its
+file, so the images a build needs are copied, in one pass, into one plain file; each image is then
+an ordinary `SourceRef(spill file, offset, length)` that any worker process can read.
+
+The spill lives in a fresh folder `imagenette-build-spill-*` under $IMAGENETTE_BUILD_TMPDIR if set,
+else the system temporary folder. It is removed when the process that made it ends (normally or by
+an error or Ctrl-C: `atexit`), or earlier by `close()`. On a cluster, $IMAGENETTE_BUILD_TMPDIR must be
+a folder the workers can read at the same path. A process killed with SIGKILL cannot clean up; its
+folder is left behind and may be deleted by hand.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..errors import DataError, UserError
+
+TMPDIR_ENV = "IMAGENETTE_BUILD_TMPDIR"
+
+
+def spill_parent() -> Path:
+    configured = os.environ.get(TMPDIR_ENV)
+    if not configured:
+        return Path(tempfile.gettempdir())
+    parent = Path(configured)
+    if not parent.is_dir():
+        raise UserError(f"{TMPDIR_ENV}={configured}: no such folder (it holds the images read from "
+                        "compressed shards during a build)")
+    return parent
+
+
+class Spill:
+    """An append-only file of image bytes, removed with its folder when the process ends."""
+
+    def __init__(self, tag: str):
+        parent = spill_parent()
+        try:
+            self.folder = Path(tempfile.mkdtemp(prefix=f"imagenette-build-spill-{tag}-", dir=parent))
+        except OSError as exc:
+            raise UserError(f"{parent}: cannot make the spill folder: {exc.strerror or exc}; "
+                            f"set {TMPDIR_ENV} to a writable folder") from None
+        self.path = self.folder / "images.bin"
+        self._owner = os.getpid()
+        atexit.register(self.remove)
+        self._file = open(self.path, "wb")  # noqa: SIM115 - closed by finish()/remove()
+        self.size = 0
+
+    def append(self, data: bytes) -> tuple[int, int]:
+        """Write one image; its (offset, length) in the spill file."""
+        offset = self.size
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            self.remove()
+            raise DataError(f"{self.path}: cannot write the spill file ({exc.strerror or exc}); it needs "
+                            f"room for every image the build takes; set {TMPDIR_ENV} to a bigger disk") from None
+        self.size += len(data)
+        return offset, len(data)
+
+    def finish(self) -> None:
+        """Done writing: flush, so workers in other processes see every byte."""
+        if self._file is not None and not self._file.closed:
+            try:
+                self._file.close()
+            except OSError as exc:
+                self.remove()
+                raise DataError(f"{self.path}: cannot write the spill file ({exc.strerror or exc})") from None
+
+    def remove(self) -> None:
+        if os.getpid() != self._owner:  # a forked worker inherits atexit handlers: not its folder
+            return
+        if self._file is not None and not self._file.closed:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+        shutil.rmtree(self.folder, ignore_errors=True)
+        atexit.unregister(self.remove)
