@@ -9,7 +9,7 @@ ifeq ($(PYTHON),$(VENV)/bin/python)
 SETUP := $(VENV)/.installed
 endif
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench bench-layouts clean
 
 install: $(VENV)/.installed
 
@@ -33,3 +33,6 @@ clean:
 
 bench: $(SETUP)     ## side-by-side benchmark (minutes; never in CI); table goes to stdout
 	$(PYTHON) bench/bench.py
+
+bench-layouts: $(SETUP)  ## the same images from extracted folders and from the original tars (minutes; never in CI)
+	$(PYTHON) bench/layouts.py
