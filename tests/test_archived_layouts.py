@@ -339,13 +339,21 @@ def test_hf_shards_spill_only_the_planned_classes(archived_layouts, tmp_path, mo
     assert list(tmp_path.iterdir()) == []
 
 
-def test_truncated_gzip_shard_is_an_error_and_leaves_no_spill(archived_layouts, tmp_path):
+@pytest.mark.parametrize("damage", ["truncated", "flipped bytes"])
+def test_damaged_gzip_shard_is_an_error_and_leaves_no_spill(damage, archived_layouts, tmp_path):
     root, manifest_path = copy_layout(archived_layouts, "hf-shards", tmp_path / "in")
     shard = root / "data" / "val_images.tar.gz"
-    os.truncate(shard, shard.stat().st_size // 2)
+    if damage == "truncated":
+        os.truncate(shard, shard.stat().st_size // 2)
+    else:
+        data = bytearray(shard.read_bytes())
+        for i in range(len(data) // 2, len(data) // 2 + 64):
+            data[i] ^= 0xFF
+        shard.write_bytes(bytes(data))
     env, spill = spill_env(tmp_path)
     r = run_cli("--imagenet", root, "--manifest", manifest_path, "--out", tmp_path / "out", "-q", env=env)
-    one_line_error(r, 1, str(shard), "truncated or corrupt gzip")
+    line = one_line_error(r, 1, str(shard))
+    assert "truncated or corrupt gzip" in line or "corrupt at byte" in line, line
     assert list(spill.iterdir()) == []
     assert not (tmp_path / "out").exists()
 

@@ -54,7 +54,7 @@ class HFParquetSource(Source):
         counts = {}
         for split, _ in self.shards:
             counts[split] = counts.get(split, 0) + 1
-        what = ", ".join(f"{n} {split} shards" for split, n in counts.items())
+        what = ", ".join(f"{n} {split} shard{'s' if n > 1 else ''}" for split, n in counts.items())
         return f"{self.layout} at {shard_folder(self.root)} ({what})"
 
     def looked_in(self, wnid: str) -> str:

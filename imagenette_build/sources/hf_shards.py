@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from isal import igzip
+from isal import igzip_threaded
 
 from .. import classes
 from ..errors import DataError, UserError
@@ -98,7 +98,8 @@ class HFShardsSource(Source):
             raise UserError(f"{path}: cannot open: {exc.strerror or exc}") from None
         done = 0
         try:
-            with raw, igzip.open(raw, "rb") as gz:
+            # ISA-L decompresses in its own thread while this one parses and spills: ~1.5x faster
+            with raw, igzip_threaded.open(raw, "rb", threads=1) as gz:
                 for name, data in stream_members(gz, str(path), want):
                     filename, wnid = imagenet_name(name, str(path))
                     offset, length = self.spill.append(data)
@@ -108,7 +109,7 @@ class HFShardsSource(Source):
                     bar.update(pos - done)
                     done = pos
                 bar.update(raw.tell() - done)
-        except (EOFError, OSError) as exc:  # igzip.BadGzipFile is an OSError
+        except (EOFError, OSError) as exc:  # isal's BadGzipFile is an OSError
             raise DataError(f"{path}: truncated or corrupt gzip ({exc})") from None
 
     def images(self, wnid: str) -> Iterator[SourceImage]:
