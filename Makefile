@@ -9,7 +9,7 @@ ifeq ($(PYTHON),$(VENV)/bin/python)
 SETUP := $(VENV)/.installed
 endif
 
-.PHONY: install test demo bench bench-layouts clean
+.PHONY: install test demo cluster-demo bench bench-layouts bench-cluster clean
 
 install: $(VENV)/.installed
 
@@ -28,11 +28,24 @@ demo: $(SETUP)      ## a synthetic ImageNet with the whole imagenette2 file list
 	cd $(DEMO)/dist && sha256sum -c SHA256SUMS
 	@echo "demo: built $(DEMO)/dist/imagenette2-160.tgz from a synthetic ImageNet in $(DEMO)/imagenet"
 
+cluster-demo: $(SETUP)  ## the demo built on a Dask scheduler + 2 workers started on loopback (then stopped), compared with a local build
+	test -d $(DEMO)/imagenet/train || $(CLI) sample-imagenet $(DEMO)/imagenet --layout flat-devkit
+	rm -rf $(DEMO)/dist-local $(DEMO)/dist-cluster
+	$(CLI) --imagenet $(DEMO)/imagenet --size 160 --out $(DEMO)/dist-local
+	$(PYTHON) scripts/loopback_cluster.py --workers 2 --dir $(DEMO)/cluster -- \
+		$(CLI) --imagenet $(DEMO)/imagenet --size 160 --out $(DEMO)/dist-cluster --scheduler {scheduler}
+	cd $(DEMO)/dist-cluster && sha256sum -c SHA256SUMS
+	cmp $(DEMO)/dist-local/imagenette2-160.tgz $(DEMO)/dist-cluster/imagenette2-160.tgz
+	@echo "cluster-demo: $(DEMO)/dist-cluster/imagenette2-160.tgz, built on the cluster, is byte-identical to the local build"
+
 clean:
 	rm -rf $(DEMO) dist .pytest_cache
 
 bench: $(SETUP)     ## side-by-side benchmark (minutes; never in CI); table goes to stdout
 	$(PYTHON) bench/bench.py
+
+bench-cluster: $(SETUP)  ## local build against LocalCluster and a dask scheduler+workers on loopback (minutes; never in CI)
+	$(PYTHON) bench/cluster.py
 
 bench-layouts: $(SETUP)  ## the same images from extracted folders and from the original tars (minutes; never in CI)
 	$(PYTHON) bench/layouts.py

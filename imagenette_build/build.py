@@ -5,16 +5,21 @@ This module only wires the stages together; each stage lives in its own module.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
 from . import manifest as manifests
 from . import outputs
+from .cache import DEFAULT_DIRNAME as DEFAULT_CACHE_DIRNAME
+from .cache import CacheStats, ImageCache, open_cache, remove_stale_temp
 from .engine import batches, default_jobs, ordered_map
 from .errors import DataError, UserError
 from .pack import ArchiveInfo, ArchiveWriter, source_date_epoch
@@ -25,6 +30,9 @@ from .toolchain import toolchain
 from .transform import Recipe, process_batch
 
 FIRST_FEW = 5
+SKIPPED_SHOWN = 20  # images left out by --skip-broken named on stderr (the report has them all)
+PROG = "imagenette-build"
+TEST_PAUSE_ENV = "IMAGENETTE_BUILD_TEST_PAUSE"  # test-only: see _test_pause
 
 
 @dataclass(frozen=True)
@@ -35,9 +43,13 @@ class BuildOptions:
     out: Path = Path("dist")
     jobs: int = field(default_factory=default_jobs)
     backend: str = "loky"
+    scheduler: str | None = None  # a Dask scheduler address: the resize work runs on that cluster
     recipe: Recipe = Recipe()
     batch_size: int = 32
     quiet: bool = False
+    use_cache: bool = True  # --no-cache: False
+    cache: Path | None = None  # --cache DIR; None: <out>/.imagenette-cache
+    skip_broken: bool = False  # build without listed images that are missing or cannot be read
 
 
 def size_label(size: int | None) -> str:
@@ -54,21 +66,33 @@ def prepare(opts: BuildOptions) -> Plan:
     source = open_source(opts.imagenet)
 
     def progress(wnids: Iterable[str]) -> Iterable[str]:
-        return _bar(opts.quiet, iterable=wnids, desc="scan", unit="class")
+        bar = _bar(opts.quiet, iterable=wnids, desc="scan", unit="class")
+        if os.environ.get(TEST_PAUSE_ENV) and wnids:
+            return _pause_after_first(bar, "scan")
+        return bar
 
     return make_plan(manifest, source, progress)
 
 
-def check_complete(plan: Plan) -> None:
-    """The dataset must be complete: stop, naming what is missing, before anything is written."""
+def _pause_after_first(items: Iterable, point: str) -> Iterable:
+    for i, item in enumerate(items):
+        yield item
+        if i == 0:
+            _test_pause(point)
+
+
+def check_complete(plan: Plan, skip_missing: bool = False) -> list[dict]:
+    """The dataset must be complete: stop, naming what is missing, before anything is written.
+    With `skip_missing` (--skip-broken) the missing images are returned as skipped instead."""
     if not plan.images:
         where = "; ".join(plan.empty_classes[:FIRST_FEW])
         raise DataError(f"no images of any manifest class found in {plan.source}: {where}")
-    if plan.missing:
+    if plan.missing and not skip_missing:
         first = ", ".join(plan.missing[:FIRST_FEW])
         more = f" (classes with no images at all: {'; '.join(plan.empty_classes[:3])})" if plan.empty_classes else ""
         raise DataError(f"{len(plan.missing)} of {len(plan.missing) + len(plan.images)} listed images are "
-                        f"missing from {plan.source}, first: {first}{more}")
+                        f"missing from {plan.source}, first: {first}{more} (--skip-broken builds without them)")
+    return [{"member": m, "source": None, "reason": f"missing from {plan.source}"} for m in plan.missing]
 
 
 def root_file_contents(plan: Plan) -> dict[str, bytes]:
@@ -84,41 +108,90 @@ def archive_paths(plan: Plan, opts: BuildOptions) -> dict[int | None, Path]:
     return {s: opts.out / f"{plan.manifest.archive_stem(s)}.tgz" for s in opts.sizes}
 
 
+def cache_dir(opts: BuildOptions) -> Path | None:
+    """Where resized images are cached: --cache DIR, else <out>/.imagenette-cache; None when off
+    (--no-cache) or when only full-size archives are built (their bytes are the sources')."""
+    if not opts.use_cache or all(s is None for s in opts.sizes):
+        return None
+    return opts.cache if opts.cache is not None else opts.out / DEFAULT_CACHE_DIRNAME
+
+
 def run(opts: BuildOptions, plan: Plan) -> list[dict]:
-    """Build every requested size in one pass over the sources; return one report per archive."""
-    check_complete(plan)
+    """Build every requested size in one pass over the sources; return one report per archive.
+
+    Safe against interruption at any point (README "Faults, resume and the cache"): archives are
+    written under temporary names, and `_commit` puts each in place in an order that leaves every
+    final name complete and current. Temporary files of dead earlier runs are removed first.
+    """
+    skipped = check_complete(plan, opts.skip_broken)
     _prepare_out_dir(opts.out)
+    outputs.remove_stale_partials(opts.out)
+    cache: ImageCache | None = None
     manifest = plan.manifest
     mtime = source_date_epoch()
     started = time.monotonic()
     writers: dict[int | None, ArchiveWriter] = {}
+    stats: dict[int, CacheStats] = {}
+    built = plan  # the plan minus the images skipped with --skip-broken
     try:
-        root_files = root_file_contents(plan)
-        for size, path in archive_paths(plan, opts).items():
-            writers[size] = ArchiveWriter(path, manifest.archive_stem(size), mtime)
-            for name, data in root_files.items():
-                writers[size].add_file(name, data)
-        errors = _write_images(plan, opts, writers)
-        if errors:
-            first = "; ".join(errors[:FIRST_FEW])
-            raise DataError(f"{len(errors)} source images could not be read, no archive written. First: {first}")
+        for attempt in (1, 2):
+            root_files = root_file_contents(built)
+            for size, path in archive_paths(plan, opts).items():
+                writers[size] = ArchiveWriter(path, manifest.archive_stem(size), mtime)
+                for name, data in root_files.items():
+                    writers[size].add_file(name, data)
+            if attempt == 1:  # after the archives' files: a folder that cannot be written to says so first
+                cache = _open_cache(opts)
+                stats = {s: CacheStats() for s in opts.sizes if s is not None and cache is not None}
+            broken = _write_images(built, opts, writers, cache, stats, pause=attempt == 1)
+            if broken and not opts.skip_broken:
+                first = "; ".join(b["reason"] for b in broken[:FIRST_FEW])
+                raise DataError(f"{len(broken)} source images could not be read, no archive written "
+                                f"(--skip-broken builds without them). First: {first}")
+            if not broken:
+                break
+            if attempt == 2:
+                raise DataError(f"{len(broken)} more source images became unreadable during the build "
+                                f"(are the files changing?), no archive written. First: {broken[0]['reason']}")
+            skipped += broken
+            gone = {b["member"] for b in broken}
+            built = replace(plan, images=[img for img in plan.images if img.member not in gone])
+            if not built.images:
+                raise DataError(f"none of the {len(plan.images)} source images could be read, no archive "
+                                f"written. First: {broken[0]['reason']}")
+            if not manifest.noisy_labels_file:
+                break  # the images left out were never added: the archives are already right
+            # The generated noisy-labels CSV at the archive root lists every image: write the archives
+            # again without the skipped ones (from the cache, so this pass costs reads, not resizes).
+            for w in writers.values():
+                w.abort()
+            writers = {}
         infos = {size: w.close() for size, w in writers.items()}
         reports = []
+        _test_pause("commit")
         for size, info in infos.items():
-            report = _report(plan, opts, size, info, mtime)
+            report = _report(built, opts, size, info, mtime, skipped, cache, stats.get(size))
             _commit(writers[size], info, report)
             reports.append(report)
     except OSError as exc:
-        raise DataError(f"{getattr(exc, 'filename', None) or opts.out}: cannot write: "
-                        f"{exc.strerror or exc}") from None
+        where = (outputs.final_path(Path(exc.filename)) if exc.filename
+                 else " and ".join(str(p) for p in archive_paths(plan, opts).values()))
+        raise DataError(f"{where}: cannot write: {exc.strerror or exc}") from None
     finally:
         for w in writers.values():
             w.abort()
+        if cache is not None:  # workers ended mid-write (an interrupt) leave their temporary entries
+            remove_stale_temp(Path(cache.root))
+    _warn_skipped(skipped)
+    _warn_cache_errors(stats)
     if not opts.quiet:
         elapsed = time.monotonic() - started
         for r in reports:
+            cached = ""
+            if r["cache"]:
+                cached = f"; cache: {r['cache']['hits']} reused, {r['cache']['misses']} made"
             print(f"wrote {opts.out / r['archive']} ({r['archive_bytes']:,} bytes, {r['images']} images) "
-                  f"in {elapsed:.1f} s", file=sys.stderr)
+                  f"in {elapsed:.1f} s{cached}", file=sys.stderr)
     return reports
 
 
@@ -131,34 +204,101 @@ def _prepare_out_dir(out: Path) -> None:
         raise DataError(f"--out {out}: cannot create the folder: {exc.strerror or exc}") from None
 
 
-def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, ArchiveWriter]) -> list[str]:
+def _open_cache(opts: BuildOptions) -> ImageCache | None:
+    where = cache_dir(opts)
+    if where is None:
+        return None
+    try:
+        return open_cache(where)
+    except OSError as exc:
+        if opts.cache is not None:  # asked for by name: the user must fix it
+            raise UserError(f"--cache {where}: cannot use it as the cache folder: {exc.strerror or exc}") from None
+        print(f"{PROG}: warning: {where}: cannot make the cache folder ({exc.strerror or exc}); "
+              "building without a cache", file=sys.stderr)
+        return None
+
+
+def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, ArchiveWriter],
+                  cache: ImageCache | None, stats: dict[int, CacheStats], pause: bool = False) -> list[dict]:
+    """Resize (in the workers) and pack every image of `plan`; the images that failed, as
+    {"member", "source", "reason"}. Cache counters are added to `stats`."""
     sizes = tuple(writers)
     # Full-size copies only read bytes: threads do that as well as processes, without the pickling.
-    backend = "threading" if all(s is None for s in sizes) else opts.backend
-    tasks = ((([img.ref for img in batch]), sizes, opts.recipe) for batch in batches(plan.images, opts.batch_size))
+    full_only = all(s is None for s in sizes)
+    backend = "threading" if full_only else opts.backend
+    # Full-size copies are not resized: sending them to a cluster would only ship the originals
+    # back over the network, so they are read here even with --scheduler.
+    scheduler = None if full_only else opts.scheduler
+    client = os.getpid()
+    tasks = (([img.ref for img in batch], sizes, opts.recipe, cache, client)
+             for batch in batches(plan.images, opts.batch_size))
     # Results held at once: one window of batches. Resized JPEGs are small, so a long window keeps
     # the per-window tail (workers idle while the last batches finish) short; full-size batches
     # carry the originals (~150 kB each), so their window is shorter.
-    window = (8 if None in sizes else 32) * opts.jobs
-    results = ordered_map(process_batch, tasks, opts.jobs, backend, window)
-    errors: list[str] = []
+    window = 8 if None in sizes else 32  # batches per worker
+    results = ordered_map(process_batch, tasks, opts.jobs, backend, window, scheduler)
+    broken: list[dict] = []
     images = iter(plan.images)
+    done, half = 0, len(plan.images) // 2
     with _bar(opts.quiet, total=len(plan.images), desc="resize", unit="img") as resize_bar, \
-            _bar(opts.quiet, desc="pack", unit="B", unit_scale=True, unit_divisor=1024) as pack_bar:
-        for batch_results in results:
-            for outputs_per_size, error in batch_results:
+            _bar(opts.quiet, desc="pack", unit="B", unit_scale=True, unit_divisor=1024) as pack_bar, \
+            _closing(results):
+        for batch in results:
+            for size, batch_stats in batch.cache.items():
+                stats[size].add(batch_stats)
+            for outputs_per_size, error in batch.images:
                 img = next(images)
                 if error is not None:
-                    errors.append(error)
+                    broken.append({"member": img.member, "source": str(img.ref), "reason": error})
                     continue
                 for size, data in zip(sizes, outputs_per_size):
                     writers[size].add_file(img.member, data)
                     pack_bar.update(len(data))
-            resize_bar.update(len(batch_results))
-    return errors
+            resize_bar.update(len(batch.images))
+            done += len(batch.images)
+            if pause and done - len(batch.images) < half <= done:
+                _test_pause("resize")
+    return broken
 
 
-def _report(plan: Plan, opts: BuildOptions, size: int | None, info: ArchiveInfo, mtime: int) -> dict:
+@contextmanager
+def _closing(results: Iterator):
+    """Close the workers' result stream as soon as the loop leaves, even on an interrupt (else it
+    would happen at exit, with joblib's warning about the tasks it cancelled)."""
+    try:
+        yield results
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
+
+
+def _warn_skipped(skipped: list[dict]) -> None:
+    """--skip-broken: every image left out on stderr (also with --quiet: the data is incomplete)."""
+    if not skipped:
+        return
+    shown = skipped if len(skipped) <= SKIPPED_SHOWN else skipped[:SKIPPED_SHOWN]
+    print(f"{PROG}: warning: built without {len(skipped)} listed images (--skip-broken); "
+          "the build report lists them all:", file=sys.stderr)
+    for s in shown:
+        print(f"  skipped {s['member']}: {s['reason']}", file=sys.stderr)
+    if len(skipped) > len(shown):
+        print(f"  ... and {len(skipped) - len(shown)} more", file=sys.stderr)
+
+
+def _warn_cache_errors(stats: dict[int, CacheStats]) -> None:
+    failed = [s for s in stats.values() if s.write_errors]
+    if failed:
+        total = sum(s.write_errors for s in failed)
+        print(f"{PROG}: warning: {total} resized images could not be written to the cache (first: "
+              f"{failed[0].first_write_error}); the archives are complete, a rerun will resize them again",
+              file=sys.stderr)
+
+
+def _report(plan: Plan, opts: BuildOptions, size: int | None, info: ArchiveInfo, mtime: int,
+            skipped: list[dict], cache: ImageCache | None, stats: CacheStats | None) -> dict:
     m = plan.manifest
     counts = plan.counts()
     return {
@@ -172,11 +312,14 @@ def _report(plan: Plan, opts: BuildOptions, size: int | None, info: ArchiveInfo,
             "recipe": opts.recipe.to_json() if size is not None else "original bytes",
             "jobs": opts.jobs,
             "backend": opts.backend,
+            "scheduler": opts.scheduler if any(s is not None for s in opts.sizes) else None,  # where it ran
             "batch_size": opts.batch_size,
             "mtime": mtime,
+            "skip_broken": opts.skip_broken,
         },
         "images": len(plan.images),
         "counts": counts,
+        "skipped": skipped,  # --skip-broken: listed images left out, and why
         "root_files": list(m.root_files) + ([m.noisy_labels_file] if m.noisy_labels_file else []),
         "archive_bytes": info.size,
         "sha256": info.sha256,
@@ -184,6 +327,8 @@ def _report(plan: Plan, opts: BuildOptions, size: int | None, info: ArchiveInfo,
         "md5_first_mib": info.md5_first_mib,
         "tar_sha256": info.tar_sha256,
         "tar_members": info.members,
+        # Resized images reused from / added to the cache in this run (None: no cache, or full size).
+        "cache": ({"dir": cache.root, **stats.to_json()} if cache is not None and stats is not None else None),
         "toolchain": toolchain(),
     }
 
@@ -191,15 +336,32 @@ def _report(plan: Plan, opts: BuildOptions, size: int | None, info: ArchiveInfo,
 def _commit(writer: ArchiveWriter, info: ArchiveInfo, report: dict) -> None:
     """Put a finished archive in place so that, whenever the process dies, every file under a
     final name is complete and current: the old sums lines and report go first, then the archive
-    is renamed in, then its report and sums lines are written."""
+    is renamed in, then its report and sums lines are written. Each step is one atomic rename, so
+    an interrupt between any two leaves the folder consistent too."""
     out = info.path.parent
     name = info.path.name
     report_path = out / f"{report['stem']}.json"
     outputs.set_sums(out, name, {"SHA256SUMS": None, "MD5SUMS": None})
     report_path.unlink(missing_ok=True)
+    _test_pause("commit-archive")
     writer.commit()
+    _test_pause("commit-report")
     outputs.write_report(report_path, report)
+    _test_pause("commit-sums")
     outputs.set_sums(out, name, {"SHA256SUMS": info.sha256, "MD5SUMS": info.md5})
+    outputs.sync_dir(out)
+
+
+def _test_pause(point: str) -> None:
+    """Test-only hook (tests/test_interrupt.py): with IMAGENETTE_BUILD_TEST_PAUSE naming `point`
+    (comma-separated points: scan, resize, commit, commit-archive, commit-report, commit-sums),
+    say so on stderr and sleep IMAGENETTE_BUILD_TEST_PAUSE_SECONDS (60), so that a test can send a
+    signal at a known point. Not for users; without the variable it does nothing."""
+    wanted = os.environ.get(TEST_PAUSE_ENV)
+    if not wanted or point not in wanted.split(","):
+        return
+    print(f"test-pause {point}", file=sys.stderr, flush=True)
+    time.sleep(float(os.environ.get(f"{TEST_PAUSE_ENV}_SECONDS", "60")))
 
 
 def dry_run_summary(plan: Plan, opts: BuildOptions) -> dict:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
 
 from . import __version__
 from .build import BuildOptions, describe_plan, dry_run_summary, prepare, run
-from .engine import BACKENDS, default_jobs
+from .engine import BACKENDS, SCHEDULER_ENV, default_jobs
 from .errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError
 from .toolchain import libjpeg_version, pillow_description
 from .transform import DECODES, FILTERS, ROUNDINGS, Recipe
@@ -102,11 +105,22 @@ def cli():
                    ">= 2x the target (faster, pixels differ slightly); full: always decode fully.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Images per worker task.")
+@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
+              help="Keep resized images in this folder [default: OUT/.imagenette-cache], so a rerun "
+                   "after an interruption only does what was not finished.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the cache of resized images.")
+@click.option("--skip-broken", is_flag=True,
+              help="Build without listed images that are missing or cannot be read (named on stderr and "
+                   "in the report) instead of stopping.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (classes, counts, missing images); write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build reports (or the plan) as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or messages; errors only.")
+@click.option("--scheduler", metavar="ADDRESS", envvar=SCHEDULER_ENV, show_envvar=True, default=None,
+              help="Resize on the Dask cluster of this scheduler (like tcp://head:8786) instead of local "
+                   "workers; --jobs and --backend are then unused. Needs imagenette-build[dask], and the "
+                   "workers must see --imagenet at the same path (README \"Running on a Dask cluster\").")
 def build_command(imagenet, manifest, sizes, out, jobs, backend, resample, quality, rounding, decode,
-                  batch_size, dry_run, as_json, quiet):
+                  batch_size, dry_run, as_json, quiet, scheduler, cache_dir, no_cache, skip_broken):
     """Build the archives of a manifest from a local ImageNet copy.
 
     \b
@@ -117,14 +131,22 @@ def build_command(imagenet, manifest, sizes, out, jobs, backend, resample, quali
 
     Writes dist/<stem>-<size>.tgz (dist/<stem>.tgz for full), adds its lines to dist/SHA256SUMS
     and dist/MD5SUMS, and writes the build report dist/<stem>-<size>.json.
-    Exit codes: 0 done, 1 missing or unreadable images or a failed write, 2 usage error.
+    Exit codes: 0 done, 1 missing or unreadable images or a failed write or a cluster that failed
+    during the build, 2 usage error (also: Dask not installed, no scheduler at --scheduler),
+    130 interrupted (Ctrl-C), 143 terminated (SIGTERM); nothing is left half-written.
     """
+    if cache_dir is not None and no_cache:
+        raise click.UsageError("give --cache DIR or --no-cache, not both")
     unique_sizes = tuple(dict.fromkeys(sizes))
+    if scheduler and not dry_run and any(s is not None for s in unique_sizes):
+        # (--size full alone is not resized and never goes to the cluster)
+        imagenet = _check_cluster(scheduler, imagenet, quiet)
     opts = BuildOptions(
         imagenet=imagenet, manifest=manifest, sizes=unique_sizes, out=out,
         jobs=jobs or default_jobs(), backend=backend,
         recipe=Recipe(filter=resample, quality=quality, rounding=rounding, decode=decode),
-        batch_size=batch_size, quiet=quiet,
+        batch_size=batch_size, quiet=quiet, scheduler=scheduler,
+        use_cache=not no_cache, cache=cache_dir, skip_broken=skip_broken,
     )
     plan = prepare(opts)
     if dry_run:
@@ -137,6 +159,19 @@ def build_command(imagenet, manifest, sizes, out, jobs, backend, resample, quali
     reports = run(opts, plan)
     if as_json:
         click.echo(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
+
+
+def _check_cluster(scheduler: str, imagenet: Path, quiet: bool) -> Path:
+    """Fail fast, before the scan: the cluster answers and its workers can do the work. Returns
+    --imagenet as an absolute path: the workers open the files by path, not from this folder."""
+    from .engine import check_scheduler
+
+    imagenet = imagenet.absolute()
+    must_see = [("--imagenet", imagenet)] if imagenet.exists() else []  # else the scan says it
+    cluster = check_scheduler(scheduler, must_see)
+    if not quiet:
+        click.echo(f"cluster {scheduler}: {cluster['workers']} workers, {cluster['threads']} threads", err=True)
+    return imagenet
 
 
 @cli.command("sample-imagenet")
@@ -294,7 +329,57 @@ def verify_command(archive, manifest, imagenet, as_json, strict, jobs, recipe_sa
         click.get_current_context().exit(EXIT_DATA)
 
 
+EXIT_TERMINATED = 128 + signal.SIGTERM
+_stopped_by: list[int] = []  # the signal that stopped this run, once one has
+
+
+class Stopped(BaseException):
+    """SIGINT or SIGTERM. A BaseException like KeyboardInterrupt (no `except Exception` takes it
+    for an image error), but not one, so that click does not print its blank line for it."""
+
+
+def _stop_on_signal(signum, _frame):
+    """SIGINT and SIGTERM stop the main process with `Stopped`, so every `finally` runs: workers
+    are ended and temporary files removed. A forked worker just dies as it would have."""
+    if os.getpid() != _main_pid:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    if not _stopped_by:
+        _stopped_by.append(signum)
+    raise Stopped()
+
+
+def _quiet_after_stop(args) -> None:
+    """Once interrupted, background threads (loky's executor manager, racing with the shutdown)
+    may fail on their way out; that is not news for the user, who gets one line."""
+    if _stopped_by:
+        return
+    _default_thread_hook(args)
+
+
+_main_pid = os.getpid()
+_default_thread_hook = threading.excepthook
+
+
+def _install_signal_handlers() -> None:
+    global _main_pid
+    if threading.current_thread() is not threading.main_thread():
+        return
+    _main_pid = os.getpid()
+    signal.signal(signal.SIGINT, _stop_on_signal)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    threading.excepthook = _quiet_after_stop
+    # loky's resource tracker (a separate process, started with this environment) warns about
+    # the semaphores it cleans up after workers were ended by an interrupt; the user already has
+    # the one line that matters.
+    quiet = "ignore::UserWarning:joblib.externals.loky.backend.resource_tracker"
+    if quiet not in os.environ.get("PYTHONWARNINGS", ""):
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, (os.environ.get("PYTHONWARNINGS"), quiet)))
+
+
 def main(argv: list[str] | None = None) -> None:
+    _install_signal_handlers()
     try:
         code = cli.main(args=argv, prog_name=PROG, standalone_mode=False)
     except click.UsageError as exc:
@@ -304,8 +389,15 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         click.echo(f"{PROG}: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, click.Abort):
-        click.echo(f"{PROG}: interrupted", err=True)
+    except (Stopped, KeyboardInterrupt, click.Abort):
+        if not _stopped_by:
+            _stopped_by.append(signal.SIGINT)
+        if _stopped_by[0] == signal.SIGINT and sys.stderr.isatty():
+            click.echo("", err=True)  # after the terminal's "^C"
+        if _stopped_by[0] == signal.SIGTERM:
+            click.echo(f"{PROG}: terminated (SIGTERM); temporary files removed", err=True)
+            sys.exit(EXIT_TERMINATED)
+        click.echo(f"{PROG}: interrupted; temporary files removed", err=True)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(code or 0)
 

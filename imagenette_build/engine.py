@@ -1,4 +1,5 @@
-"""The engine that runs tasks, kept apart from the tasks: joblib, any of its backends.
+"""The engine that runs tasks, kept apart from the tasks: joblib with any of its local backends, or a
+Dask cluster through joblib's own Dask backend.
 
 Results come back in submission order, so the archive is written while later batches are still
 being resized and its bytes do not depend on which worker finished first.
@@ -6,19 +7,45 @@ being resized and its bytes do not depend on which worker finished first.
 Memory is bounded by a window: joblib's generator output dispatches a new task whenever one
 finishes, not when its result is consumed, so a consumer slower than the workers (packing a
 full-size archive) would let results pile up (1.6 GB RSS measured on imagenette2 full size). Tasks
-are therefore fed to one long-lived `Parallel` in windows of `window` tasks; at most one window of
-results is held at a time.
+are therefore fed to one long-lived `Parallel` in windows of `window` tasks per worker; at most one
+window of results is held at a time.
+
+On a Dask cluster (`scheduler=`) the same `Parallel` runs with joblib's "dask" backend on a
+`distributed.Client` connected to that scheduler: joblib submits each task as one Dask future, Dask
+places it on a worker, retries it elsewhere when its worker dies (up to the scheduler's
+`distributed.scheduler.allowed-failures`, 3 by default) and sends the result back to this process.
+The window then covers every thread of the cluster. Tasks carry plain data (file paths and byte
+ranges, sizes, a recipe), so the workers must see the same files at the same paths; each task also
+checks that its worker makes the same bytes as this machine (`bytes_fingerprint`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import CancelledError
+from contextlib import contextmanager
+from functools import lru_cache
 from itertools import islice
+from pathlib import Path
 
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, parallel_config
+
+from .errors import EXIT_DATA, UserError
 
 BACKENDS = ("loky", "threading", "multiprocessing")
+SCHEDULER_ENV = "IMAGENETTE_BUILD_SCHEDULER"
+TIMEOUT_ENV = "IMAGENETTE_BUILD_CONNECT_TIMEOUT"  # seconds: to reach the scheduler, and for a first worker
+DEFAULT_CONNECT_TIMEOUT = 10.0
+NO_WORKERS_ENV = "IMAGENETTE_BUILD_NO_WORKERS_TIMEOUT"  # seconds a build waits while the cluster has no worker
+DEFAULT_NO_WORKERS_TIMEOUT = 60.0
+DASK_HINT = ("--scheduler needs Dask's distributed scheduler, which is not installed: "
+             "pip install 'imagenette-build[dask]'")
+CLUSTER_DOC = 'README "Running on a Dask cluster"'
 
 
 def default_jobs() -> int:
@@ -29,21 +56,258 @@ def default_jobs() -> int:
 
 
 def ordered_map(func: Callable, tasks: Iterable[tuple], jobs: int, backend: str = "loky",
-                window: int | None = None) -> Iterator:
-    """func(*task) for each task, yielded in task order, run on `jobs` workers."""
+                window: int = 8, scheduler: str | None = None) -> Iterator:
+    """func(*task) for each task, yielded in task order.
+
+    Runs on `jobs` local workers with a joblib `backend`, or, given a Dask `scheduler` address, on
+    every thread of that cluster (`jobs` and `backend` are then unused). At most `window` tasks per
+    worker are submitted, and their results held, at once.
+    """
+    if scheduler:
+        yield from _dask_map(func, tasks, scheduler, window)
+        return
     if jobs == 1:
         # In-process: no worker start-up, and tracebacks stay simple. Same results, same order.
         for task in tasks:
             yield func(*task)
         return
-    window = window or 8 * jobs
-    it = iter(tasks)
-    with Parallel(n_jobs=jobs, backend=backend, return_as="generator", batch_size=1,
+    # joblib's multiprocessing backend cannot stream results (return_as="generator" is refused):
+    # there each window comes back as a list, in the same order and within the same memory bound.
+    return_as = "list" if backend == "multiprocessing" else "generator"
+    with Parallel(n_jobs=jobs, backend=backend, return_as=return_as, batch_size=1,
                   pre_dispatch="all") as parallel:
-        while chunk := list(islice(it, window)):
-            yield from parallel(delayed(func)(*task) for task in chunk)
+        yield from _in_windows(parallel, func, tasks, window * jobs)
+
+
+def _in_windows(parallel: Parallel, func: Callable, tasks: Iterable[tuple], size: int) -> Iterator:
+    it = iter(tasks)
+    while chunk := list(islice(it, size)):
+        yield from parallel(delayed(func)(*task) for task in chunk)
 
 
 def batches(items: list, size: int) -> Iterator[list]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
+
+
+# --- Dask ----------------------------------------------------------------------------------------
+
+def import_distributed():
+    """The `distributed` package, or the one-line install hint (exit 2) when it is missing."""
+    try:
+        import distributed
+    except ImportError:
+        raise UserError(DASK_HINT) from None
+    return distributed
+
+
+def _seconds_from_env(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 1e6:
+        raise UserError(f"{name}={value}: not a number of seconds")
+    return seconds
+
+
+def connect_timeout() -> float:
+    return _seconds_from_env(TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT)
+
+
+def no_workers_timeout() -> float:
+    return _seconds_from_env(NO_WORKERS_ENV, DEFAULT_NO_WORKERS_TIMEOUT)
+
+
+@contextmanager
+def dask_client(address: str, timeout: float | None = None):
+    """A `distributed.Client` on the scheduler at `address`; a one-line error (exit 2) when the
+    address is malformed or nothing answers there within `timeout` seconds."""
+    distributed = import_distributed()
+    timeout = timeout or connect_timeout()
+    try:
+        # Checked before Client(): a Client that fails on a malformed address hangs 20 s in __del__.
+        distributed.comm.get_address_host_port(address)
+    except ValueError as exc:  # "unknown address scheme", "missing port number"
+        raise UserError(f"--scheduler {address}: not a Dask scheduler address ({exc}); "
+                        "give one like tcp://head:8786") from None
+    try:
+        client = distributed.Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise UserError(f"--scheduler {address}: no Dask scheduler answered within {timeout:g} s "
+                        f"({exc}); is `dask scheduler` running there? ({CLUSTER_DOC})") from None
+    # The client logs its own account of a lost scheduler; the error message here says it once.
+    client_log = logging.getLogger("distributed.client")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
+    try:
+        yield client
+    finally:
+        client.close()
+        client_log.setLevel(level)
+
+
+def _cluster_threads(client, address: str, timeout: float | None = None) -> int:
+    """Threads of the cluster's workers, waiting up to `timeout` s for a first worker."""
+    distributed = import_distributed()
+    timeout = timeout or connect_timeout()
+    if not client.nthreads():
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except (distributed.TimeoutError, TimeoutError, OSError):
+            raise UserError(f"--scheduler {address}: the scheduler has no workers (waited {timeout:g} s); "
+                            f"start some with `dask worker {address}` ({CLUSTER_DOC})") from None
+    return sum(client.nthreads().values())
+
+
+@lru_cache(maxsize=None)
+def bytes_fingerprint() -> dict:
+    """What the output bytes depend on in a worker: this package (version and the code of the
+    transform stage) and the Pillow / libjpeg that decode, resize and encode."""
+    from . import __version__, transform
+    from .toolchain import libjpeg_version, pillow_description
+
+    try:
+        code = hashlib.sha256(Path(transform.__file__).read_bytes()).hexdigest()[:16]
+    except OSError:  # pragma: no cover - installed without sources
+        code = "unknown"
+    return {"imagenette_build": __version__, "transform.py": code, "pillow": pillow_description(),
+            "libjpeg": libjpeg_version()}
+
+
+def _differences(theirs: dict, ours: dict) -> str:
+    return ", ".join(f"{k} {theirs.get(k)} (here {v})" for k, v in ours.items() if theirs.get(k) != v)
+
+
+def _worker_facts(paths: Sequence[str]) -> dict:
+    """Run on every worker by `check_scheduler`."""
+    return {"fingerprint": bytes_fingerprint(), "missing": [p for p in paths if not os.path.exists(p)]}
+
+
+def check_scheduler(address: str, must_see: Sequence[tuple[str, Path]] = (),
+                    timeout: float | None = None) -> dict:
+    """Before a cluster build: the scheduler answers, has workers, each of them runs this package
+    with the same bytes fingerprint and sees each (option, path) of `must_see` at the same path.
+    Returns {"workers": n, "threads": n}. Every failure is a one-line UserError (exit 2)."""
+    with dask_client(address, timeout) as client:
+        threads = _cluster_threads(client, address, timeout)
+        try:
+            facts = client.run(_worker_facts, [str(p) for _, p in must_see])
+        except Exception as exc:  # noqa: BLE001 - e.g. the package is not installed on a worker
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UserError(f"--scheduler {address}: a worker cannot run imagenette-build ({type(exc).__name__}: "
+                            f"{text}); install the same imagenette-build on every worker ({CLUSTER_DOC})") from None
+        ours = bytes_fingerprint()
+        for worker, answer in sorted(facts.items()):
+            if answer["fingerprint"] != ours:
+                raise UserError(f"--scheduler {address}: worker {worker} would make different bytes: "
+                                f"{_differences(answer['fingerprint'], ours)}; install the same "
+                                f"imagenette-build and Pillow on every worker ({CLUSTER_DOC})")
+            for option, path in must_see:
+                if str(path) in answer["missing"]:
+                    raise UserError(f"{option} {path}: not found on worker {worker}; the workers must see "
+                                    f"it at the same path as this machine ({CLUSTER_DOC})")
+        return {"workers": len(facts), "threads": threads}
+
+
+def _checked_call(fingerprint: dict, func: Callable, *args):
+    """The task as run on a worker: refuse to run where the output bytes would differ (a worker
+    that joined after `check_scheduler`, with another Pillow or imagenette-build)."""
+    ours = bytes_fingerprint()
+    if ours != fingerprint:
+        from distributed import get_worker
+
+        raise UserError(f"worker {get_worker().address} would make different bytes: "
+                        f"{_differences(ours, fingerprint)}; install the same imagenette-build and "
+                        f"Pillow on every worker ({CLUSTER_DOC})")
+    return func(*args)
+
+
+def _dask_map(func: Callable, tasks: Iterable[tuple], address: str, window: int) -> Iterator:
+    distributed = import_distributed()
+    fingerprint = bytes_fingerprint()
+    with dask_client(address) as client:
+        threads = _cluster_threads(client, address)
+        # joblib reads the active backend when a Parallel is made; the config must not stay active
+        # while this generator is suspended in the caller's code.
+        with parallel_config(backend="dask", client=client, wait_for_workers_timeout=connect_timeout()):
+            parallel = Parallel(n_jobs=-1, return_as="generator", batch_size=1, pre_dispatch="all")
+        watch = _ClusterWatch(client, no_workers_timeout())
+        watch.start()
+        try:
+            with parallel:
+                yield from _in_windows(parallel, _checked_call,
+                                       ((fingerprint, func, *task) for task in tasks), window * threads)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the tasks catch every image error: this is the cluster
+            watch.stop()
+            failure = watch.failure or exc
+            if isinstance(failure, distributed.KilledWorker):
+                last = getattr(getattr(failure, "last_worker", None), "address", "?")
+                why = (f"{failure.allowed_failures + 1} Dask workers died while running the same batch of "
+                       f"images (the last one {last}; see the workers' logs: out of memory?)")
+            elif isinstance(failure, UserError):
+                raise failure from None
+            elif watch.no_workers:
+                why = f"the cluster had no workers for {watch.limit:g} s ({NO_WORKERS_ENV})"
+            elif isinstance(failure, CancelledError) or client.status != "running":
+                why = f"lost the Dask scheduler ({_first_line(failure)})"
+            else:
+                why = f"the cluster failed ({_first_line(failure)})"
+            raise UserError(f"--scheduler {address}: {why}; stopped, no archive written",
+                            exit_code=EXIT_DATA) from None
+        finally:
+            watch.stop()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+class _ClusterWatch(threading.Thread):
+    """Turns two cluster states that would leave the build waiting forever into errors.
+
+    - A batch that failed in Dask itself (KilledWorker: its workers kept dying) completes its future
+      with an error, but joblib's Dask backend hears of a future only through the success callback
+      (joblib 1.6 `DaskDistributedBackend._collect`), so the generator would wait for it forever.
+    - Dask keeps tasks waiting while the cluster has no workers (none came back after they died).
+    Either way, the client is closed: that cancels the build's futures, which joblib does hear of,
+    and the main thread raises; `failure` / `no_workers` say why.
+    """
+
+    def __init__(self, client, limit: float, poll: float = 0.5):
+        super().__init__(name="imagenette-build-cluster-watch", daemon=True)
+        self.client, self.limit, self.poll = client, limit, poll
+        self.failure: BaseException | None = None
+        self.no_workers = False
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        since = None
+        while not self._stopped.wait(self.poll):
+            try:
+                self.failure = next((st.exception for st in list(self.client.futures.values())
+                                     if st.status == "error"), None)
+                workers = self.client.nthreads()
+            except Exception:  # noqa: BLE001 - the scheduler is gone: the main thread hears of it
+                return
+            now = time.monotonic()
+            if workers:
+                since = None
+            elif since is None:
+                since = now
+            elif now - since >= self.limit:
+                self.no_workers = True
+            if (self.failure is not None or self.no_workers) and not self._stopped.is_set():
+                self.client.close()
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=5)

@@ -1,21 +1,79 @@
 """Files beside the archives: SHA256SUMS and MD5SUMS (coreutils format, merged, never clobbered)
-and the JSON build report. Every file is written to a temporary name and renamed into place."""
+and the JSON build report. Every file is written to a temporary name and renamed into place.
+
+Temporary names are `.<name>.partial-<host>-<pid>` (`partial_path`, also used for the archives):
+a run removes those its host's dead processes left behind (`remove_stale_partials`), and never
+touches those of a live process or of another machine writing to a shared folder."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import socket
+from functools import lru_cache
 from pathlib import Path
 
 from .errors import DataError
 
 SUM_FILES = {"SHA256SUMS": 64, "MD5SUMS": 32}
 _LINE_RE = re.compile(r"^([0-9a-f]+) [ *](.+)$")
+_PARTIAL_RE = re.compile(r"^\..+\.partial-(?P<host>.+)-(?P<pid>[0-9]+)$")
+
+
+@lru_cache(maxsize=None)
+def _host() -> str:
+    return "".join(c if c.isalnum() or c in "._" else "_" for c in socket.gethostname()) or "host"
+
+
+def partial_path(path: Path) -> Path:
+    """The temporary name `path` is written under before it is renamed into place."""
+    return path.with_name(f".{path.name}.partial-{_host()}-{os.getpid()}")
+
+
+def final_path(path: Path) -> Path:
+    """The final name of a temporary `partial_path` (any other path unchanged), for messages."""
+    m = _PARTIAL_RE.match(path.name)
+    return path.with_name(path.name[1:path.name.rindex(".partial-")]) if m else path
+
+
+def remove_stale_partials(folder: Path) -> list[str]:
+    """Remove the temporary files of dead processes of this host (a build killed with kill -9, or
+    by a power cut); the names removed."""
+    from .cache import pid_alive
+
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        m = _PARTIAL_RE.match(name)
+        if m and m["host"] == _host() and not pid_alive(int(m["pid"])):
+            try:
+                os.unlink(folder / name)
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
+
+
+def sync_dir(folder: Path) -> None:
+    """fsync a folder, so renames into it survive a power cut (a no-op where unsupported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    tmp = partial_path(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)

@@ -30,6 +30,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .outputs import partial_path
+
 try:
     from isal import isal_zlib as _deflate
 
@@ -237,7 +239,7 @@ class ArchiveWriter:
         self.final_path = final_path
         self.top = top
         self.mtime = mtime
-        self.tmp_path = final_path.with_name(f".{final_path.name}.partial-{os.getpid()}")
+        self.tmp_path = partial_path(final_path)  # `.<name>.partial-<host>-<pid>`
         self._file = open(self.tmp_path, "wb")
         self._pipe = _Pipeline(self._file)
         self._tar_size = 0

@@ -11,18 +11,34 @@ where the decoded image stays at least twice the target on both sides; this chan
 (README "Speed"), and `decode="full"` turns it off for exact output. Sizes that allow the same DCT
 scale share one decode; every size gets exactly the pixels it would get if built alone.
 
-Workers get plain data (`SourceRef`s, sizes, a `Recipe`) and return plain data (bytes or an error
-string), so this runs in any process or on any machine.
+Workers get plain data (`SourceRef`s, sizes, a `Recipe`, the cache folder) and return plain data
+(bytes or an error string, and cache counters), so this runs in any process or on any machine.
+Resized images are looked up in, and written to, the cache (`cache.py`) here, in the worker.
+
+Bad input (README "Faults, resume and the cache"): a file that cannot be read, is empty, is not an
+image, is truncated (a JPEG without its end-of-image marker, a PNG without IEND) or declares more
+than twice Pillow's MAX_IMAGE_PIXELS (a decompression bomb) is an error for that image; the
+caller stops the build or, with --skip-broken, leaves the image out. Other modes are converted
+(`_normalise_mode`). EXIF orientation is left as stored: the pixels are resized as they are in the
+file and no EXIF is written, as fast.ai's resize script did.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import os
+import signal
+import threading
+import time
 import warnings
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 from PIL import Image
 
+from .cache import CacheStats, ImageCache
 from .sources import SourceRef
 
 FILTERS = {
@@ -140,38 +156,126 @@ def resize_image(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> list[by
     return [_encode(images[s], recipe.quality) for s in sizes]
 
 
-def check_header(data: bytes) -> None:
-    """The cheap check for full-size copies: the bytes must open as an image."""
+JPEG_SOS, JPEG_EOI = b"\xff\xda", b"\xff\xd9"
+
+
+def check_full_size(data: bytes) -> None:
+    """The cheap check for full-size copies, which are not decoded: the bytes open as an image and
+    are not cut short. A JPEG must have its end-of-image marker after the start of its last scan
+    (neither marker can occur inside entropy-coded data), a PNG its IEND chunk: exactly the files
+    Pillow would refuse as truncated. A decompression bomb is refused as in a resize."""
+    if not data:
+        raise ValueError("empty file (0 bytes)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        _open(data)
+        fmt = _open(data).format
+    if fmt == "JPEG":
+        sos = data.rfind(JPEG_SOS)
+        if sos < 0 or data.find(JPEG_EOI, sos + 2) < 0:
+            raise ValueError("truncated JPEG (no end-of-image marker after the last scan)")
+    elif fmt == "PNG" and data.rfind(b"IEND") < 0:
+        raise ValueError("truncated PNG (no IEND chunk)")
 
 
-def process_batch(refs: list[SourceRef], sizes: tuple[int | None, ...], recipe: Recipe) -> list:
-    """The worker task: for each ref, (outputs per size, None) or (None, error message).
+check_header = check_full_size  # the name issue 2's callers used
+
+
+class ImageResult(NamedTuple):
+    outputs: tuple[bytes, ...] | None  # one per requested size, in order; None on error
+    error: str | None  # "<source>: <what is wrong>", one line
+
+
+class BatchResult(NamedTuple):
+    images: list[ImageResult]
+    cache: dict[int, CacheStats]  # per pixel size; empty without a cache
+
+
+def process_batch(refs: list[SourceRef], sizes: tuple[int | None, ...], recipe: Recipe,
+                  cache: ImageCache | None = None, client_pid: int | None = None) -> BatchResult:
+    """The worker task: for each ref, its outputs per size or an error message.
 
     A bad image never raises here: the caller decides whether the build stops or skips it.
+    With a cache, each resized image is looked up by the sha256 of the bytes just read (plus recipe,
+    size and toolchain) and written there when it had to be made. `client_pid`: the building
+    process; a worker that is its child ends itself when it is orphaned (the build was killed).
     """
+    if client_pid is not None:
+        _worker_setup(client_pid)
     pixel_sizes = tuple(s for s in sizes if s is not None)
+    stats = {s: CacheStats() for s in pixel_sizes} if cache is not None else {}
+    recipe_json = json.dumps(recipe.to_json(), sort_keys=True)
     results = []
     for ref in refs:
         try:
             data = ref.read()
-            resized = iter(resize_image(data, pixel_sizes, recipe)) if pixel_sizes else None
-            if not pixel_sizes:
-                check_header(data)
-            results.append((tuple(data if s is None else next(resized) for s in sizes), None))
+            if pixel_sizes:
+                made = _resized(data, pixel_sizes, recipe, cache, recipe_json, stats)
+            if None in sizes:
+                check_full_size(data)
+            results.append(ImageResult(tuple(data if s is None else made[s] for s in sizes), None))
         except Exception as exc:  # any decoder failure is a property of the input file
-            results.append((None, f"{ref}: {_describe(exc)}"))
-    return results
+            results.append(ImageResult(None, f"{ref}: {_describe(exc, data if 'data' in locals() else None)}"))
+        finally:
+            data = None
+    return BatchResult(results, stats)
 
 
-def _describe(exc: BaseException) -> str:
+def _resized(data: bytes, sizes: tuple[int, ...], recipe: Recipe, cache: ImageCache | None,
+             recipe_json: str, stats: dict[int, CacheStats]) -> dict[int, bytes]:
+    """{size: JPEG bytes}, from the cache where it has them. Making only the missing sizes gives
+    the same bytes as making all of them (each size's decode does not depend on the others)."""
+    if cache is None:
+        return dict(zip(sizes, resize_image(data, sizes, recipe)))
+    digest = hashlib.sha256(data).digest()
+    keys = {s: cache.key(digest, s, recipe_json) for s in sizes}
+    out = {s: cache.get(keys[s], stats[s]) for s in sizes}
+    todo = tuple(s for s in sizes if out[s] is None)
+    if todo:
+        for s, jpeg in zip(todo, resize_image(data, todo, recipe)):
+            out[s] = jpeg
+            cache.put(keys[s], jpeg, stats[s])
+    return out
+
+
+_watchdog_lock = threading.Lock()
+_watchdog_started = False
+
+
+def _worker_setup(client_pid: int) -> None:
+    """Once, in a worker process started by the build (loky, multiprocessing): ignore SIGINT (a
+    terminal's Ctrl-C reaches the whole process group; the build ends its workers itself, and a
+    worker's own KeyboardInterrupt would only print a traceback), and start a thread that ends the
+    process when the build is gone (after a `kill -9` of the build its workers would otherwise
+    stay idle for minutes). The build's own threads and remote workers are left alone."""
+    global _watchdog_started
+    if _watchdog_started or os.getpid() == client_pid or os.getppid() != client_pid:
+        return
+    with _watchdog_lock:
+        if _watchdog_started:
+            return
+        _watchdog_started = True
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the worker's main thread
+        pass
+
+    def watch() -> None:
+        while os.getppid() == client_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="imagenette-build-parent-watch", daemon=True).start()
+
+
+def _describe(exc: BaseException, data: bytes | None = None) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
-    if isinstance(exc, Image.UnidentifiedImageError):
-        return "not an image Pillow can read"
     if isinstance(exc, Image.DecompressionBombError):
         return f"refused as a decompression bomb ({exc})"
+    if data is not None and not data:
+        return "empty file (0 bytes)"
+    if isinstance(exc, Image.UnidentifiedImageError):
+        head = data[:8].hex(" ") if data else "?"
+        return f"not an image Pillow can read (starts with {head})"
     text = str(exc) or type(exc).__name__
     return text.replace("\n", " ")

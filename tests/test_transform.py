@@ -112,7 +112,7 @@ def test_process_batch_reports_bad_images_without_raising(tmp_path):
     truncated = tmp_path / "truncated.JPEG"
     truncated.write_bytes(_jpeg()[:2000])
     refs = [SourceRef(str(p)) for p in (good, empty, text, truncated, tmp_path / "absent.JPEG")]
-    results = process_batch(refs, (160, None), Recipe())
+    results = process_batch(refs, (160, None), Recipe()).images
     assert results[0][1] is None and results[0][0][1] == good.read_bytes()
     for (outputs, error), ref in zip(results[1:], refs[1:]):
         assert outputs is None

@@ -1,0 +1,199 @@
+"""Helpers for the fault tests (test_faults, test_interrupt, test_cache): bad images made on the
+spot, copies of the sample ImageNet to damage, and the checks every failed or interrupted build
+must pass (one-line error, nothing incomplete or stale under a final name)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+FINAL_NAMES = re.compile(r"^(SHA256SUMS|MD5SUMS|.+\.tgz|.+\.json)$")
+PARTIAL = re.compile(r"^\..+\.partial-.+-[0-9]+$")
+CACHE = ".imagenette-cache"
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def copy_imagenet(root: Path, dest: Path) -> Path:
+    shutil.copytree(root, dest, symlinks=True)
+    return dest
+
+
+def class_files(root: Path, split: str, wnid: str) -> list[Path]:
+    return sorted((root / split / wnid).iterdir())
+
+
+# ------------------------------------------------------------------------------ bad images
+
+
+def _pixels(w: int = 300, h: int = 200) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([(x * 255 // w), (y * 255 // h), ((x + y) * 255 // (w + h))], axis=-1).astype(np.uint8)
+
+
+def _save(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def good_jpeg(w: int = 300, h: int = 200) -> bytes:
+    return _save(Image.fromarray(_pixels(w, h), "RGB"), "JPEG", quality=90)
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
+    """A 1x1 PNG whose header claims width x height (400 Mpx: over twice Pillow's limit)."""
+    data = _save(Image.new("L", (1, 1)), "PNG")
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return data[:8] + png_chunk(b"IHDR", ihdr) + data[8 + 25:]
+
+
+def exif_rotated_jpeg() -> bytes:
+    """300x200 as stored, with EXIF orientation 6 (a viewer shows it 200x300, turned)."""
+    img = Image.fromarray(_pixels(), "RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return _save(img, "JPEG", quality=90, exif=exif.tobytes())
+
+
+def sixteen_bit_png() -> bytes:
+    arr = (np.arange(200 * 300, dtype=np.uint32).reshape(200, 300) * 7 % 65536).astype(np.uint16)
+    return _save(Image.fromarray(arr), "PNG")
+
+
+# kind: (bytes, what the build does with it). Converted kinds give a JPEG of this mode.
+CONVERTED = {
+    "png_named_jpeg": (lambda: _save(Image.fromarray(_pixels(), "RGB"), "PNG"), "RGB"),
+    "cmyk": (lambda: _save(Image.fromarray(_pixels(), "RGB").convert("CMYK"), "JPEG", quality=90), "RGB"),
+    "sixteen_bit": (sixteen_bit_png, "L"),
+    "palette": (lambda: _save(Image.fromarray(_pixels(), "RGB").convert("P"), "PNG"), "RGB"),
+    "palette_transparent": (lambda: _save(Image.fromarray(_pixels(), "RGB").convert("P"), "PNG", transparency=0), "RGB"),
+    "alpha": (lambda: _save(Image.fromarray(_pixels(), "RGB").convert("RGBA"), "PNG"), "RGB"),
+    "exif_rotated": (exif_rotated_jpeg, "RGB"),
+}
+
+# kind: (bytes, a phrase the error must contain; for the resized and the full-size path)
+BROKEN = {
+    "truncated": (lambda: good_jpeg()[: len(good_jpeg()) * 2 // 3], ("truncated", "truncated")),
+    "cut_before_eoi": (lambda: good_jpeg()[:-2], ("truncated", "truncated")),
+    "zero_bytes": (lambda: b"", ("empty file (0 bytes)", "empty file (0 bytes)")),
+    "not_an_image": (lambda: b"<html>404 not found</html>\n", ("not an image", "not an image")),
+    "truncated_png": (lambda: _save(Image.fromarray(_pixels(), "RGB"), "PNG")[:-40], ("truncated", "truncated")),
+    "bomb": (bomb_png, ("decompression bomb", "decompression bomb")),
+}
+
+
+def install(path: Path, kind: str) -> None:
+    """Replace the image at `path` with one of the kinds above (or a symlink loop)."""
+    path.unlink()
+    if kind == "symlink_loop":
+        path.symlink_to(path.name)
+        return
+    maker = (CONVERTED.get(kind) or BROKEN[kind])[0]
+    path.write_bytes(maker())
+
+
+# ------------------------------------------------------------------------------ running the CLI
+
+
+def cli_command(*args) -> list[str]:
+    return [sys.executable, "-m", "imagenette_build.cli", *map(str, args)]
+
+
+def drop_root_file_access() -> list[str] | None:
+    """A command prefix that runs a child without the capabilities that let root ignore file
+    permissions (so chmod 000 means something), or None when that cannot be done here."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        return None
+    prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+    with tempfile.TemporaryDirectory() as d:
+        locked = Path(d, "locked")
+        locked.write_bytes(b"x")
+        locked.chmod(0)
+        probe = subprocess.run([*prefix, sys.executable, "-c", f"open({str(locked)!r}, 'rb')"], capture_output=True)
+    return prefix if probe.returncode != 0 and b"PermissionError" in probe.stderr else None
+
+
+def one_line_error(r, code: int, *needles: str) -> str:
+    err = "\n".join(ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith("test-pause"))
+    assert r.returncode == code, (r.returncode, r.stderr)
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("imagenette-build: error:"), r.stderr
+    assert "Traceback" not in r.stderr
+    for n in needles:  # case aside: strerror says "Permission denied", a worker "permission denied"
+        assert n.lower() in lines[0].lower(), (n, lines[0])
+    return lines[0]
+
+
+# ------------------------------------------------------------------------------ output folder checks
+
+
+def parse_sums(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    out = {}
+    for line in path.read_text().splitlines():
+        digest, name = line.split("  ", 1)
+        out[name] = digest
+    return out
+
+
+def archive_is_complete(path: Path) -> bool:
+    """The whole gzip stream inflates with a good CRC and the tar inside lists to its end."""
+    try:
+        with gzip.open(path) as f:
+            data = f.read()
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.getmembers()
+        return True
+    except (OSError, EOFError, tarfile.TarError, zlib.error):
+        return False
+
+
+def assert_consistent(out: Path, allow_partials: bool = False) -> dict[str, str]:
+    """Every file under a final name is complete and current: each archive is whole, every sums
+    line and report matches the archive beside it, nothing else is there. Returns {archive: sha256}."""
+    if not out.exists():
+        return {}
+    names = set(os.listdir(out)) - {CACHE}
+    partials = {n for n in names if PARTIAL.match(n)}
+    assert allow_partials or not partials, partials
+    finals = names - partials
+    assert all(FINAL_NAMES.match(n) for n in finals), finals
+    archives = {n: sha256(out / n) for n in finals if n.endswith(".tgz")}
+    for name in archives:
+        assert archive_is_complete(out / name), name
+    sha_lines, md5_lines = parse_sums(out / "SHA256SUMS"), parse_sums(out / "MD5SUMS")
+    for name, digest in sha_lines.items():
+        assert archives.get(name) == digest, (name, "SHA256SUMS line is stale")
+    for name, digest in md5_lines.items():
+        assert hashlib.md5((out / name).read_bytes()).hexdigest() == digest, (name, "MD5SUMS line is stale")
+    for n in finals:
+        if n.endswith(".json"):
+            report = json.loads((out / n).read_text())
+            assert archives.get(report["archive"]) == report["sha256"], (n, "report is stale")
+    return archives
