@@ -9,8 +9,9 @@ exit code. Logs go to DIR/scheduler.log and DIR/worker-N.log.
 
 Ports: the scheduler listens on port 0 (the kernel picks a free one) and writes its address to a
 scheduler file, which is what the workers and this script read, so two clusters never race for a
-port. Start-up is waited for by polling that file and then asking the scheduler for N workers, with
-time limits; a process that exits early fails the start with the tail of its log. Each process runs
+port. The workers start together with the scheduler and wait for that file. Start-up is waited for
+by polling the file and then asking the scheduler for N workers, with time limits; a process that
+exits early fails the start with the tail of its log. Each process runs
 in its own session, so stopping it (SIGTERM, then SIGKILL after a grace period) also stops a
 worker's nanny children. Leftovers from a killed parent stop themselves: the scheduler after
 --idle-timeout, workers when the scheduler is gone (--death-timeout).
@@ -80,10 +81,7 @@ class LoopbackCluster:
                                       "--scheduler-file", str(sched_file), "--idle-timeout", "900"],
                                      "scheduler.log", self.scheduler_env)
         deadline = time.monotonic() + self.start_timeout
-        while not self._read_address(sched_file):
-            if self.scheduler.poll() is not None or time.monotonic() > deadline:
-                self._fail("the scheduler did not start", self.scheduler, "scheduler.log")
-            time.sleep(0.1)
+        # Workers start at once, side by side with the scheduler: they wait for its file.
         for i in range(self.n_workers):
             args = ["worker", "--scheduler-file", str(sched_file), "--host", "127.0.0.1",
                     "--nthreads", str(self.threads), "--no-dashboard", "--death-timeout", "60",
@@ -91,6 +89,10 @@ class LoopbackCluster:
             if self.preload:
                 args += ["--preload", self.preload]
             self.workers.append(self._spawn(args, f"worker-{i}.log", self.worker_env[i]))
+        while not self._read_address(sched_file):
+            if self.scheduler.poll() is not None or time.monotonic() > deadline:
+                self._fail("the scheduler did not start", self.scheduler, "scheduler.log")
+            time.sleep(0.05)
         self._wait_for_workers(deadline)
         return self
 

@@ -4,6 +4,7 @@ kernel's OOM killer) in the middle of a build task.
     dask worker ... --preload tests/dask_worker_crash.py
 
 IMAGENETTE_TEST_CRASH_ON_TASK=N: die while running this process's N-th task (unset: never).
+IMAGENETTE_TEST_CRASH_ARMED_BY=PATH: count tasks only from when PATH exists (a later build).
 IMAGENETTE_TEST_CRASH_MARKER=PATH: die at most once for everyone sharing PATH (created at death).
 Without the marker every worker dies on its N-th task, every time (Dask's retries run out).
 IMAGENETTE_TEST_TASK_SLEEP=S: each task first sleeps S seconds (a slow build, to act in the middle of).
@@ -23,7 +24,9 @@ _calls = 0
 
 def process_batch(refs, sizes, recipe, *rest):  # rest: the cache and the client's pid (issue 7)
     global _calls
-    _calls += 1
+    armed_by = os.environ.get("IMAGENETTE_TEST_CRASH_ARMED_BY")
+    if not armed_by or os.path.exists(armed_by):
+        _calls += 1
     time.sleep(float(os.environ.get("IMAGENETTE_TEST_TASK_SLEEP", "0")))
     if str(_calls) == os.environ.get("IMAGENETTE_TEST_CRASH_ON_TASK") and _claim():
         os.kill(os.getpid(), signal.SIGKILL)

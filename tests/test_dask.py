@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,10 +32,10 @@ def sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def run_cli_bounded(*args, env=None, timeout=90):
+def run_cli_bounded(*args, env=None, cwd=None, timeout=90):
     """run_cli with a time limit: a cluster build that hangs fails the test instead of the run."""
     return subprocess.run([sys.executable, "-m", "imagenette_build.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=timeout)
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
 
 
 def build(sample, out, *extra, env=None):
@@ -73,40 +74,53 @@ def test_localcluster_build_is_byte_identical_to_local(local_cluster, local_hash
     assert report["options"]["scheduler"] == address
 
 
+@pytest.mark.parametrize("layout", ["ilsvrc-tars", "hf-shards"])
+def test_localcluster_build_from_the_downloads_in_place(layout, local_cluster, local_hashes, archived_layouts,
+                                                         tmp_path):
+    """Workers read byte ranges of the original tars, or of the spill file of Hugging Face's tar.gz
+    shards under $IMAGENETTE_BUILD_TMPDIR (a folder the workers share): same bytes as the local
+    build from extracted folders."""
+    env = dict(os.environ, IMAGENETTE_BUILD_TMPDIR=str(tmp_path / "spill"))
+    (tmp_path / "spill").mkdir()
+    r = build(archived_layouts[layout], tmp_path / "out", "--scheduler", local_cluster.scheduler_address, env=env)
+    assert r.returncode == 0, r.stderr
+    assert {name: sha256(tmp_path / "out" / name) for name in ARCHIVES} == local_hashes
+
+
 def _tasks_done(cluster) -> int:
     """Tasks the scheduler has seen finish (TaskPrefix.state_counts accumulates)."""
     return sum(tp.state_counts["memory"] for tp in cluster.scheduler.task_prefixes.values())
 
 
-def test_scheduler_and_workers_processes_via_envvar(local_hashes, sample, tmp_path):
+def test_scheduler_and_worker_processes_and_a_worker_killed_mid_build(local_hashes, sample, tmp_path):
+    """`dask scheduler` + 2 `dask worker` processes (no nanny: a dead worker stays dead).
+    Build 1: the address from IMAGENETTE_BUILD_SCHEDULER, --imagenet relative to the client's folder
+    (the workers run elsewhere): same bytes as local. Build 2: worker 0 kills itself with SIGKILL in
+    its second task; Dask reruns that task on worker 1: same bytes again."""
     pytest.importorskip("distributed")
-    with LoopbackCluster(tmp_path / "cluster", workers=2) as cluster:
-        env = dict(os.environ, IMAGENETTE_BUILD_SCHEDULER=cluster.address)
-        r = run_cli_bounded("--imagenet", sample[0], "--manifest", sample[1], *SIZES, "--out", tmp_path / "out",
-                            "--batch-size", "4", env=env)  # not quiet: the cluster line and the bars
-        logs = [(cluster.folder / f"worker-{i}.log").read_text() for i in range(2)]
-    assert r.returncode == 0, r.stderr
-    assert f"cluster {cluster.address}: 2 workers, 2 threads" in r.stderr
-    assert "resize: 100%" in r.stderr
-    assert {name: sha256(tmp_path / "out" / name) for name in ARCHIVES} == local_hashes
-    assert all("Registered to" in log for log in logs)
-
-
-def test_worker_killed_mid_build_dask_retries_same_bytes(local_hashes, sample, tmp_path):
-    """Worker 0 (no nanny, so it stays dead) kills itself with SIGKILL during its second task; Dask
-    reruns that task on worker 1 and the build completes with the same bytes."""
-    pytest.importorskip("distributed")
-    marker = tmp_path / "crashed"
-    crash = {"IMAGENETTE_TEST_CRASH_ON_TASK": "2", "IMAGENETTE_TEST_CRASH_MARKER": str(marker)}
+    root, manifest_path = sample
+    armed, marker = tmp_path / "armed", tmp_path / "crashed"
+    crash = {"IMAGENETTE_TEST_CRASH_ARMED_BY": str(armed), "IMAGENETTE_TEST_CRASH_ON_TASK": "2",
+             "IMAGENETTE_TEST_CRASH_MARKER": str(marker)}
     with LoopbackCluster(tmp_path / "cluster", workers=2, nanny=False, preload=CRASH_PRELOAD,
                          worker_env=[crash, {}]) as cluster:
-        r = build(sample, tmp_path / "out", "--scheduler", cluster.address)
+        env = dict(os.environ, IMAGENETTE_BUILD_SCHEDULER=cluster.address)
+        r = run_cli_bounded("--imagenet", root.name, "--manifest", manifest_path, *SIZES, "--out", tmp_path / "out1",
+                            "--batch-size", "4", env=env, cwd=root.parent)  # not quiet: the cluster line and the bars
+        assert r.returncode == 0, r.stderr
+        assert f"cluster {cluster.address}: 2 workers, 2 threads" in r.stderr
+        assert "resize: 100%" in r.stderr
+        assert {name: sha256(tmp_path / "out1" / name) for name in ARCHIVES} == local_hashes
+        assert not marker.exists()
+
+        armed.touch()
+        r = build(sample, tmp_path / "out2", "--scheduler", cluster.address)
         victim = cluster.workers[0]
         victim.wait(10)
     assert marker.exists(), "the worker never reached its second task: nothing was tested"
     assert victim.returncode == -9
     assert r.returncode == 0, r.stderr
-    assert {name: sha256(tmp_path / "out" / name) for name in ARCHIVES} == local_hashes
+    assert {name: sha256(tmp_path / "out2" / name) for name in ARCHIVES} == local_hashes
 
 
 def test_workers_dying_beyond_allowed_failures_stop_the_build(sample, tmp_path):
@@ -177,25 +191,44 @@ def test_all_workers_gone_stops_instead_of_waiting_forever(sample, tmp_path):
     assert not any((tmp_path / "out").glob("*.tgz"))
 
 
-def test_scheduler_lost_mid_build_is_a_one_line_error(sample, tmp_path):
-    pytest.importorskip("distributed")
+def test_interrupt_then_scheduler_lost_mid_build(sample, tmp_path):
+    """On one slow cluster: Ctrl-C in a build is exit 130 and the scheduler drops the build's tasks;
+    then the scheduler killed in a build is a one-line error, exit 1. No archive either time."""
+    from distributed import Client
+
     slow = {"IMAGENETTE_TEST_TASK_SLEEP": "0.5"}  # 13 tasks on 2 workers: over 3 s
-    with LoopbackCluster(tmp_path / "cluster", workers=2, preload=CRASH_PRELOAD, worker_env=slow) as cluster:
+
+    def start_build(out):
         root, manifest_path = sample
         proc = subprocess.Popen([sys.executable, "-m", "imagenette_build.cli", "--imagenet", str(root),
-                                 "--manifest", str(manifest_path), *SIZES, "--out", str(tmp_path / "out"),
+                                 "--manifest", str(manifest_path), *SIZES, "--out", str(out),
                                  "--batch-size", "4", "-q", "--scheduler", cluster.address],
                                 stderr=subprocess.PIPE, text=True)
-        _wait_until(lambda: (tmp_path / "out").exists(), 30)  # the build is under way
+        _wait_until(lambda: out.exists(), 30)  # the build is under way
         time.sleep(1.0)
-        cluster.scheduler.kill()
+        return proc
+
+    def finish(proc):
         try:
-            _, err = proc.communicate(timeout=60)
+            return proc.communicate(timeout=60)[1]
         finally:
             proc.kill()
+
+    with LoopbackCluster(tmp_path / "cluster", workers=2, preload=CRASH_PRELOAD, worker_env=slow) as cluster:
+        proc = start_build(tmp_path / "out1")
+        proc.send_signal(signal.SIGINT)
+        err = finish(proc)
+        assert proc.returncode == 130, err
+        assert err.count("\n") == 1 and "interrupted" in err, err
+        with Client(cluster.address, set_as_default=False) as client:
+            _wait_until(lambda: client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) == 0, 20)
+
+        proc = start_build(tmp_path / "out2")
+        cluster.scheduler.kill()
+        err = finish(proc)
     assert proc.returncode == 1, err
     assert err.count("\n") == 1 and "lost the Dask scheduler" in err and "no archive written" in err, err
-    assert not any((tmp_path / "out").glob("*.tgz"))
+    assert not any((tmp_path / "out1").glob("*.tgz")) and not any((tmp_path / "out2").glob("*.tgz"))
 
 
 def _wait_until(condition, timeout: float) -> None:
@@ -213,12 +246,12 @@ def _free_port() -> int:
 
 def test_unreachable_scheduler_is_a_quick_one_line_error(sample, tmp_path):
     pytest.importorskip("distributed")
-    env = dict(os.environ, IMAGENETTE_BUILD_CONNECT_TIMEOUT="2")
+    env = dict(os.environ, IMAGENETTE_BUILD_CONNECT_TIMEOUT="1")
     started = time.monotonic()
     r = build(sample, tmp_path / "out", "--scheduler", f"tcp://127.0.0.1:{_free_port()}", env=env)
     assert time.monotonic() - started < 15
     assert r.returncode == 2
-    assert r.stderr.count("\n") == 1 and "no Dask scheduler answered within 2 s" in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and "no Dask scheduler answered within 1 s" in r.stderr, r.stderr
     assert not (tmp_path / "out").exists()  # checked before anything is written
 
     r = build(sample, tmp_path / "out", "--scheduler", "head-without-port", env=env)
