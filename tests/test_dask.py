@@ -258,6 +258,12 @@ def test_unreachable_scheduler_is_a_quick_one_line_error(sample, tmp_path):
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "not a Dask scheduler address" in r.stderr, r.stderr
 
+    with LoopbackCluster(tmp_path / "cluster", workers=0) as cluster:  # a scheduler, no worker
+        r = build(sample, tmp_path / "out", "--scheduler", cluster.address, env=env)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "the scheduler has no workers (waited 1 s)" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
+
 
 def test_without_distributed_one_line_install_hint(sample, tmp_path):
     """`distributed` made unimportable (as when the [dask] extra is not installed)."""
