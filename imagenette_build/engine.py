@@ -122,6 +122,9 @@ def no_workers_timeout() -> float:
     return _seconds_from_env(NO_WORKERS_ENV, DEFAULT_NO_WORKERS_TIMEOUT)
 
 
+_QUIET_LOGS = ("distributed.client", "tornado.application", "asyncio")
+
+
 @contextmanager
 def dask_client(address: str, timeout: float | None = None):
     """A `distributed.Client` on the scheduler at `address`; a one-line error (exit 2) when the
@@ -139,15 +142,20 @@ def dask_client(address: str, timeout: float | None = None):
     except (OSError, TimeoutError) as exc:
         raise UserError(f"--scheduler {address}: no Dask scheduler answered within {timeout:g} s "
                         f"({exc}); is `dask scheduler` running there? ({CLUSTER_DOC})") from None
-    # The client logs its own account of a lost scheduler; the error message here says it once.
-    client_log = logging.getLogger("distributed.client")
-    level = client_log.level
-    client_log.setLevel(logging.CRITICAL)
+    # The client (and tornado, for the client's callbacks in flight when it is closed on a lost
+    # cluster) log their own account with tracebacks; the error message here says it once.
+    logs = [logging.getLogger(name) for name in _QUIET_LOGS]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.CRITICAL + 1)
     try:
         yield client
-    finally:
-        client.close()
-        client_log.setLevel(level)
+    except BaseException:
+        client.close()  # the loggers stay quiet: callbacks still in flight may log after this
+        raise
+    client.close()
+    for log, level in zip(logs, levels):
+        log.setLevel(level)
 
 
 def _cluster_threads(client, address: str, timeout: float | None = None) -> int:
