@@ -27,7 +27,7 @@ from .noisy import noisy_csv
 from .plan import Plan, make_plan
 from .sources import open_source
 from .toolchain import toolchain
-from .transform import Recipe, process_batch
+from .transform import Recipe, process_batch, worker_setup
 
 FIRST_FEW = 5
 SKIPPED_SHOWN = 20  # images left out by --skip-broken named on stderr (the report has them all)
@@ -236,7 +236,10 @@ def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, Arch
     # the per-window tail (workers idle while the last batches finish) short; full-size batches
     # carry the originals (~150 kB each), so their window is shorter.
     window = 8 if None in sizes else 32  # batches per worker
-    results = ordered_map(process_batch, tasks, opts.jobs, backend, window, scheduler)
+    # Each local worker process watches for this process's death from its start (process_batch
+    # starts the watch too, for a backend without initializers).
+    results = ordered_map(process_batch, tasks, opts.jobs, backend, window, scheduler,
+                          initializer=(worker_setup, (client, True)))
     broken: list[dict] = []
     images = iter(plan.images)
     done, half = 0, len(plan.images) // 2

@@ -56,12 +56,15 @@ def default_jobs() -> int:
 
 
 def ordered_map(func: Callable, tasks: Iterable[tuple], jobs: int, backend: str = "loky",
-                window: int = 8, scheduler: str | None = None) -> Iterator:
+                window: int = 8, scheduler: str | None = None,
+                initializer: tuple[Callable, tuple] | None = None) -> Iterator:
     """func(*task) for each task, yielded in task order.
 
     Runs on `jobs` local workers with a joblib `backend`, or, given a Dask `scheduler` address, on
     every thread of that cluster (`jobs` and `backend` are then unused). At most `window` tasks per
-    worker are submitted, and their results held, at once.
+    worker are submitted, and their results held, at once. `initializer`: (function, args) run
+    once in each worker process the process backends (loky, multiprocessing) start, when it starts,
+    whether or not it ever gets a task.
     """
     if scheduler:
         yield from _dask_map(func, tasks, scheduler, window)
@@ -74,8 +77,14 @@ def ordered_map(func: Callable, tasks: Iterable[tuple], jobs: int, backend: str 
     # joblib's multiprocessing backend cannot stream results (return_as="generator" is refused):
     # there each window comes back as a list, in the same order and within the same memory bound.
     return_as = "list" if backend == "multiprocessing" else "generator"
-    with Parallel(n_jobs=jobs, backend=backend, return_as=return_as, batch_size=1,
-                  pre_dispatch="all") as parallel:
+    params = {}
+    if initializer is not None and backend in ("loky", "multiprocessing"):
+        params = {"initializer": initializer[0], "initargs": initializer[1]}
+    # joblib reads the backend's parameters when a Parallel is made; the config is left before the
+    # generator yields, so it never reaches the caller's code.
+    with parallel_config(backend=backend, **params):
+        parallel = Parallel(n_jobs=jobs, return_as=return_as, batch_size=1, pre_dispatch="all")
+    with parallel:
         yield from _in_windows(parallel, func, tasks, window * jobs)
 
 

@@ -200,7 +200,7 @@ def process_batch(refs: list[SourceRef], sizes: tuple[int | None, ...], recipe: 
     process; a worker that is its child ends itself when it is orphaned (the build was killed).
     """
     if client_pid is not None:
-        _worker_setup(client_pid)
+        worker_setup(client_pid)
     pixel_sizes = tuple(s for s in sizes if s is not None)
     stats = {s: CacheStats() for s in pixel_sizes} if cache is not None else {}
     recipe_json = json.dumps(recipe.to_json(), sort_keys=True)
@@ -241,13 +241,17 @@ _watchdog_lock = threading.Lock()
 _watchdog_started = False
 
 
-def _worker_setup(client_pid: int) -> None:
+def worker_setup(client_pid: int, started_by_client: bool = False) -> None:
     """Once, in a worker process started by the build (loky, multiprocessing): ignore SIGINT (a
     terminal's Ctrl-C reaches the whole process group; the build ends its workers itself, and a
     worker's own KeyboardInterrupt would only print a traceback), and start a thread that ends the
     process when the build is gone (after a `kill -9` of the build its workers would otherwise
-    stay idle for minutes). The build's own threads and remote workers are left alone."""
+    stay idle for minutes). The build's own threads and remote workers are left alone.
+    `started_by_client`: called as the initializer of a local worker process, which must be the
+    build's child (it ends at once if the build is already gone)."""
     global _watchdog_started
+    if started_by_client and os.getppid() != client_pid:
+        os._exit(1)  # a local worker whose build was killed while it was starting
     if _watchdog_started or os.getpid() == client_pid or os.getppid() != client_pid:
         return
     with _watchdog_lock:

@@ -61,6 +61,19 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _describe_processes(pids: set[int]) -> str:
+    out = []
+    for pid in sorted(pids):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120]
+            status = Path(f"/proc/{pid}/status").read_text()
+            ppid = next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:"))
+        except OSError:
+            cmd, ppid = "?", "?"
+        out.append(f"{pid} (parent {ppid}): {cmd}")
+    return "; ".join(out)
+
+
 def _wait_gone(pids: set[int], seconds: float = 10.0) -> set[int]:
     deadline = time.monotonic() + seconds
     while (left := {p for p in pids if _alive(p)}) and time.monotonic() < deadline:
@@ -169,7 +182,8 @@ def test_kill_9_at_every_point_then_rerun(sample, tmp_path, reference):
         archives = fk.assert_consistent(out, allow_partials=True)
         expected = reference if point in ("commit-report", "commit-sums") else older
         assert archives == {f"{STEM}.tgz": expected}, point
-        assert not _wait_gone(build.workers), f"orphaned workers did not end ({point})"
+        left = _wait_gone(build.workers)
+        assert not left, f"orphaned workers did not end ({point}): {_describe_processes(left)}"
         if point in ("resize", "commit", "commit-archive"):
             assert f".{STEM}.tgz.partial-" in " ".join(os.listdir(out)), point
     _rerun(root, manifest_path, out, reference)
