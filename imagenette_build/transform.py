@@ -170,8 +170,11 @@ def check_full_size(data: bytes) -> None:
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         fmt = _open(data).format
     if fmt == "JPEG":
-        sos = data.rfind(JPEG_SOS)
-        if sos < 0 or data.find(JPEG_EOI, sos + 2) < 0:
+        # "an EOI after the last SOS" is "an EOI, and no SOS after the last one": searched from the
+        # end, this reads a few bytes, where searching the scans for SOS read the whole file (265 us
+        # of a full-size copy's 290, 3.5 s of CPU on imagenette2).
+        eoi = data.rfind(JPEG_EOI)
+        if eoi < 0 or data.find(JPEG_SOS, eoi + 2) >= 0 or data.find(JPEG_SOS, 0, eoi) < 0:
             raise ValueError("truncated JPEG (no end-of-image marker after the last scan)")
     elif fmt == "PNG" and data.rfind(b"IEND") < 0:
         raise ValueError("truncated PNG (no IEND chunk)")

@@ -39,6 +39,29 @@ def test_pipeline_output_is_a_plain_tgz_with_matching_hashes(tmp_path):
         assert [tar.extractfile(m).read() for m in files] == data
 
 
+def test_compressed_bytes_depend_only_on_the_tar_bytes_not_on_how_they_were_written(tmp_path):
+    """ISA-L's output depends on where its input is cut: the pipeline cuts the tar stream into fixed
+    CHUNK-sized pieces, so the same bytes written in any pieces give the same archive."""
+    from imagenette_build.pack import _Pipeline
+
+    stream = b"".join(_payloads(30, 123_457))  # ~3.7 MB, not a multiple of CHUNK
+    outputs = set()
+    for cuts in ([len(stream)], [512, 1536, 150_000], [CHUNK - 1], [7, CHUNK + 3, 100_000]):
+        path = tmp_path / f"{len(outputs)}.gz"
+        with open(path, "wb") as f:
+            pipe = _Pipeline(f)
+            pos, i = 0, 0
+            while pos < len(stream):
+                n = cuts[i % len(cuts)]
+                pipe.write(stream[pos:pos + n])
+                pos, i = pos + n, i + 1
+            pipe.close()
+        raw = path.read_bytes()
+        assert gzip.decompress(raw) == stream
+        outputs.add(raw)
+    assert len(outputs) == 1
+
+
 class _FullDisk:
     """A file object that fails like a full disk after `room` bytes."""
 

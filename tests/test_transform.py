@@ -117,3 +117,40 @@ def test_process_batch_reports_bad_images_without_raising(tmp_path):
     for (outputs, error), ref in zip(results[1:], refs[1:]):
         assert outputs is None
         assert error.startswith(ref.path)
+
+
+def _decodes_whole(data: bytes) -> bool:
+    """What the full-size check stands for: Pillow decodes the bytes without being told they are
+    truncated (LOAD_TRUNCATED_IMAGES is off)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+        return True
+    except Exception:  # noqa: BLE001 - any refusal
+        return False
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_full_size_check_refuses_exactly_the_cuts_the_decoder_refuses(progressive):
+    """Every cut of a JPEG (baseline and progressive: several scans) in its last 300 bytes, and
+    tails appended after its end: check_full_size (which does not decode) accepts exactly what a
+    full decode accepts. One known difference: a tail holding a start-of-scan marker after the end
+    of image looks like a cut file to the check and is refused; the decoder stops at the EOI."""
+    from imagenette_build.transform import check_full_size
+
+    img = Image.fromarray(np.random.default_rng(3).integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=80, progressive=progressive)
+    data = buf.getvalue()
+    cases = [data[:k] for k in range(len(data) - 300, len(data) + 1)]
+    cases += [data + b"\0" * 10, data + b"\xff\xd9"]
+    for case in cases:
+        try:
+            check_full_size(case)
+            accepted = True
+        except ValueError:
+            accepted = False
+        assert accepted == _decodes_whole(case), (len(case), len(data))
+    assert _decodes_whole(data + b"junk\xff\xda\x00\x08")
+    with pytest.raises(ValueError, match="truncated JPEG"):
+        check_full_size(data + b"junk\xff\xda\x00\x08")
