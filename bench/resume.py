@@ -12,7 +12,8 @@ the median of --runs runs of the whole command (`python -m imagenette_build.cli 
   its cache; the build process only, its workers end by themselves), then run again with the same
   options; the rerun's time against the uninterrupted build's, and its archive's sha256 against it;
 - per image (in this process, CPU time, no parallelism): a resize, the sha256 of the source, a cache
-  miss with its write, a hit, and the write of one file per batch of 32 instead (the alternative).
+  miss with its write (one pack per 32 images, as the build's tasks do), a hit, and for comparison
+  the write of one file per image (the layout before packs).
 
 Wall times on a shared machine are noisy; CPU times (user + system of the command and its workers)
 are printed beside them.
@@ -51,9 +52,9 @@ def build(imagenet: Path, out: Path, *extra: str) -> tuple[float, dict, float]:
 
 
 def entries(cache: Path) -> int:
-    if not cache.exists():
-        return 0
-    return sum(len(os.listdir(d)) for d in cache.iterdir() if d.is_dir() and d.name != "tmp")
+    from imagenette_build.cache import count_entries
+
+    return count_entries(cache)
 
 
 def killed_half_way(imagenet: Path, out: Path, images: int, *extra: str) -> tuple[float, int]:
@@ -72,14 +73,14 @@ def killed_half_way(imagenet: Path, out: Path, images: int, *extra: str) -> tupl
 
 def per_image_costs(imagenet: Path, work: Path, size: int, n: int) -> dict[str, float]:
     """CPU microseconds per image, in this process, for the parts the cache adds to a resize."""
-    from imagenette_build.cache import CacheStats, ImageCache
+    from imagenette_build.cache import CacheStats, open_cache
     from imagenette_build.transform import Recipe, resize_image
 
     paths = sorted(p for d in sorted((imagenet / "train").iterdir())[:10] for p in d.iterdir())[:n]
     datas = [p.read_bytes() for p in paths]
     recipe = Recipe()
     rj = json.dumps(recipe.to_json(), sort_keys=True)
-    cache = ImageCache(str(work / "micro-cache"))
+    cache = open_cache(work / "micro-cache")
     stats = CacheStats()
 
     def timed(fn) -> float:
@@ -93,19 +94,27 @@ def per_image_costs(imagenet: Path, work: Path, size: int, n: int) -> dict[str, 
     digests: list[bytes] = []
     out["sha256 of the source"] = timed(lambda: digests.extend(hashlib.sha256(d).digest() for d in datas))
     keys = [cache.key(dg, size, rj) for dg in digests]
-    out["miss: lookup + write entry"] = timed(lambda: [(cache.get(k, stats), cache.put(k, j, stats))
-                                                      for k, j in zip(keys, jpegs)])
-    out["hit: read + check entry"] = timed(lambda: [cache.get(k, stats) for k in keys])
-    batch_dir = work / "micro-batches"
-    batch_dir.mkdir(exist_ok=True)
 
-    def per_batch():
-        for i in range(0, len(jpegs), 32):
-            tmp, final = batch_dir / f".{i}.tmp", batch_dir / str(i)
+    def misses():
+        for i in range(0, len(keys), 32):
+            pending = cache.pending()
+            for k, j in zip(keys[i:i + 32], jpegs[i:i + 32]):
+                if cache.get(k, stats) is None:
+                    pending.put(k, j, stats)
+            pending.write()
+    out["miss: lookup + write entry (packs of 32)"] = timed(misses)
+    warm = cache.renewed()
+    out["hit: read + check entry"] = timed(lambda: [warm.get(k, stats) for k in keys])
+    one_dir = work / "micro-files"
+    one_dir.mkdir(exist_ok=True)
+
+    def per_image():
+        for k, j in zip(keys, jpegs):
+            tmp, final = one_dir / f".{k.hex()}.tmp", one_dir / k.hex()
             with open(tmp, "wb") as f:
-                f.write(b"".join(jpegs[i:i + 32]))
+                f.write(j)
             os.replace(tmp, final)
-    out["(alternative) write one file per batch of 32"] = timed(per_batch)
+    out["(comparison) write one file per image"] = timed(per_image)
     return out
 
 

@@ -143,6 +143,8 @@ def run(opts: BuildOptions, plan: Plan) -> list[dict]:
             if attempt == 1:  # after the archives' files: a folder that cannot be written to says so first
                 cache = _open_cache(opts)
                 stats = {s: CacheStats() for s in opts.sizes if s is not None and cache is not None}
+            elif cache is not None:  # the workers must see the packs the first pass wrote
+                cache = cache.renewed()
             broken = _write_images(built, opts, writers, cache, stats, pause=attempt == 1)
             if broken and not opts.skip_broken:
                 first = "; ".join(b["reason"] for b in broken[:FIRST_FEW])

@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 from PIL import Image
 
-from .cache import CacheStats, ImageCache
+from .cache import CacheStats, ImageCache, PendingPack
 from .sources import SourceRef
 
 FILTERS = {
@@ -206,13 +206,14 @@ def process_batch(refs: list[SourceRef], sizes: tuple[int | None, ...], recipe: 
         worker_setup(client_pid)
     pixel_sizes = tuple(s for s in sizes if s is not None)
     stats = {s: CacheStats() for s in pixel_sizes} if cache is not None else {}
+    pending = cache.pending() if cache is not None and pixel_sizes else None
     recipe_json = json.dumps(recipe.to_json(), sort_keys=True)
     results = []
     for ref in refs:
         try:
             data = ref.read()
             if pixel_sizes:
-                made = _resized(data, pixel_sizes, recipe, cache, recipe_json, stats)
+                made = _resized(data, pixel_sizes, recipe, cache, pending, recipe_json, stats)
             if None in sizes:
                 check_full_size(data)
             results.append(ImageResult(tuple(data if s is None else made[s] for s in sizes), None))
@@ -220,14 +221,17 @@ def process_batch(refs: list[SourceRef], sizes: tuple[int | None, ...], recipe: 
             results.append(ImageResult(None, f"{ref}: {_describe(exc, data if 'data' in locals() else None)}"))
         finally:
             data = None
+    if pending is not None:
+        pending.write()  # the images this task made, as one pack
     return BatchResult(results, stats)
 
 
 def _resized(data: bytes, sizes: tuple[int, ...], recipe: Recipe, cache: ImageCache | None,
-             recipe_json: str, stats: dict[int, CacheStats]) -> dict[int, bytes]:
-    """{size: JPEG bytes}, from the cache where it has them. Making only the missing sizes gives
-    the same bytes as making all of them (each size's decode does not depend on the others)."""
-    if cache is None:
+             pending: PendingPack | None, recipe_json: str, stats: dict[int, CacheStats]) -> dict[int, bytes]:
+    """{size: JPEG bytes}, from the cache where it has them (made ones are put in `pending`).
+    Making only the missing sizes gives the same bytes as making all of them (each size's decode
+    does not depend on the others)."""
+    if cache is None or pending is None:
         return dict(zip(sizes, resize_image(data, sizes, recipe)))
     digest = hashlib.sha256(data).digest()
     keys = {s: cache.key(digest, s, recipe_json) for s in sizes}
@@ -236,7 +240,7 @@ def _resized(data: bytes, sizes: tuple[int, ...], recipe: Recipe, cache: ImageCa
     if todo:
         for s, jpeg in zip(todo, resize_image(data, todo, recipe)):
             out[s] = jpeg
-            cache.put(keys[s], jpeg, stats[s])
+            pending.put(keys[s], jpeg, stats[s])
     return out
 
 

@@ -27,8 +27,8 @@ def _build(root, manifest_path, out, *args):
     return reports if isinstance(reports, list) else [reports]
 
 
-def _entries(root):
-    return sorted(p for d in root.iterdir() if d.is_dir() and d.name != "tmp" for p in d.iterdir())
+def _packs(root):
+    return sorted((root / cache_mod.PACKS).iterdir())
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,8 @@ def test_cold_then_warm_same_bytes(sample, tmp_path, reference):
     [cold] = _build(root, manifest_path, out, "--size", "32", "--jobs", "2")
     assert cold["sha256"] == reference
     assert (cold["cache"]["hits"], cold["cache"]["misses"], cold["cache"]["written"]) == (0, 50, 50)
-    assert len(_entries(out / fk.CACHE)) == 50
+    assert cache_mod.count_entries(out / fk.CACHE) == 50
+    assert len(_packs(out / fk.CACHE)) == 2  # one file per task (batches of 32), not one per image
     assert (out / fk.CACHE / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
     [warm] = _build(root, manifest_path, out, "--size", "32", "--jobs", "2")
     assert warm["sha256"] == reference
@@ -97,21 +98,58 @@ def test_changed_source_is_made_again_and_only_it(sample, tmp_path):
 
 
 def test_damaged_entries_are_detected_and_made_again(sample, tmp_path, reference):
+    """Five packs of 10 entries: one cut short, one with a bit flipped in a record, one whose index
+    points an entry at another image's record, one emptied, one intact. Each damaged record is
+    reported and made again, the empty pack is removed, and the bytes never change."""
     root, manifest_path = sample
     out = tmp_path / "out"
-    _build(root, manifest_path, out, "--size", "32")
-    a, b, c, d, *_ = _entries(out / fk.CACHE)
-    a.write_bytes(a.read_bytes()[:-100])  # cut short (a power cut during the write)
-    data = bytearray(b.read_bytes())
-    data[len(data) // 2] ^= 0x40  # one flipped bit
-    b.write_bytes(bytes(data))
-    c.write_bytes(d.read_bytes())  # another image's entry under this key
-    d.write_bytes(b"")
-    [report] = _build(root, manifest_path, out, "--size", "32")
+    _build(root, manifest_path, out, "--size", "32", "--batch-size", "10")
+    cut, flipped, misplaced, emptied, _ = packs = _packs(out / fk.CACHE)
+    assert len(packs) == 5
+    cut.write_bytes(cut.read_bytes()[:-100])  # a power cut during the write: its last record is short
+    data = bytearray(flipped.read_bytes())
+    first = cache_mod.read_pack_index(str(flipped))[0]
+    data[first["offset"] + cache_mod.RECORD_HEAD + 10] ^= 0x40  # one bit of the first image
+    flipped.write_bytes(bytes(data))
+    data = bytearray(misplaced.read_bytes())
+    slots = cache_mod.read_pack_index(str(misplaced))
+    slot0 = len(cache_mod.MAGIC) + 4 + 32  # the first entry's record offset
+    data[slot0:slot0 + 8] = int(slots[1]["offset"]).to_bytes(8, "little")  # -> the second image's record
+    misplaced.write_bytes(bytes(data))
+    emptied.write_bytes(b"")
+    [report] = _build(root, manifest_path, out, "--size", "32", "--batch-size", "10")
     assert report["sha256"] == reference
-    assert (report["cache"]["damaged"], report["cache"]["hits"], report["cache"]["written"]) == (4, 46, 4)
-    [again] = _build(root, manifest_path, out, "--size", "32")
-    assert again["cache"]["hits"] == 50
+    got = report["cache"]
+    assert (got["damaged"], got["hits"], got["misses"], got["written"]) == (3, 37, 13, 13), got
+    assert len(cache_mod.read_pack_index(str(emptied))) == 10  # made again: the same batch, the same pack
+    [again] = _build(root, manifest_path, out, "--size", "32", "--batch-size", "7")  # other batches
+    assert again["sha256"] == reference
+    assert (again["cache"]["hits"], again["cache"]["damaged"]) == (50, 0)
+
+
+def test_entries_are_found_by_their_own_key(tmp_path):
+    """The index keeps only each key's first 8 bytes: entries that share them are still told apart,
+    and a key that is not there is a miss, not damage. Packs written after a worker read the index
+    are seen once the cache is renewed (the next pass or build)."""
+    cache = cache_mod.open_cache(tmp_path / "c")
+    a, b, c = (b"same8by" + bytes([i]) * 25 for i in (1, 2, 3))
+    pending = cache.pending()
+    stats = cache_mod.CacheStats()
+    pending.put(a, b"image a", stats)
+    pending.put(b, b"image b", stats)
+    pending.write()
+    assert stats.written == 2 and len(_packs(tmp_path / "c")) == 1
+    assert (cache.get(b, stats), cache.get(a, stats), cache.get(c, stats)) == (b"image b", b"image a", None)
+    assert (stats.hits, stats.misses, stats.damaged) == (2, 1, 0)
+    later = cache.pending()
+    later.put(c, b"image c", stats)
+    later.write()
+    assert cache.get(c, stats) is None  # this generation's index was read before
+    junk = tmp_path / "c" / cache_mod.PACKS / "junk.pack"
+    junk.write_bytes(cache_mod.MAGIC + b"\xff\xff\xff\x00 not an index")
+    assert cache.renewed().get(c, stats) == b"image c"
+    assert not junk.exists()  # a pack whose index cannot be read is removed
+    assert cache_mod.count_entries(tmp_path / "c") == 3
 
 
 def test_key_covers_source_size_recipe_and_toolchain(monkeypatch):
@@ -147,13 +185,12 @@ def test_full_size_and_no_cache_make_no_cache_folder(sample, tmp_path):
 
 
 def test_failed_cache_writes_do_not_fail_the_build(sample, tmp_path, reference):
-    """Every entry's folder is a file, so no entry can be written: the build still succeeds, with
-    one warning, and the report counts the failures."""
+    """The packs folder is a file, so no entry can be written: the build still succeeds, with one
+    warning, and the report counts the failures."""
     root, manifest_path = sample
     cache = tmp_path / "cache"
     (cache / "tmp").mkdir(parents=True)
-    for i in range(256):
-        (cache / f"{i:02x}").write_text("not a folder")
+    (cache / cache_mod.PACKS).write_text("not a folder")
     r = run_cli("--imagenet", root, "--manifest", manifest_path, "--out", tmp_path / "out", "--size", "32",
                 "--cache", cache, "--json", "-q")
     assert r.returncode == 0, r.stderr

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from imagenette_build.cache import count_entries
+
 from . import faultkit as fk
 from .conftest import run_cli
 
@@ -114,10 +116,6 @@ class Paused:
         return self.proc.returncode, "".join(self.before) + err
 
 
-def _cache_entries(cache: Path) -> int:
-    return sum(1 for d in cache.iterdir() if d.is_dir() and d.name != "tmp" for _ in d.iterdir())
-
-
 def _rerun(root, manifest_path, out, reference):
     r = run_cli("--imagenet", root, "--manifest", manifest_path, *BUILD, "--out", out, "--json")
     assert r.returncode == 0, r.stderr
@@ -198,7 +196,7 @@ def test_resume_after_kill_9_redoes_only_what_was_not_done(sample, tmp_path, ref
     args = ["--imagenet", root, "--manifest", manifest_path, "--size", "32", "--batch-size", "4", "-q", "--out", out]
     build = Paused([*args, "--jobs", "1"], "resize")
     build.stop(signal.SIGKILL)
-    done = _cache_entries(out / fk.CACHE)
+    done = count_entries(out / fk.CACHE)
     assert 20 <= done <= 32, done  # half of 50, in batches of 4
     report = _rerun(root, manifest_path, out, reference)
     assert report["cache"]["hits"] == done
