@@ -62,7 +62,7 @@ _SLOT = struct.Struct("<32sQI")  # one index entry: key, record offset, payload 
 _SLOT_DTYPE = np.dtype([("k0", "<u8"), ("k1", "V24"), ("offset", "<u8"), ("length", "<u4")])
 assert _SLOT_DTYPE.itemsize == _SLOT.size
 RECORD_HEAD = 64  # key + check
-INDEX_READ = 1 << 16  # the first read of a pack: its whole index for up to ~1,480 entries
+INDEX_READ = 1 << 13  # the first read of a pack: its whole index for up to 185 entries (3 sizes x 61 images)
 
 
 @lru_cache(maxsize=None)
