@@ -4,6 +4,7 @@ used whatever the parallel setting."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -214,3 +215,19 @@ def test_stale_temporary_entries_are_removed(sample, tmp_path):
         p.write_bytes(b"half an entry")
     _build(root, manifest_path, tmp_path / "out", "--size", "32", "--cache", cache)
     assert not stale.exists() and live.exists() and elsewhere.exists()
+
+
+def test_a_pack_with_an_index_longer_than_the_first_read(tmp_path):
+    """A task with many images (a large --batch-size, several sizes) makes a pack whose index does
+    not fit in the first read of its head: every entry is still found."""
+    cache = cache_mod.open_cache(tmp_path / "c")
+    n = cache_mod.INDEX_READ // cache_mod._SLOT.size + 50
+    keys = [hashlib.sha256(str(i).encode()).digest() for i in range(n)]
+    stats = cache_mod.CacheStats()
+    pending = cache.pending()
+    for i, k in enumerate(keys):
+        pending.put(k, b"jpeg %d" % i, stats)
+    pending.write()
+    warm = cache.renewed()
+    assert [warm.get(k, stats) for k in keys] == [b"jpeg %d" % i for i in range(n)]
+    assert (stats.written, stats.hits, stats.misses) == (n, n, 0)
