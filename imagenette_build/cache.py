@@ -168,7 +168,8 @@ class PendingPack:
             return
         data = pack_bytes([(key, payload) for key, payload, _ in self.entries])
         name = hashlib.sha256(data).hexdigest()[:32] + ".pack"
-        tmp = os.path.join(self.root, "tmp", f"{_host()}-{os.getpid()}-{name}")
+        # (the thread too: two threads of one process may make the same pack at once)
+        tmp = os.path.join(self.root, "tmp", f"{_host()}-{os.getpid()}-{threading.get_ident()}-{name}")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:

@@ -231,3 +231,28 @@ def test_a_pack_with_an_index_longer_than_the_first_read(tmp_path):
     warm = cache.renewed()
     assert [warm.get(k, stats) for k in keys] == [b"jpeg %d" % i for i in range(n)]
     assert (stats.written, stats.hits, stats.misses) == (n, n, 0)
+
+
+def test_two_threads_writing_the_same_pack_both_succeed(tmp_path):
+    """With the threading backend two tasks of one process can make the same pack (the same images
+    in the same order) at the same moment: neither write may fail."""
+    import threading
+
+    cache = cache_mod.open_cache(tmp_path / "c")
+    stats = [cache_mod.CacheStats(), cache_mod.CacheStats()]
+    start = threading.Barrier(2)
+
+    def writer(st):
+        for i in range(200):
+            pending = cache.pending()
+            pending.put(hashlib.sha256(b"%d" % i).digest(), b"x" * 200_000, st)
+            start.wait()  # both at once, every time
+            pending.write()
+
+    threads = [threading.Thread(target=writer, args=(st,)) for st in stats]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [(s.written, s.write_errors) for s in stats] == [(200, 0), (200, 0)]
+    assert not os.listdir(tmp_path / "c" / "tmp")
