@@ -101,7 +101,8 @@ def test_changed_source_is_made_again_and_only_it(sample, tmp_path):
 def test_damaged_entries_are_detected_and_made_again(sample, tmp_path, reference):
     """Five packs of 10 entries: one cut short, one with a bit flipped in a record, one whose index
     points an entry at another image's record, one emptied, one intact. Each damaged record is
-    reported and made again, the empty pack is removed, and the bytes never change."""
+    reported and made again, the emptied pack's images are made again (the same batch rewrites the
+    same pack), and the bytes never change."""
     root, manifest_path = sample
     out = tmp_path / "out"
     _build(root, manifest_path, out, "--size", "32", "--batch-size", "10")
