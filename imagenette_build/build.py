@@ -137,7 +137,7 @@ def run(opts: BuildOptions, plan: Plan) -> list[dict]:
         for attempt in (1, 2):
             root_files = root_file_contents(built)
             for size, path in archive_paths(plan, opts).items():
-                writers[size] = ArchiveWriter(path, manifest.archive_stem(size), mtime)
+                writers[size] = ArchiveWriter(path, manifest.archive_stem(size), mtime, stored=size is None)
                 for name, data in root_files.items():
                     writers[size].add_file(name, data)
             if attempt == 1:  # after the archives' files: a folder that cannot be written to says so first
@@ -334,7 +334,7 @@ def _report(plan: Plan, opts: BuildOptions, size: int | None, info: ArchiveInfo,
         "tar_members": info.members,
         # Resized images reused from / added to the cache in this run (None: no cache, or full size).
         "cache": ({"dir": cache.root, **stats.to_json()} if cache is not None and stats is not None else None),
-        "toolchain": toolchain(),
+        "toolchain": {**toolchain(), "compressor": info.compressor},
     }
 
 

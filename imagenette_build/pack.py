@@ -6,10 +6,13 @@ Determinism is enforced at two choke points, not remembered at call sites:
   the ASCII names used here);
 - the gzip header is written by hand (`GZIP_HEADER`): no file name, mtime 0, XFL 0, OS byte 255
   ("unknown"), so the stream depends only on the tar bytes and the compressor.
-The compressor is ISA-L (`isal`, standard deflate, several times faster than zlib) when installed,
-else Python's zlib; which one, and its level, is in the build report, because the compressed bytes
-(not the tar inside) depend on it. The sha256 of the uncompressed tar is reported too: it is the
-same whatever the compressor.
+Resized archives are deflated with ISA-L (`isal`, standard deflate, several times faster than
+zlib) when installed, else Python's zlib. Full-size archives hold the sources' JPEG bytes, which
+deflate does not shrink (1.5 % on imagenette2, tar headers included): they are written as stored
+deflate blocks (zlib level 0), still a standard .tgz, which costs a fraction of the CPU to write and
+to read (README "Speed"). Which compressor and level is in each archive's build report, because the
+compressed bytes (not the tar inside) depend on it. The sha256 of the uncompressed tar is reported
+too: it is the same whatever the compressor.
 
 Packing runs in two pipeline threads (`_Pipeline`: deflate, then hash and write) beside the thread
 that adds members, so a full-size build is not bound by one core doing tar, deflate, three hashes
@@ -69,7 +72,10 @@ def source_date_epoch() -> int:
     return int(value)
 
 
-def compressor_name() -> str:
+def compressor_name(stored: bool = False) -> str:
+    """What deflates an archive, for the build report; `stored`: a full-size archive."""
+    if stored:
+        return f"zlib {zlib.ZLIB_RUNTIME_VERSION} (deflate level 0: stored blocks, not compressed)"
     if COMPRESSOR == "isal":
         import isal
 
@@ -98,6 +104,7 @@ class ArchiveInfo:
     md5_first_mib: str
     tar_sha256: str
     members: int
+    compressor: str  # compressor_name() of this archive
 
 
 class _Stage(threading.Thread):
@@ -153,7 +160,7 @@ class _Pipeline:
     about 2 x QUEUE_DEPTH chunks are held. The bytes written do not depend on timing nor on how the
     tar bytes were handed over: the chunks are fixed CHUNK-sized pieces of the tar stream."""
 
-    def __init__(self, f):
+    def __init__(self, f, stored: bool = False):
         self.f = f
         self.size = 0
         self._flushed = 0  # bytes whose writeback was started
@@ -163,7 +170,8 @@ class _Pipeline:
         self.tar_sha256 = hashlib.sha256()
         self.tar_size = 0
         self.crc = 0
-        self.deflate = _deflate.compressobj(COMPRESS_LEVEL, _deflate.DEFLATED, -15)
+        self.deflate = (zlib.compressobj(0, zlib.DEFLATED, -15) if stored
+                        else _deflate.compressobj(COMPRESS_LEVEL, _deflate.DEFLATED, -15))
         # Tar bytes are gathered in CHUNK-sized buffers that go round: filled here, read by the
         # deflate stage, returned. A fresh bytes object per chunk cost ~0.9 s per GB of archive in
         # allocation and page faults, in the thread that adds members.
@@ -271,16 +279,17 @@ class ArchiveWriter:
     """Write `<out>/<stem>.tgz` with the single top folder `<stem>/`.
 
     Members are added in the caller's order (the plan's); parent folders are added, once, before
-    their first member.
+    their first member. `stored`: stored deflate blocks instead of compression (full-size archives).
     """
 
-    def __init__(self, final_path: Path, top: str, mtime: int):
+    def __init__(self, final_path: Path, top: str, mtime: int, stored: bool = False):
         self.final_path = final_path
         self.top = top
         self.mtime = mtime
         self.tmp_path = partial_path(final_path)  # `.<name>.partial-<host>-<pid>`
         self._file = open(self.tmp_path, "wb")
-        self._pipe = _Pipeline(self._file)
+        self.compressor = compressor_name(stored)
+        self._pipe = _Pipeline(self._file, stored)
         self._tar_size = 0
         self._dirs: set[str] = set()
         self.members = 0
@@ -328,7 +337,8 @@ class ArchiveWriter:
         self._file.close()
         self._closed = True
         return ArchiveInfo(self.final_path, pipe.size, pipe.sha256.hexdigest(), pipe.md5.hexdigest(),
-                           pipe.md5_first.hexdigest(), pipe.tar_sha256.hexdigest(), self.members)
+                           pipe.md5_first.hexdigest(), pipe.tar_sha256.hexdigest(), self.members,
+                           self.compressor)
 
     def commit(self) -> None:
         os.replace(self.tmp_path, self.final_path)

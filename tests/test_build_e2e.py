@@ -110,6 +110,22 @@ def test_report(built):
     assert report["toolchain"]["pillow_flavour"] in ("pillow-simd", "Pillow")
     with gzip.open(out / "imagenette2-sample-160.tgz") as f:
         assert hashlib.sha256(f.read()).hexdigest() == report["tar_sha256"]
+    assert "level 0" not in report["toolchain"]["compressor"]
+
+
+def test_full_size_archive_is_stored_not_compressed(built):
+    """The sources' JPEG bytes do not deflate: the full-size archive is a standard .tgz of stored
+    deflate blocks, and its report says so."""
+    _, _, out = built
+    path = out / "imagenette2-sample.tgz"
+    raw = path.read_bytes()
+    assert (raw[10] >> 1) & 3 == 0  # the first deflate block's BTYPE: 00, stored
+    with gzip.open(path) as f:
+        tar_bytes = f.read()
+    assert len(tar_bytes) < len(raw) < len(tar_bytes) * 1.001 + 100  # a few bytes per 64 KiB block
+    report = json.loads((out / "imagenette2-sample.json").read_text())
+    assert hashlib.sha256(tar_bytes).hexdigest() == report["tar_sha256"]
+    assert "level 0: stored" in report["toolchain"]["compressor"]
 
 
 def test_gzip_header_is_fixed(built):

@@ -39,7 +39,26 @@ def test_pipeline_output_is_a_plain_tgz_with_matching_hashes(tmp_path):
         assert [tar.extractfile(m).read() for m in files] == data
 
 
-def test_compressed_bytes_depend_only_on_the_tar_bytes_not_on_how_they_were_written(tmp_path):
+def test_stored_archive_has_the_same_tar_and_hashes_match(tmp_path):
+    """`stored` (full-size archives) changes the deflate stream, not the tar inside it."""
+    data = _payloads(40, 100_000)
+    infos, raws = [], []
+    for stored in (False, True):
+        w = ArchiveWriter(tmp_path / f"{stored}.tgz", "x", 0, stored=stored)
+        for i, d in enumerate(data):
+            w.add_file(f"train/n0/{i:03d}.JPEG", d)
+        infos.append(w.close())
+        w.commit()
+        raws.append((tmp_path / f"{stored}.tgz").read_bytes())
+    compressed, stored = infos
+    assert stored.tar_sha256 == compressed.tar_sha256 and raws[0] != raws[1]
+    assert stored.sha256 == hashlib.sha256(raws[1]).hexdigest() and stored.md5 == hashlib.md5(raws[1]).hexdigest()
+    assert gzip.decompress(raws[1]) == gzip.decompress(raws[0])
+    assert "stored" in stored.compressor and "stored" not in compressed.compressor
+
+
+@pytest.mark.parametrize("stored", [False, True])
+def test_compressed_bytes_depend_only_on_the_tar_bytes_not_on_how_they_were_written(tmp_path, stored):
     """ISA-L's output depends on where its input is cut: the pipeline cuts the tar stream into fixed
     CHUNK-sized pieces, so the same bytes written in any pieces give the same archive."""
     from imagenette_build.pack import _Pipeline
@@ -49,7 +68,7 @@ def test_compressed_bytes_depend_only_on_the_tar_bytes_not_on_how_they_were_writ
     for cuts in ([len(stream)], [512, 1536, 150_000], [CHUNK - 1], [7, CHUNK + 3, 100_000]):
         path = tmp_path / f"{len(outputs)}.gz"
         with open(path, "wb") as f:
-            pipe = _Pipeline(f)
+            pipe = _Pipeline(f, stored)
             pos, i = 0, 0
             while pos < len(stream):
                 n = cuts[i % len(cuts)]
