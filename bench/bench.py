@@ -6,8 +6,10 @@
 Corpus: the whole imagenette2 file list laid out as ImageNet by the sample generator, with the real
 photos of --photos (cycled) when that folder exists, synthetic content otherwise (the table says
 which). Every variant runs as its own process; CPU time and peak RSS of the largest process come
-from getrusage(RUSAGE_CHILDREN) deltas (ru_maxrss is the largest single descendant). Medians of
---repeats runs. Never run in CI.
+from getrusage(RUSAGE_CHILDREN) deltas (ru_maxrss is the largest single descendant). --repeats
+rounds, each running every variant once, in turn, with the corpus read into the page cache first;
+medians per variant, and ratios taken within each round (a machine that drifts moves both sides of a
+ratio alike). Never run in CI.
 """
 
 from __future__ import annotations
@@ -38,6 +40,36 @@ def isolated(cmd: list[str]) -> dict:
             "print(json.dumps({'wall':w,'cpu':r.ru_utime+r.ru_stime,'rss_mb':r.ru_maxrss/1024}))")
     out = subprocess.run([sys.executable, "-c", code, *map(str, cmd)], check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
+
+
+def warm(files: list[Path]) -> None:
+    """Read every source file, so that each run finds the corpus in the page cache (this machine's
+    kernel reclaims idle page cache within minutes)."""
+    for path in files:
+        with open(path, "rb", buffering=0) as f:
+            while f.read(1 << 20):
+                pass
+
+
+def interleaved(variants: dict[str, tuple[list[str], object, object]], repeats: int, files: list[Path]) -> dict:
+    """Run every variant once per round, in turn, `repeats` rounds: a machine that speeds up or slows
+    down during the benchmark moves every variant alike, and the ratios are taken within a round.
+    `variants`: label -> (command, cleanup before each run or None, output size in bytes after a run).
+    Each run starts with the corpus warmed. Returns label -> {"wall", "cpu", "rss_mb", "archive_mb"
+    (medians), "walls", "cpus" (per round)}."""
+    runs: dict[str, list[dict]] = {label: [] for label in variants}
+    for _ in range(repeats):
+        for label, (cmd, cleanup, output_bytes) in variants.items():
+            if cleanup:
+                cleanup()
+            warm(files)
+            runs[label].append({**isolated(cmd), "archive_mb": output_bytes() / 1e6})
+    result = {}
+    for label, rs in runs.items():
+        result[label] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+        result[label]["walls"] = [r["wall"] for r in rs]
+        result[label]["cpus"] = [r["cpu"] for r in rs]
+    return result
 
 
 def median_of(cmd: list[str], repeats: int, cleanup=None) -> dict:
@@ -91,10 +123,6 @@ def make_corpus(work: Path, photos: Path | None, manifest: str = "imagenette2", 
     return root
 
 
-def corpus_bytes(root: Path) -> int:
-    return sum(p.stat().st_size for p in root.rglob("*.JPEG"))
-
-
 def psnr_check(photos: list[Path]) -> dict:
     """Scaled vs full decode, same filter, before JPEG encoding: PSNR per image and size."""
     import numpy as np
@@ -134,31 +162,34 @@ def main() -> None:
     corpus = make_corpus(args.work, photos)
     file_list = manifests.load("imagenette2").base_dir / "noisy_imagenette.csv"
     n_images = 13394
-    src_mb = corpus_bytes(corpus) / 1e6
+    sources = sorted(corpus.rglob("*.JPEG"))
+    src_mb = sum(p.stat().st_size for p in sources) / 1e6
     dist = args.work / "dist"
 
     def clean():
         shutil.rmtree(dist, ignore_errors=True)
-
-    rows = {}
-    # Every tool run starts with an empty cache (it lives under dist/, removed between runs), so the
+    # Every tool run starts with an empty cache (it lives under dist/, removed before each run), so the
     # defaults' rows include writing the cache; the --no-cache row shows what that costs.
+    variants: dict[str, tuple[list[str], object, object]] = {}
+
+    def archives() -> int:
+        return sum(p.stat().st_size for p in dist.glob("*.tgz"))
+
     for label, options in (("tool 160", ["--size", "160"]), ("tool 160 --no-cache", ["--size", "160", "--no-cache"]),
                            ("tool 320", ["--size", "320"]), ("tool 160+320", ["--size", "160", "--size", "320"]),
                            ("tool full", ["--size", "full"])):
-        rows[label] = median_of(cli("--imagenet", corpus, *options, "--out", dist, "-q"), args.repeats, clean)
-        rows[label]["archive_mb"] = sum(p.stat().st_size for p in dist.glob("*.tgz")) / 1e6
+        variants[label] = (cli("--imagenet", corpus, *options, "--out", dist, "-q"), clean, archives)
     for size in (160, 320):
         out_tgz = args.work / f"naive-{size}.tgz"
-        rows[f"naive {size}"] = median_of([sys.executable, str(HERE / "naive.py"), corpus, file_list, size, out_tgz],
-                                          args.repeats)
-        rows[f"naive {size}"]["archive_mb"] = out_tgz.stat().st_size / 1e6
-    rows["floor 160"] = median_of([sys.executable, str(HERE / "floor.py"), corpus, file_list, "160"], args.repeats)
-    rows["floor 160"]["archive_mb"] = 0.0
+        variants[f"naive {size}"] = ([sys.executable, str(HERE / "naive.py"), corpus, file_list, size, out_tgz], None,
+                                     lambda path=out_tgz: path.stat().st_size)
+    variants["floor 160"] = ([sys.executable, str(HERE / "floor.py"), corpus, file_list, "160"], None, lambda: 0)
+    rows = interleaved(variants, args.repeats, sources)
 
     print(f"\nimagenette2, {n_images} images, {'real photos from ' + str(photos) if photos else 'SYNTHETIC content'}"
           f" ({src_mb:.0f} MB of JPEG); {platform.machine()}, {os.cpu_count()} cores, "
-          f"{pillow_description()}, {libjpeg_version()}; median of {args.repeats} runs\n")
+          f"{pillow_description()}, {libjpeg_version()}; {args.repeats} rounds, every variant once per round, "
+          f"in turn, the corpus read into the page cache before each run\n")
     print("| run | wall s (median) | runs | CPU s | images/s | peak RSS MB | archive MB |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
     for label, r in rows.items():
@@ -166,19 +197,26 @@ def main() -> None:
         runs = " ".join(f"{w:.1f}" for w in r["walls"])
         print(f"| {label} | {r['wall']:.1f} | {runs} | {r['cpu']:.1f} | {ips:.0f} | {r['rss_mb']:.0f} | "
               f"{r['archive_mb']:.1f} |")
-    t = {k: v["wall"] for k, v in rows.items()}
-    c = {k: v["cpu"] for k, v in rows.items()}
+
+    def ratio(num: str, *den: str, key: str = "walls") -> str:
+        """Median over rounds of the ratio within each round, and the ratio of the medians."""
+        per_round = [rows[num][key][i] / sum(rows[d][key][i] for d in den) for i in range(args.repeats)]
+        med = rows[num][key[:-1]] / sum(rows[d][key[:-1]] for d in den)
+        return f"{statistics.median(per_round):.2f} (rounds {' '.join(f'{x:.2f}' for x in per_round)}; medians {med:.2f})"
+
     print()
-    print(f"- tool 160 / naive 160: {t['tool 160'] / t['naive 160']:.2f} wall, "
-          f"{c['tool 160'] / c['naive 160']:.2f} CPU (target <= 0.6)")
-    print(f"- tool 160 --no-cache / naive 160: {t['tool 160 --no-cache'] / t['naive 160']:.2f} wall, "
-          f"{c['tool 160 --no-cache'] / c['naive 160']:.2f} CPU (the cache's cost on a first build: "
-          f"{t['tool 160'] / t['tool 160 --no-cache'] - 1:+.0%} wall)")
-    print(f"- tool 160 / floor 160: {t['tool 160'] / t['floor 160']:.2f} wall, "
-          f"{c['tool 160'] / c['floor 160']:.2f} CPU (target <= 1.25)")
-    print(f"- tool 160+320 / (naive 160 + naive 320): {t['tool 160+320'] / (t['naive 160'] + t['naive 320']):.2f} "
-          f"wall, {c['tool 160+320'] / (c['naive 160'] + c['naive 320']):.2f} CPU (target <= 0.5)")
-    print(f"- tool full: {src_mb / t['tool full']:.0f} MB/s of source data (target >= 250)")
+    print("ratios: median of the per-round ratios (each round's ratio; ratio of the medians)")
+    print(f"- tool 160 / naive 160: wall {ratio('tool 160', 'naive 160')}, CPU {ratio('tool 160', 'naive 160', key='cpus')} "
+          "(target <= 0.6)")
+    print(f"- tool 160 --no-cache / naive 160: wall {ratio('tool 160 --no-cache', 'naive 160')}; "
+          f"the cache's cost on a first build: tool 160 / --no-cache {ratio('tool 160', 'tool 160 --no-cache')}")
+    print(f"- tool 160 / floor 160: wall {ratio('tool 160', 'floor 160')}, CPU {ratio('tool 160', 'floor 160', key='cpus')} "
+          "(target <= 1.25)")
+    print(f"- tool 160+320 / (naive 160 + naive 320): wall {ratio('tool 160+320', 'naive 160', 'naive 320')}, "
+          f"CPU {ratio('tool 160+320', 'naive 160', 'naive 320', key='cpus')} (target <= 0.5)")
+    full_rates = sorted(src_mb / w for w in rows["tool full"]["walls"])
+    print(f"- tool full: {src_mb / rows['tool full']['wall']:.0f} MB/s of source data, median (runs "
+          f"{' '.join(f'{x:.0f}' for x in full_rates)}) (target >= 250)")
 
     if not args.skip_psnr:
         sample = sorted(photos.glob("*.JPEG")) if photos else sorted(corpus.rglob("*.JPEG"))[:200]

@@ -14,7 +14,7 @@ to read (README "Speed"). Which compressor and level is in each archive's build 
 compressed bytes (not the tar inside) depend on it. The sha256 of the uncompressed tar is reported
 too: it is the same whatever the compressor.
 
-Packing runs in two pipeline threads (`_Pipeline`: deflate, then hash and write) beside the thread
+Packing runs in three pipeline threads (`_Pipeline`: deflate, hash, write) beside the thread
 that adds members, so a full-size build is not bound by one core doing tar, deflate, three hashes
 and the writes in turn (README "Speed").
 
@@ -154,15 +154,18 @@ _END = object()
 
 
 class _Pipeline:
-    """tar bytes -> [deflate stage: tar sha256, crc32, deflate] -> [sink stage: sha256, md5, md5 of
-    the first MiB, write]. Both stages run in threads (hashlib, ISA-L and file writes release the
-    GIL), so packing overlaps with itself and with the caller; the queues are bounded, so at most
-    about 2 x QUEUE_DEPTH chunks are held. The bytes written do not depend on timing nor on how the
-    tar bytes were handed over: the chunks are fixed CHUNK-sized pieces of the tar stream."""
+    """tar bytes -> [deflate stage: tar sha256, crc32, deflate] -> [hash stage: sha256, md5, md5 of
+    the first MiB] -> [sink stage: write]. The stages run in threads (hashlib, ISA-L, zlib and file
+    writes release the GIL), so packing overlaps with itself and with the caller; three stages keep
+    the longest one short (a full-size archive's deflate is a copy, its hashes and writes are not).
+    The queues are bounded, so at most about 3 x QUEUE_DEPTH chunks are held. The bytes written do
+    not depend on timing nor on how the tar bytes were handed over: the chunks are fixed
+    CHUNK-sized pieces of the tar stream."""
 
     def __init__(self, f, stored: bool = False):
         self.f = f
-        self.size = 0
+        self.size = 0  # bytes hashed (the hash stage)
+        self.written = 0  # bytes written (the sink stage)
         self._flushed = 0  # bytes whose writeback was started
         self.sha256 = hashlib.sha256()
         self.md5 = hashlib.md5()
@@ -181,10 +184,12 @@ class _Pipeline:
         self._buf = self._free.get()
         self._fill = 0
         self.sink = _Stage("sink", self._sink)
-        self.deflater = _Stage("deflate", self._deflate, finish=self._finish, downstream=self.sink)
-        self.sink.start()
-        self.deflater.start()
-        self.sink.put(GZIP_HEADER)
+        self.hasher = _Stage("hash", self._hash, downstream=self.sink)
+        self.deflater = _Stage("deflate", self._deflate, finish=self._finish, downstream=self.hasher)
+        self.stages = (self.deflater, self.hasher, self.sink)
+        for stage in self.stages:
+            stage.start()
+        self.hasher.put(GZIP_HEADER)
 
     # -- the writing thread
     def write(self, data: bytes) -> None:
@@ -197,19 +202,22 @@ class _Pipeline:
             if self._fill == CHUNK:
                 self._send()
 
+    def _check(self) -> None:
+        for stage in self.stages:
+            stage.check()
+
     def _send(self) -> None:
         """Hand the current buffer (its first `_fill` bytes) to the deflate stage; take a free one.
         Chunks are exactly CHUNK bytes but the last: the deflate output depends on where the input
         is cut (ISA-L's does), and this way only on the tar bytes."""
-        self.sink.check()
+        self._check()
         self.deflater.put((self._buf, self._fill))
         while True:  # a stage that failed stops returning buffers: notice its error instead of waiting
             try:
                 self._buf = self._free.get(timeout=0.5)
                 break
             except queue.Empty:
-                self.deflater.check()
-                self.sink.check()
+                self._check()
         self._fill = 0
 
     def close(self) -> None:
@@ -217,22 +225,21 @@ class _Pipeline:
         if self._fill:
             self._send()
         self.deflater.put(_END)
-        self.deflater.join()
-        self.sink.join()
-        self.deflater.check()
-        self.sink.check()
+        for stage in self.stages:
+            stage.join()
+        self._check()
 
     def cancel(self) -> None:
-        """Stop both stages, dropping what is queued; returns within seconds (daemon threads)."""
-        for stage in (self.deflater, self.sink):
+        """Stop every stage, dropping what is queued; returns within seconds (daemon threads)."""
+        for stage in self.stages:
             stage.cancelled = True
         if self.deflater.is_alive():
             try:  # a cancelled stage drains its queue at once, so this put succeeds quickly
                 self.deflater.queue.put(_END, timeout=5)
             except queue.Full:
                 pass
-        self.deflater.join(timeout=5)
-        self.sink.join(timeout=5)
+        for stage in self.stages:
+            stage.join(timeout=5)
 
     # -- the deflate stage
     def _deflate(self, item: tuple[bytearray, int]) -> None:
@@ -246,14 +253,14 @@ class _Pipeline:
             chunk.release()
         finally:
             self._free.put(buf)
-        self.sink.put(out)
+        self.hasher.put(out)
 
     def _finish(self) -> None:
         tail = self.deflate.flush() + struct.pack("<II", self.crc & 0xFFFFFFFF, self.tar_size & 0xFFFFFFFF)
-        self.sink.put(tail)
+        self.hasher.put(tail)
 
-    # -- the sink stage
-    def _sink(self, data: bytes) -> None:
+    # -- the hash stage
+    def _hash(self, data: bytes) -> None:
         if not data:
             return
         if self.size < FIRST_MIB:
@@ -261,8 +268,13 @@ class _Pipeline:
         self.size += len(data)
         self.sha256.update(data)
         self.md5.update(data)
+        self.sink.put(data)
+
+    # -- the sink stage
+    def _sink(self, data: bytes) -> None:
         self.f.write(data)
-        if self.size - self._flushed >= WRITEBACK:
+        self.written += len(data)
+        if self.written - self._flushed >= WRITEBACK:
             self._start_writeback()
 
     def _start_writeback(self) -> None:
@@ -271,8 +283,8 @@ class _Pipeline:
         final fsync has little left to do."""
         self.f.flush()
         if hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(self.f.fileno(), self._flushed, self.size - self._flushed, os.POSIX_FADV_DONTNEED)
-        self._flushed = self.size
+            os.posix_fadvise(self.f.fileno(), self._flushed, self.written - self._flushed, os.POSIX_FADV_DONTNEED)
+        self._flushed = self.written
 
 
 class ArchiveWriter:

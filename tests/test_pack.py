@@ -105,7 +105,7 @@ def test_write_error_in_the_sink_thread_is_raised_in_the_caller(tmp_path):
         w.close()
     assert exc.value.errno == errno.ENOSPC
     w.abort()
-    assert not w._pipe.deflater.is_alive() and not w._pipe.sink.is_alive()
+    assert not any(stage.is_alive() for stage in w._pipe.stages)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -114,5 +114,5 @@ def test_abort_midway_stops_the_threads_and_removes_the_file(tmp_path):
     for i, d in enumerate(_payloads(60, 100_000)):
         w.add_file(f"{i}.JPEG", d)
     w.abort()
-    assert not w._pipe.deflater.is_alive() and not w._pipe.sink.is_alive()
+    assert not any(stage.is_alive() for stage in w._pipe.stages)
     assert list(tmp_path.iterdir()) == []
