@@ -31,6 +31,7 @@ import struct
 import tarfile
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from .outputs import partial_path
@@ -84,8 +85,20 @@ def compressor_name(stored: bool = False) -> str:
 
 
 def tar_header(name: str, size: int, mtime: int, is_dir: bool = False) -> bytes:
-    """The one place a tar header is made; everything that could vary between runs is fixed."""
-    info = tarfile.TarInfo(name + "/" if is_dir and not name.endswith("/") else name)
+    """The one place a tar header is made; everything that could vary between runs is fixed.
+
+    `tarfile` makes it. For the members of every archive here (ASCII names of at most 100 bytes,
+    sizes under 8 GiB: a plain ustar header, byte for byte what tarfile gives, tested) a template
+    from tarfile is filled in instead: 23 us -> ~3 us a member, in the thread that adds members."""
+    if is_dir and not name.endswith("/"):
+        name += "/"
+    if name.isascii() and len(name) <= NAME_FIELD and size <= MAX_USTAR_SIZE:
+        return _fill_ustar(_ustar_template(mtime, is_dir), name, 0 if is_dir else size)
+    return _tarfile_header(name, size, mtime, is_dir)
+
+
+def _tarfile_header(name: str, size: int, mtime: int, is_dir: bool) -> bytes:
+    info = tarfile.TarInfo(name)
     info.type = tarfile.DIRTYPE if is_dir else tarfile.REGTYPE
     info.size = 0 if is_dir else size
     info.mtime = mtime
@@ -93,6 +106,32 @@ def tar_header(name: str, size: int, mtime: int, is_dir: bool = False) -> bytes:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+NAME_FIELD = 100  # ustar name field: bytes 0-99
+SIZE_FIELD = slice(124, 136)  # 11 octal digits and a NUL
+CHKSUM_FIELD = slice(148, 156)  # 6 octal digits, NUL, space
+MAX_USTAR_SIZE = 8**11 - 1
+
+
+@lru_cache(maxsize=8)
+def _ustar_template(mtime: int, is_dir: bool) -> bytes:
+    """tarfile's header for this mtime and type, with the name, size and checksum fields blank."""
+    header = bytearray(_tarfile_header("x/" if is_dir else "x", 0, mtime, is_dir))
+    assert len(header) == BLOCK, "tarfile made more than a plain ustar header"
+    header[:NAME_FIELD] = bytes(NAME_FIELD)
+    header[SIZE_FIELD] = bytes(12)
+    header[CHKSUM_FIELD] = b" " * 8
+    return bytes(header)
+
+
+def _fill_ustar(template: bytes, name: str, size: int) -> bytes:
+    header = bytearray(template)
+    encoded = name.encode("ascii")
+    header[:len(encoded)] = encoded
+    header[SIZE_FIELD] = b"%011o\0" % size
+    header[CHKSUM_FIELD] = b"%06o\0 " % sum(header)  # the sum with the field as spaces, as tarfile does
+    return bytes(header)
 
 
 @dataclass(frozen=True)
