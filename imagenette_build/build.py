@@ -10,7 +10,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from .errors import DataError, UserError
 from .pack import ArchiveInfo, ArchiveWriter, source_date_epoch
 from .noisy import noisy_csv
 from .plan import Plan, make_plan
+from .prefetch import Prefetcher
 from .sources import open_source
 from .toolchain import toolchain
 from .transform import Recipe, process_batch, worker_setup
@@ -232,7 +233,7 @@ def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, Arch
     # back over the network, so they are read here even with --scheduler.
     scheduler = None if full_only else opts.scheduler
     client = os.getpid()
-    tasks = (([img.ref for img in batch], sizes, opts.recipe, cache, client)
+    tasks = (([img.ref for img in batch], sizes, opts.recipe, cache, client, scheduler is not None)
              for batch in batches(plan.images, opts.batch_size))
     # Results held at once: one window of batches. Resized JPEGs are small, so a long window keeps
     # the per-window tail (workers idle while the last batches finish) short; full-size batches
@@ -242,12 +243,15 @@ def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, Arch
     # starts the watch too, for a backend without initializers).
     results = ordered_map(process_batch, tasks, opts.jobs, backend, window, scheduler,
                           initializer=(worker_setup, (client, True)))
+    # Local workers read from this machine's disk: read ahead of them (prefetch.py). A cluster's
+    # workers read elsewhere; each prefetches its own task (process_batch).
+    ahead = Prefetcher([img.ref for img in plan.images]) if scheduler is None else nullcontext()
     broken: list[dict] = []
     images = iter(plan.images)
     done, half = 0, len(plan.images) // 2
     with _bar(opts.quiet, total=len(plan.images), desc="resize", unit="img") as resize_bar, \
             _bar(opts.quiet, desc="pack", unit="B", unit_scale=True, unit_divisor=1024) as pack_bar, \
-            _closing(results):
+            _closing(results), ahead:
         for batch in results:
             for size, batch_stats in batch.cache.items():
                 stats[size].add(batch_stats)
@@ -260,6 +264,8 @@ def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, Arch
                     writers[size].add_file(img.member, data)
                     pack_bar.update(len(data))
             resize_bar.update(len(batch.images))
+            if scheduler is None:
+                ahead.advance(len(batch.images))
             done += len(batch.images)
             if pause and done - len(batch.images) < half <= done:
                 _test_pause("resize")

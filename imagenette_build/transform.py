@@ -194,13 +194,16 @@ class BatchResult(NamedTuple):
 
 
 def process_batch(refs: list[SourceRef], sizes: tuple[int | None, ...], recipe: Recipe,
-                  cache: ImageCache | None = None, client_pid: int | None = None) -> BatchResult:
+                  cache: ImageCache | None = None, client_pid: int | None = None,
+                  prefetch: bool = False) -> BatchResult:
     """The worker task: for each ref, its outputs per size or an error message.
 
     A bad image never raises here: the caller decides whether the build stops or skips it.
     With a cache, each resized image is looked up by the sha256 of the bytes just read (plus recipe,
     size and toolchain) and written there when it had to be made. `client_pid`: the building
     process; a worker that is its child ends itself when it is orphaned (the build was killed).
+    `prefetch`: first ask the kernel to read every file of the batch (a cluster's workers; a local
+    build reads ahead of its workers in the building process, prefetch.py).
     """
     if client_pid is not None:
         worker_setup(client_pid)
@@ -208,6 +211,9 @@ def process_batch(refs: list[SourceRef], sizes: tuple[int | None, ...], recipe: 
     stats = {s: CacheStats() for s in pixel_sizes} if cache is not None else {}
     pending = cache.pending() if cache is not None and pixel_sizes else None
     recipe_json = json.dumps(recipe.to_json(), sort_keys=True)
+    if prefetch:  # the disk reads the batch's files while the first ones are decoded
+        for ref in refs:
+            ref.prefetch()
     results = []
     for ref in refs:
         try:

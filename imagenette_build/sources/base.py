@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,23 @@ class SourceRef:
             raise OSError(f"{self.path}: expected {self.length} bytes at offset {self.offset}, "
                           f"found {len(data)} (truncated file?)")
         return data
+
+    def prefetch(self) -> None:
+        """Ask the kernel to start reading these bytes now (POSIX_FADV_WILLNEED) and return at once,
+        so that `read` later finds them in the page cache. Only a hint: errors are `read`'s to
+        report, and where there is no posix_fadvise this does nothing."""
+        if not hasattr(os, "posix_fadvise"):
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.posix_fadvise(fd, self.offset, max(self.length, 0), os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
     def __str__(self) -> str:
         return self.path if self.length < 0 else f"{self.path}[{self.offset}:+{self.length}]"
