@@ -51,18 +51,36 @@ def warm(files: list[Path]) -> None:
                 pass
 
 
+DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+
+
+def can_drop_caches() -> bool:
+    return os.access(DROP_CACHES, os.W_OK)
+
+
+def drop_caches() -> None:
+    """Empty the page cache (Linux, root): the run reads the corpus from the disk, as a build of an
+    ImageNet copy that does not fit in memory does."""
+    os.sync()
+    DROP_CACHES.write_text("3\n")
+
+
 def interleaved(variants: dict[str, tuple[list[str], object, object]], repeats: int, files: list[Path]) -> dict:
     """Run every variant once per round, in turn, `repeats` rounds: a machine that speeds up or slows
     down during the benchmark moves every variant alike, and the ratios are taken within a round.
     `variants`: label -> (command, cleanup before each run or None, output size in bytes after a run).
-    Each run starts with the corpus warmed. Returns label -> {"wall", "cpu", "rss_mb", "archive_mb"
+    Each run starts with the corpus warmed, but a label ending in "(cold)": with the page cache
+    emptied. Returns label -> {"wall", "cpu", "rss_mb", "archive_mb"
     (medians), "walls", "cpus" (per round)}."""
     runs: dict[str, list[dict]] = {label: [] for label in variants}
     for _ in range(repeats):
         for label, (cmd, cleanup, output_bytes) in variants.items():
             if cleanup:
                 cleanup()
-            warm(files)
+            if label.endswith("(cold)"):
+                drop_caches()
+            else:
+                warm(files)
             runs[label].append({**isolated(cmd), "archive_mb": output_bytes() / 1e6})
     result = {}
     for label, rs in runs.items():
@@ -179,6 +197,9 @@ def main() -> None:
                            ("tool 320", ["--size", "320"]), ("tool 160+320", ["--size", "160", "--size", "320"]),
                            ("tool full", ["--size", "full"])):
         variants[label] = (cli("--imagenet", corpus, *options, "--out", dist, "-q"), clean, archives)
+    if can_drop_caches():  # the read-ahead's worth: the same builds with the corpus on the disk only
+        for label, options in (("tool 160 (cold)", ["--size", "160"]), ("tool full (cold)", ["--size", "full"])):
+            variants[label] = (cli("--imagenet", corpus, *options, "--out", dist, "-q"), clean, archives)
     for size in (160, 320):
         out_tgz = args.work / f"naive-{size}.tgz"
         variants[f"naive {size}"] = ([sys.executable, str(HERE / "naive.py"), corpus, file_list, size, out_tgz], None,
@@ -189,7 +210,7 @@ def main() -> None:
     print(f"\nimagenette2, {n_images} images, {'real photos from ' + str(photos) if photos else 'SYNTHETIC content'}"
           f" ({src_mb:.0f} MB of JPEG); {platform.machine()}, {os.cpu_count()} cores, "
           f"{pillow_description()}, {libjpeg_version()}; {args.repeats} rounds, every variant once per round, "
-          f"in turn, the corpus read into the page cache before each run\n")
+          f"in turn, the corpus read into the page cache before each run (cold rows: the page cache emptied instead)\n")
     print("| run | wall s (median) | runs | CPU s | images/s | peak RSS MB | archive MB |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
     for label, r in rows.items():
@@ -217,6 +238,12 @@ def main() -> None:
     full_rates = sorted(src_mb / w for w in rows["tool full"]["walls"])
     print(f"- tool full: {src_mb / rows['tool full']['wall']:.0f} MB/s of source data, median (runs "
           f"{' '.join(f'{x:.0f}' for x in full_rates)}) (target >= 250)")
+    if "tool 160 (cold)" in rows:
+        print(f"- page cache emptied before the run / corpus in the page cache: 160 "
+              f"{ratio('tool 160 (cold)', 'tool 160')}, full {ratio('tool full (cold)', 'tool full')}; "
+              f"full from the disk: {src_mb / rows['tool full (cold)']['wall']:.0f} MB/s")
+    else:
+        print(f"- no cold-cache rows: {DROP_CACHES} is not writable (needs root)")
 
     if not args.skip_psnr:
         sample = sorted(photos.glob("*.JPEG")) if photos else sorted(corpus.rglob("*.JPEG"))[:200]
