@@ -93,7 +93,9 @@ def tar_header(name: str, size: int, mtime: int, is_dir: bool = False) -> bytes:
     if is_dir and not name.endswith("/"):
         name += "/"
     if name.isascii() and len(name) <= NAME_FIELD and size <= MAX_USTAR_SIZE:
-        return _fill_ustar(_ustar_template(mtime, is_dir), name, 0 if is_dir else size)
+        template = _ustar_template(mtime, is_dir)
+        if template is not None:
+            return _fill_ustar(template, name, 0 if is_dir else size)
     return _tarfile_header(name, size, mtime, is_dir)
 
 
@@ -115,10 +117,12 @@ MAX_USTAR_SIZE = 8**11 - 1
 
 
 @lru_cache(maxsize=8)
-def _ustar_template(mtime: int, is_dir: bool) -> bytes:
-    """tarfile's header for this mtime and type, with the name, size and checksum fields blank."""
+def _ustar_template(mtime: int, is_dir: bool) -> bytes | None:
+    """tarfile's header for this mtime and type, with the name, size and checksum fields blank;
+    None when tarfile needs a pax header for the mtime itself (beyond the year 2242)."""
     header = bytearray(_tarfile_header("x/" if is_dir else "x", 0, mtime, is_dir))
-    assert len(header) == BLOCK, "tarfile made more than a plain ustar header"
+    if len(header) != BLOCK:
+        return None
     header[:NAME_FIELD] = bytes(NAME_FIELD)
     header[SIZE_FIELD] = bytes(12)
     header[CHKSUM_FIELD] = b" " * 8
