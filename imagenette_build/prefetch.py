@@ -47,10 +47,12 @@ class Prefetcher:
             self._cond.notify()
 
     def close(self) -> None:
+        """Stop; waits for the file being opened, at most a few seconds (an open that hangs on a dead
+        network mount is left to the daemon thread)."""
         with self._cond:
             self._stopped = True
             self._cond.notify()
-        self._thread.join()
+        self._thread.join(timeout=5)
 
     def __enter__(self) -> Prefetcher:
         return self
