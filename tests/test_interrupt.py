@@ -201,3 +201,30 @@ def test_resume_after_kill_9_redoes_only_what_was_not_done(sample, tmp_path, ref
     report = _rerun(root, manifest_path, out, reference)
     assert report["cache"]["hits"] == done
     assert report["cache"]["misses"] == report["cache"]["written"] == 50 - done
+
+
+def _sigterm_disposition_after_worker_setup(client_pid: int, answer) -> None:
+    from imagenette_build.transform import worker_setup
+
+    worker_setup(client_pid, started_by_client=True)
+    answer.put("default" if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else "inherited handler")
+
+
+def test_forked_worker_gets_sigterms_default_action():
+    """A forked worker (--backend multiprocessing) inherits the build's Python SIGTERM handler, which
+    only runs when the worker's main thread runs Python code: a worker blocked on its pool's task
+    queue lock, with the signal taken by its watch thread, never died, and the build waited for it
+    forever (4 hangs in 30 runs). worker_setup restores the default action; fails without it."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # as the CLI installs one
+    try:
+        answer = ctx.Queue()
+        child = ctx.Process(target=_sigterm_disposition_after_worker_setup, args=(os.getpid(), answer))
+        child.start()
+        result = answer.get(timeout=20)
+        child.join(timeout=20)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result == "default"
