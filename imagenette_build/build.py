@@ -10,7 +10,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -244,8 +244,8 @@ def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, Arch
     results = ordered_map(process_batch, tasks, opts.jobs, backend, window, scheduler,
                           initializer=(worker_setup, (client, True)))
     # Local workers read from this machine's disk: read ahead of them (prefetch.py). A cluster's
-    # workers read elsewhere; each prefetches its own task (process_batch).
-    ahead = Prefetcher([img.ref for img in plan.images]) if scheduler is None else nullcontext()
+    # workers read elsewhere; each prefetches its own task (process_batch), and nothing is read here.
+    ahead = Prefetcher([img.ref for img in plan.images] if scheduler is None else [])
     broken: list[dict] = []
     images = iter(plan.images)
     done, half = 0, len(plan.images) // 2
@@ -264,8 +264,7 @@ def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, Arch
                     writers[size].add_file(img.member, data)
                     pack_bar.update(len(data))
             resize_bar.update(len(batch.images))
-            if scheduler is None:
-                ahead.advance(len(batch.images))
+            ahead.advance(len(batch.images))
             done += len(batch.images)
             if pause and done - len(batch.images) < half <= done:
                 _test_pause("resize")
