@@ -339,7 +339,7 @@ def _report(plan: Plan, opts: BuildOptions, size: int | None, info: ArchiveInfo,
         "tar_members": info.members,
         # Resized images reused from / added to the cache in this run (None: no cache, or full size).
         "cache": ({"dir": cache.root, **stats.to_json()} if cache is not None and stats is not None else None),
-        "toolchain": {**toolchain(), "compressor": info.compressor},
+        "toolchain": toolchain(info.compressor),
     }
 
 

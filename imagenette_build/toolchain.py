@@ -38,9 +38,9 @@ def libjpeg_version() -> str:
     return f"libjpeg-turbo {turbo}" if turbo else f"libjpeg {features.version('jpg')}"
 
 
-def toolchain() -> dict:
+def toolchain(compressor: str) -> dict:
+    """`compressor`: what deflated the archive (`pack.compressor_name`, one per archive)."""
     from . import __version__
-    from .pack import compressor_name
 
     import joblib
     import numpy
@@ -53,7 +53,7 @@ def toolchain() -> dict:
         "pillow": pillow_description(),
         "pillow_flavour": pillow_flavour(),
         "libjpeg": libjpeg_version(),
-        "compressor": compressor_name(),
+        "compressor": compressor,
         "joblib": joblib.__version__,
         "numpy": numpy.__version__,
     }
