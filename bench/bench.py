@@ -90,17 +90,6 @@ def interleaved(variants: dict[str, tuple[list[str], object, object]], repeats: 
     return result
 
 
-def median_of(cmd: list[str], repeats: int, cleanup=None) -> dict:
-    runs = []
-    for _ in range(repeats):
-        if cleanup:
-            cleanup()
-        runs.append(isolated(cmd))
-    result = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    result["walls"] = [round(r["wall"], 1) for r in runs]
-    return result
-
-
 def profile(corpus: Path, work: Path, top: int = 15) -> None:
     """Where the time goes: cProfile of an in-process build (--jobs 1, so every stage is in one
     process), sorted by own time. py-spy gives the same picture of a parallel run:
@@ -258,11 +247,12 @@ def main() -> None:
 
         scale_manifest = args.work / "scale.toml"
         scale_manifest.write_text(NewManifest("scale", manifests.load("imagewoof2").wnids, "imagenet").to_toml())
-        scale_rows = {}
-        for label, per_class in (("1x", 200), ("10x", 2000)):
-            root = make_corpus(args.work, None, str(scale_manifest), per_class)
-            scale_rows[label] = median_of(cli("--imagenet", root, "--manifest", scale_manifest, "--size", "160",
-                                              "--out", dist, "-q"), 1, clean)
+        roots = {label: make_corpus(args.work, None, str(scale_manifest), per_class)
+                 for label, per_class in (("1x", 200), ("10x", 2000))}
+        scale_runs = {label: (cli("--imagenet", root, "--manifest", scale_manifest, "--size", "160", "--out", dist,
+                                  "-q"), clean, archives) for label, root in roots.items()}
+        scale_rows = interleaved(scale_runs, 1, [p for root in roots.values() for p in root.rglob("*.JPEG")])
+        for label, root in roots.items():
             scale_rows[label]["images"] = sum(1 for _ in root.rglob("*.JPEG")) - 10  # less the decoys
         one, ten = scale_rows["1x"], scale_rows["10x"]
         per_image = (ten["wall"] / ten["images"]) / (one["wall"] / one["images"])
