@@ -158,7 +158,7 @@ def run(opts: BuildOptions, plan: Plan) -> list[dict]:
                                 f"(are the files changing?), no archive written. First: {broken[0]['reason']}")
             skipped += broken
             gone = {b["member"] for b in broken}
-            built = replace(plan, images=[img for img in plan.images if img.member not in gone])
+            built = replace(plan, images=plan.images.without(gone))
             if not built.images:
                 raise DataError(f"none of the {len(plan.images)} source images could be read, no archive "
                                 f"written. First: {broken[0]['reason']}")
@@ -245,7 +245,7 @@ def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, Arch
                           initializer=(worker_setup, (client, True)))
     # Local workers read from this machine's disk: read ahead of them (prefetch.py). A cluster's
     # workers read elsewhere; each prefetches its own task (process_batch), and nothing is read here.
-    ahead = Prefetcher([img.ref for img in plan.images] if scheduler is None else [])
+    ahead = Prefetcher((img.ref for img in plan.images) if scheduler is None else ())
     broken: list[dict] = []
     images = iter(plan.images)
     done, half = 0, len(plan.images) // 2

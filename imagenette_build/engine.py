@@ -94,7 +94,7 @@ def _in_windows(parallel: Parallel, func: Callable, tasks: Iterable[tuple], size
         yield from parallel(delayed(func)(*task) for task in chunk)
 
 
-def batches(items: list, size: int) -> Iterator[list]:
+def batches(items: Sequence, size: int) -> Iterator[Sequence]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
 

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterator
+
+import numpy as np
 
 from .manifest import NOISE_PERCENTS, Manifest
 from .plan import Plan
@@ -32,29 +35,43 @@ def flip_count(n_train: int, percent: int) -> int:
     return math.floor(n_train * percent / 100 + 0.5)
 
 
-def noisy_rows(plan: Plan, manifest: Manifest) -> list[list[str]]:
+def _order(seed: int, percent: int, members: list[str]) -> np.ndarray:
+    """Indices of `members` sorted by the documented key (by digest bytes: the same order as by
+    their hex), as one array rather than a list of keys."""
+    digests = bytearray()
+    for m in members:
+        digests += hashlib.sha256(f"{seed}\0noisy\0{percent}\0{m}".encode()).digest()
+    return np.argsort(np.frombuffer(digests, dtype="S32"), kind="stable")
+
+
+def noisy_rows(plan: Plan, manifest: Manifest) -> Iterator[list[str]]:
+    """The CSV's rows, one per labelled image in member order. Memory: the train members' names
+    and a few bytes an image, not one dict entry per flipped label."""
     seed = manifest.noisy_labels.seed
-    labelled = [img for img in plan.images if img.split in ("train", "val")]
-    train = [img.member for img in labelled if img.split == "train"]
+    train = [img.member for img in plan.images if img.split == "train"]
     classes = sorted(manifest.wnids)
-    flipped: dict[int, dict[str, str]] = {}
-    for p in NOISE_PERCENTS:
-        k = flip_count(len(train), p)
-        chosen = sorted(train, key=lambda m: _h(f"{seed}\0noisy\0{p}\0{m}"))[:k]
-        flips = {}
-        for member in chosen:
+    flipped = np.full((len(NOISE_PERCENTS), len(train)), -1, dtype=np.int32)  # index in `classes`
+    for j, p in enumerate(NOISE_PERCENTS):
+        for i in _order(seed, p, train)[:flip_count(len(train), p)].tolist():
+            member = train[i]
             true = member.split("/")[1]
             others = [c for c in classes if c != true]
             if others:
-                flips[member] = others[int(_h(f"{seed}\0label\0{p}\0{member}"), 16) % len(others)]
-        flipped[p] = flips
-    rows = []
-    for img in labelled:
-        labels = [img.wnid] + [flipped[p].get(img.member, img.wnid) for p in NOISE_PERCENTS]
-        rows.append([img.member, *labels, "True" if img.split == "val" else "False"])
-    return rows
+                pick = others[int(_h(f"{seed}\0label\0{p}\0{member}"), 16) % len(others)]
+                flipped[j, i] = classes.index(pick)
+    del train
+    t = 0
+    for img in plan.images:
+        if img.split == "val":
+            yield [img.member] + [img.wnid] * (len(NOISE_PERCENTS) + 1) + ["True"]
+        elif img.split == "train":
+            labels = [img.wnid] + [classes[k] if k >= 0 else img.wnid for k in flipped[:, t].tolist()]
+            yield [img.member, *labels, "False"]
+            t += 1
 
 
 def noisy_csv(plan: Plan, manifest: Manifest) -> bytes:
-    lines = [",".join(HEADER)] + [",".join(r) for r in noisy_rows(plan, manifest)]
-    return ("\n".join(lines) + "\n").encode()
+    out = bytearray((",".join(HEADER) + "\n").encode())
+    for row in noisy_rows(plan, manifest):
+        out += (",".join(row) + "\n").encode()
+    return bytes(out)

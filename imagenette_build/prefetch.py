@@ -12,7 +12,7 @@ errors are left to the real read, and the output does not depend on it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from .sources import SourceRef
 
@@ -22,7 +22,7 @@ AHEAD = 512  # images read ahead of the last result: ~75 MB of typical ImageNet 
 class Prefetcher:
     """A thread that prefetches `refs` in order, at most `ahead` images past `advance`'s count."""
 
-    def __init__(self, refs: Sequence[SourceRef], ahead: int = AHEAD):
+    def __init__(self, refs: Iterable[SourceRef], ahead: int = AHEAD):
         self._refs = refs
         self._ahead = ahead
         self._consumed = 0
