@@ -23,7 +23,7 @@ from .cache import CacheStats, ImageCache, open_cache, remove_stale_temp
 from .engine import batches, default_jobs, ordered_map
 from .errors import DataError, UserError
 from .pack import ArchiveInfo, ArchiveWriter, source_date_epoch
-from .noisy import noisy_csv
+from .noisy import NoisyCsv
 from .plan import Plan, make_plan
 from .prefetch import Prefetcher
 from .sources import open_source
@@ -96,12 +96,13 @@ def check_complete(plan: Plan, skip_missing: bool = False) -> list[dict]:
     return [{"member": m, "source": None, "reason": f"missing from {plan.source}"} for m in plan.missing]
 
 
-def root_file_contents(plan: Plan) -> dict[str, bytes]:
-    """The files at the archive root: the manifest's own, then the generated noisy labels."""
+def root_file_contents(plan: Plan) -> dict[str, bytes | NoisyCsv]:
+    """The files at the archive root: the manifest's own, then the generated noisy labels (made
+    row by row as each archive is written)."""
     manifest = plan.manifest
-    files = {name: manifest.read_root_file(name) for name in manifest.root_files}
+    files: dict[str, bytes | NoisyCsv] = {name: manifest.read_root_file(name) for name in manifest.root_files}
     if manifest.noisy_labels_file:
-        files[manifest.noisy_labels_file] = noisy_csv(plan, manifest)
+        files[manifest.noisy_labels_file] = NoisyCsv(plan, manifest)
     return files
 
 
@@ -140,7 +141,10 @@ def run(opts: BuildOptions, plan: Plan) -> list[dict]:
             for size, path in archive_paths(plan, opts).items():
                 writers[size] = ArchiveWriter(path, manifest.archive_stem(size), mtime, stored=size is None)
                 for name, data in root_files.items():
-                    writers[size].add_file(name, data)
+                    if isinstance(data, NoisyCsv):
+                        writers[size].add_chunks(name, data.size, data.chunks())
+                    else:
+                        writers[size].add_file(name, data)
             if attempt == 1:  # after the archives' files: a folder that cannot be written to says so first
                 cache = _open_cache(opts)
                 stats = {s: CacheStats() for s in opts.sizes if s is not None and cache is not None}

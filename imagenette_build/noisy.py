@@ -44,13 +44,11 @@ def _order(seed: int, percent: int, members: list[str]) -> np.ndarray:
     return np.argsort(np.frombuffer(digests, dtype="S32"), kind="stable")
 
 
-def noisy_rows(plan: Plan, manifest: Manifest) -> Iterator[list[str]]:
-    """The CSV's rows, one per labelled image in member order. Memory: the train members' names
-    and a few bytes an image, not one dict entry per flipped label."""
+def _flips(plan: Plan, manifest: Manifest, classes: list[str]) -> np.ndarray:
+    """[percent, train image] -> index in `classes` of the flipped label, or -1 (not flipped)."""
     seed = manifest.noisy_labels.seed
     train = [img.member for img in plan.images if img.split == "train"]
-    classes = sorted(manifest.wnids)
-    flipped = np.full((len(NOISE_PERCENTS), len(train)), -1, dtype=np.int32)  # index in `classes`
+    flipped = np.full((len(NOISE_PERCENTS), len(train)), -1, dtype=np.int32)
     for j, p in enumerate(NOISE_PERCENTS):
         for i in _order(seed, p, train)[:flip_count(len(train), p)].tolist():
             member = train[i]
@@ -59,19 +57,46 @@ def noisy_rows(plan: Plan, manifest: Manifest) -> Iterator[list[str]]:
             if others:
                 pick = others[int(_h(f"{seed}\0label\0{p}\0{member}"), 16) % len(others)]
                 flipped[j, i] = classes.index(pick)
-    del train
-    t = 0
-    for img in plan.images:
-        if img.split == "val":
-            yield [img.member] + [img.wnid] * (len(NOISE_PERCENTS) + 1) + ["True"]
-        elif img.split == "train":
-            labels = [img.wnid] + [classes[k] if k >= 0 else img.wnid for k in flipped[:, t].tolist()]
-            yield [img.member, *labels, "False"]
-            t += 1
+    return flipped
+
+
+class NoisyCsv:
+    """The CSV of one plan, made row by row each time it is written, so that a build holds 16 bytes a
+    train image (the flips), not the file (~90 bytes an image: 115 MB for all of ImageNet-1k).
+    `size` is known up front, as a tar header needs it."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, plan: Plan, manifest: Manifest):
+        self._plan = plan
+        self._classes = sorted(manifest.wnids)
+        self._flipped = _flips(plan, manifest, self._classes)
+        self.size = sum(map(len, self.chunks()))
+
+    def rows(self) -> Iterator[list[str]]:
+        """One row per labelled image (train and val), in member order."""
+        classes, flipped = self._classes, self._flipped
+        t = 0
+        for img in self._plan.images:
+            if img.split == "val":
+                yield [img.member] + [img.wnid] * (len(NOISE_PERCENTS) + 1) + ["True"]
+            elif img.split == "train":
+                labels = [img.wnid] + [classes[k] if k >= 0 else img.wnid for k in flipped[:, t].tolist()]
+                yield [img.member, *labels, "False"]
+                t += 1
+
+    def chunks(self) -> Iterator[bytes]:
+        """The file's bytes, header first, in pieces of about CHUNK bytes."""
+        out = bytearray((",".join(HEADER) + "\n").encode())
+        for row in self.rows():
+            out += (",".join(row) + "\n").encode()
+            if len(out) >= self.CHUNK:
+                yield bytes(out)
+                out.clear()
+        if out:
+            yield bytes(out)
 
 
 def noisy_csv(plan: Plan, manifest: Manifest) -> bytes:
-    out = bytearray((",".join(HEADER) + "\n").encode())
-    for row in noisy_rows(plan, manifest):
-        out += (",".join(row) + "\n").encode()
-    return bytes(out)
+    """The whole file at once (tests, small plans)."""
+    return b"".join(NoisyCsv(plan, manifest).chunks())

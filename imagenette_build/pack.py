@@ -30,6 +30,7 @@ import queue
 import struct
 import tarfile
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -369,11 +370,23 @@ class ArchiveWriter:
 
     def add_file(self, relpath: str, data: bytes) -> None:
         """Add `data` as `<top>/<relpath>`."""
+        self.add_chunks(relpath, len(data), (data,))
+
+    def add_chunks(self, relpath: str, size: int, chunks: Iterable[bytes]) -> None:
+        """Add `size` bytes, given in pieces, as `<top>/<relpath>`: a generated file as big as the
+        plan is never held whole. ValueError if the pieces do not add up to `size`."""
         name = f"{self.top}/{relpath}"
         self._ensure_parents(name)
-        self._write_tar(tar_header(name, len(data), self.mtime))
-        self._write_tar(data)
-        pad = -len(data) % BLOCK
+        self._write_tar(tar_header(name, size, self.mtime))
+        written = 0
+        for chunk in chunks:
+            written += len(chunk)
+            if written > size:
+                break
+            self._write_tar(chunk)
+        if written != size:
+            raise ValueError(f"{relpath}: {written} bytes given, {size} announced")
+        pad = -size % BLOCK
         if pad:
             self._write_tar(b"\0" * pad)
         self.members += 1

@@ -57,7 +57,7 @@ class _Tables:
     prefixes: list[str]  # "train/n01440764/", "unlabelled/"
     labels: list[tuple[str, str]]  # (split, wnid)
     dirs: list[str]  # "/data/imagenet/train/n01440764/"
-    blob: bytes
+    blob: bytes | bytearray
 
 
 class PlanImages(Sequence[PlannedImage]):
@@ -139,20 +139,30 @@ class _Builder:
                 tail_start, tail_len = len(blob), len(extra)
                 blob += extra
             rows.append((p, lab, base_start, len(data), dir_, tail_start, tail_len, img.ref.offset, img.ref.length))
+            if len(rows) == _CHUNK:
+                self._chunks.append(np.array(rows, dtype=_ROW))
+                rows = []
         if rows:
             self._chunks.append(np.array(rows, dtype=_ROW))
 
     def finish(self) -> PlanImages:
-        tables = _Tables(*(list(self._index[k]) for k in ("prefix", "label", "dir")), bytes(self._blob))
-        rows = np.concatenate(self._chunks) if self._chunks else np.empty(0, _ROW)
-        self._chunks = []
-        return PlanImages(tables, _sorted(tables, rows))
+        # The blob is handed over, not copied; nothing appends to it once the builder is done.
+        tables = _Tables(*(list(self._index[k]) for k in ("prefix", "label", "dir")), self._blob)
+        chunks, self._chunks = self._chunks[::-1], []
+        rows = np.empty(sum(map(len, chunks)), _ROW)  # its pages are taken as the chunks are let go
+        at = 0
+        while chunks:
+            chunk = chunks.pop()
+            rows[at:at + len(chunk)] = chunk
+            at += len(chunk)
+        _sort(tables, rows)
+        return PlanImages(tables, rows)
 
 
-def _sorted(t: _Tables, rows: np.ndarray) -> np.ndarray:
-    """`rows` in member order, by prefix and then, within a prefix, by base name, which is member
-    order unless one prefix begins another (checked at the seams; then sorted by whole members).
-    DataError when two images would become the same member."""
+def _sort(t: _Tables, rows: np.ndarray) -> None:
+    """Put `rows` in member order, in place: by prefix and then, within a prefix, by base name,
+    which is member order unless one prefix begins another (checked at the seams; then sorted by
+    whole members). DataError when two images would become the same member."""
     by_name = sorted(range(len(t.prefixes)), key=t.prefixes.__getitem__)
     rank = np.empty(len(t.prefixes), np.int64)
     rank[by_name] = np.arange(len(by_name))
@@ -167,12 +177,17 @@ def _sorted(t: _Tables, rows: np.ndarray) -> np.ndarray:
             bases = [_decode(t.blob[s:s + n]) for s, n in part[["base_start", "base_len"]].tolist()]
             perm[start:end] = perm[start:end][_order(bases, PlanImages(t, part))]
         start = end
-    rows = rows[perm]
+    _permute(rows, perm)
     del perm
     images = PlanImages(t, rows)
     if any(images[i - 1].member >= images[i].member for i in ends[:-1] if 0 < i < len(rows)):
-        rows = rows[_order(list(images.members()), images)]
-    return rows
+        _permute(rows, np.array(_order(list(images.members()), images), dtype=np.int64))
+
+
+def _permute(rows: np.ndarray, perm: np.ndarray) -> None:
+    """rows[:] = rows[perm], a column at a time: one column's copy at once, not the whole table's."""
+    for name in rows.dtype.names:
+        rows[name] = rows[name][perm]
 
 
 def _order(keys: list[str], images: PlanImages) -> list[int]:
@@ -243,31 +258,46 @@ def _apply_extra_splits(planned: list[PlannedImage], wnid: str, manifest: Manife
     return planned
 
 
-def _plan_class(manifest: Manifest, wnid: str, imgs: list[SourceImage],
-                listed: list[ListedImage], missing: list[str]) -> list[PlannedImage]:
-    """One class's images, under the manifest's split policy."""
+def _plan_class(manifest: Manifest, wnid: str, imgs: Iterator[SourceImage],
+                listed: list[ListedImage], missing: list[str]) -> Iterator[PlannedImage]:
+    """One class's images, under the manifest's split policy, as the source yields them (only the
+    random policy holds a class at once, to sort it)."""
     policy = manifest.split.policy
     if policy == "files":
-        by_name = {img.filename: img for img in imgs}
-        planned = []
+        wanted = {item.filename for item in listed}
+        found = {img.filename: img.ref for img in imgs if img.filename in wanted}  # the last of a name
         for item in listed:
-            img = by_name.get(item.filename)
-            if img is None:
+            ref = found.get(item.filename)
+            if ref is None:
                 missing.append(item.member)
             else:
-                planned.append(PlannedImage(item.member, item.split, wnid, img.ref))
-        return planned
-    if policy == "imagenet":
-        return [PlannedImage(f"{img.split}/{wnid}/{img.filename}", img.split, wnid, img.ref) for img in imgs]
-    # random: pool ILSVRC train and val, then a seeded, stratified split per class
-    seed, fraction = manifest.split.seed, manifest.split.val_fraction
-    ordered = sorted(imgs, key=lambda im: random_split_key(seed, wnid, im.filename))
-    n_val = random_val_count(len(ordered), fraction)
-    planned = []
-    for i, img in enumerate(ordered):
-        split = "val" if i < n_val else "train"
-        planned.append(PlannedImage(f"{split}/{wnid}/{img.filename}", split, wnid, img.ref))
-    return planned
+                yield PlannedImage(item.member, item.split, wnid, ref)
+    elif policy == "imagenet":
+        for img in imgs:
+            yield PlannedImage(f"{img.split}/{wnid}/{img.filename}", img.split, wnid, img.ref)
+    else:  # random: pool ILSVRC train and val, then a seeded, stratified split per class
+        seed, fraction = manifest.split.seed, manifest.split.val_fraction
+        ordered = sorted(imgs, key=lambda im: random_split_key(seed, wnid, im.filename))
+        n_val = random_val_count(len(ordered), fraction)
+        for i, img in enumerate(ordered):
+            split = "val" if i < n_val else "train"
+            yield PlannedImage(f"{split}/{wnid}/{img.filename}", split, wnid, img.ref)
+
+
+class _Counting:
+    """An iterator that counts what passes through it."""
+
+    def __init__(self, items: Iterable):
+        self._items = iter(items)
+        self.count = 0
+
+    def __iter__(self) -> _Counting:
+        return self
+
+    def __next__(self):
+        item = next(self._items)
+        self.count += 1
+        return item
 
 
 def make_plan(manifest: Manifest, source: Source, progress: Callable[[Iterable], Iterable] = iter) -> Plan:
@@ -282,13 +312,13 @@ def make_plan(manifest: Manifest, source: Source, progress: Callable[[Iterable],
     source.prepare(manifest.wnids, progress)  # one-pass layouts (compressed shards) read here
     builder = _Builder()
     for wnid in progress(manifest.wnids):
-        imgs = list(source.images(wnid))
-        if not imgs:
-            empty.append(f"{wnid}: nothing in {source.looked_in(wnid)}")
-        planned = _plan_class(manifest, wnid, imgs, listed.get(wnid, []), missing)
+        seen = _Counting(source.images(wnid))
+        planned = _plan_class(manifest, wnid, seen, listed.get(wnid, []), missing)
         if manifest.split.extra:
-            planned = _apply_extra_splits(planned, wnid, manifest)
+            planned = _apply_extra_splits(list(planned), wnid, manifest)
         builder.add(planned)
+        if not seen.count:
+            empty.append(f"{wnid}: nothing in {source.looked_in(wnid)}")
     if missing:  # in the list's own order, not class by class
         gone = set(missing)
         missing = [item.member for item in manifest.listed_images() if item.member in gone]

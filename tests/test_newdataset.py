@@ -11,7 +11,7 @@ import pytest
 
 from imagenette_build import manifest as manifests
 from imagenette_build.newdataset import random_classes, search
-from imagenette_build.noisy import HEADER, flip_count, noisy_csv
+from imagenette_build.noisy import HEADER, NoisyCsv, flip_count, noisy_csv
 from imagenette_build.plan import make_plan
 from imagenette_build.samplegen import SampleSpec, generate
 from imagenette_build.sources import open_source
@@ -164,6 +164,18 @@ def test_imagewang_like_has_flat_unsup_of_imagewoof_classes(tmp_path):
         assert counts["unsup"][w] == 15 and counts["train"][w] == 2
     rows = noisy_csv(plan, m).decode().splitlines()
     assert not any(r.startswith("unsup/") for r in rows)
+
+
+def test_noisy_csv_made_in_pieces_is_the_same_file(custom, monkeypatch):
+    """The build writes the CSV piece by piece (NoisyCsv.chunks), announcing its size first."""
+    m, _, roots = custom
+    plan = make_plan(m, open_source(roots["folders"]))
+    whole = noisy_csv(plan, m)
+    monkeypatch.setattr(NoisyCsv, "CHUNK", 100)
+    made = NoisyCsv(plan, m)
+    pieces = list(made.chunks())
+    assert len(pieces) > 20 and b"".join(pieces) == whole and made.size == len(whole)
+    assert list(made.chunks()) == pieces  # made again for each archive: the same
 
 
 GOLDEN_SPLIT = "6373e4d5341be1359054721b0bc3f1891c50dfb54cf84bc3c131fcd7ba9d632d"

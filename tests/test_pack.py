@@ -59,6 +59,30 @@ def test_stored_archive_has_the_same_tar_and_hashes_match(tmp_path):
     assert "stored" in stored.compressor and "stored" not in compressed.compressor
 
 
+def test_a_file_given_in_pieces_is_the_same_member_and_a_wrong_size_is_refused(tmp_path):
+    """add_chunks (the generated noisy-labels CSV, never held whole) writes what add_file writes."""
+    pieces = _payloads(3, 3000)
+    whole = b"".join(pieces)
+    infos = []
+    for how in ("file", "chunks"):
+        w = ArchiveWriter(tmp_path / f"{how}.tgz", "x", 0)
+        if how == "file":
+            w.add_file("a.csv", whole)
+        else:
+            w.add_chunks("a.csv", len(whole), iter(pieces))
+        infos.append(w.close())
+        w.commit()
+    assert infos[0].tar_sha256 == infos[1].tar_sha256 and infos[0].sha256 == infos[1].sha256
+    with tarfile.open(tmp_path / "chunks.tgz") as tf:
+        assert tf.extractfile("x/a.csv").read() == whole
+    w = ArchiveWriter(tmp_path / "bad.tgz", "x", 0)
+    with pytest.raises(ValueError, match="a.csv: 9000 bytes given, 8999 announced"):
+        w.add_chunks("a.csv", len(whole) - 1, iter(pieces))
+    with pytest.raises(ValueError, match="b.csv: 9000 bytes given, 9001 announced"):
+        w.add_chunks("b.csv", len(whole) + 1, iter(pieces))
+    w.abort()
+
+
 @pytest.mark.parametrize("stored", [False, True])
 def test_compressed_bytes_depend_only_on_the_tar_bytes_not_on_how_they_were_written(tmp_path, stored):
     """ISA-L's output depends on where its input is cut: the pipeline cuts the tar stream into fixed

@@ -107,16 +107,23 @@ class FolderSource(Source):
     @staticmethod
     def _scan_dir(split: str, wnid: str, folder: Path) -> Iterator[SourceImage]:
         try:
-            with os.scandir(folder) as it:
-                entries = [e for e in it if is_image_name(e.name)]
+            it = os.scandir(folder)
         except FileNotFoundError:
             return
         except NotADirectoryError:
             raise UserError(f"{folder}: expected a class folder, found a file") from None
         except OSError as exc:
             raise UserError(f"{folder}: cannot list: {exc.strerror or exc}") from None
-        for e in entries:
-            yield SourceImage(split, wnid, e.name, SourceRef(e.path))
+        with it:  # one entry at a time: a class is never held whole
+            while True:
+                try:
+                    e = next(it)
+                except StopIteration:
+                    return
+                except OSError as exc:
+                    raise UserError(f"{folder}: cannot list: {exc.strerror or exc}") from None
+                if is_image_name(e.name):
+                    yield SourceImage(split, wnid, e.name, SourceRef(e.path))
 
 
 def detect_extracted(root: Path) -> Source | None:
