@@ -35,28 +35,30 @@ def flip_count(n_train: int, percent: int) -> int:
     return math.floor(n_train * percent / 100 + 0.5)
 
 
-def _order(seed: int, percent: int, members: list[str]) -> np.ndarray:
-    """Indices of `members` sorted by the documented key (by digest bytes: the same order as by
-    their hex), as one array rather than a list of keys."""
-    digests = bytearray()
-    for m in members:
-        digests += hashlib.sha256(f"{seed}\0noisy\0{percent}\0{m}".encode()).digest()
-    return np.argsort(np.frombuffer(digests, dtype="S32"), kind="stable")
-
-
 def _flips(plan: Plan, manifest: Manifest, classes: list[str]) -> np.ndarray:
-    """[percent, train image] -> index in `classes` of the flipped label, or -1 (not flipped)."""
+    """[percent, train image] -> index in `classes` of the flipped label, or -1 (not flipped).
+
+    Two passes over the train members' names a percentage, never a list of them: the sort keys
+    are one array of digests (by digest bytes: the same order as by their hex)."""
     seed = manifest.noisy_labels.seed
-    train = [img.member for img in plan.images if img.split == "train"]
-    flipped = np.full((len(NOISE_PERCENTS), len(train)), -1, dtype=np.int32)
+    where = {c: i for i, c in enumerate(classes)}
+    n = sum(1 for _ in plan.images.members("train"))
+    flipped = np.full((len(NOISE_PERCENTS), n), -1, dtype=np.int32 if len(classes) > 32767 else np.int16)
     for j, p in enumerate(NOISE_PERCENTS):
-        for i in _order(seed, p, train)[:flip_count(len(train), p)].tolist():
-            member = train[i]
-            true = member.split("/")[1]
-            others = [c for c in classes if c != true]
+        digests = bytearray()
+        for m in plan.images.members("train"):
+            digests += hashlib.sha256(f"{seed}\0noisy\0{p}\0{m}".encode()).digest()
+        chosen = np.zeros(n, dtype=bool)
+        chosen[np.argsort(np.frombuffer(digests, dtype="S32"), kind="stable")[:flip_count(n, p)]] = True
+        del digests
+        for i, member in enumerate(plan.images.members("train")):
+            if not chosen[i]:
+                continue
+            true = where.get(member.split("/")[1])
+            others = len(classes) - (true is not None)  # the other classes, in sorted WNID order
             if others:
-                pick = others[int(_h(f"{seed}\0label\0{p}\0{member}"), 16) % len(others)]
-                flipped[j, i] = classes.index(pick)
+                k = int(_h(f"{seed}\0label\0{p}\0{member}"), 16) % others
+                flipped[j, i] = k + (true is not None and k >= true)
     return flipped
 
 

@@ -94,9 +94,16 @@ class PlanImages(Sequence[PlannedImage]):
         split, wnid = t.labels[label]
         return PlannedImage(t.prefixes[prefix] + base, split, wnid, SourceRef(t.dirs[dir_] + tail, offset, length))
 
-    def members(self) -> Iterator[str]:
-        for img in self:
-            yield img.member
+    def members(self, split: str | None = None) -> Iterator[str]:
+        """The member names (of one split), in order, without making whole `PlannedImage`s."""
+        t = self._t
+        labels = [i for i, (s, _) in enumerate(t.labels) if split is None or s == split]
+        for start in range(0, len(self._rows), _CHUNK):
+            rows = self._rows[start:start + _CHUNK]
+            if split is not None:
+                rows = rows[np.isin(rows["label"], labels)]
+            for prefix, base_start, base_len in rows[["prefix", "base_start", "base_len"]].tolist():
+                yield t.prefixes[prefix] + _decode(t.blob[base_start:base_start + base_len])
 
     def without(self, members: set[str]) -> PlanImages:
         """These images less the ones whose member is in `members`, still in member order."""

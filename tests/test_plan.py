@@ -47,6 +47,9 @@ def test_without_and_counts():
     assert list(kept.members()) == [m for m in plan.members() if m not in gone]
     assert kept.counts()[("train", "n01")] == 2
     assert plan.counts()[("train", "n01")] == 3  # the original is untouched
+    assert list(plan.members("val")) == [m for m in plan.members() if m.startswith("val/")]
+    assert list(kept.members("train")) == ["train/n01/n01_0.JPEG", "train/n01/n01_2.JPEG"] + [
+        f"train/n02/n02_{i}.JPEG" for i in range(3)]
 
 
 def test_tar_members_and_renamed_files_keep_their_source():
