@@ -12,6 +12,7 @@ image instead of ~400, so that planning all of ImageNet-1k (1.28 M images) takes
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 from collections import Counter
@@ -105,6 +106,12 @@ class PlanImages(Sequence[PlannedImage]):
             for prefix, base_start, base_len in rows[["prefix", "base_start", "base_len"]].tolist():
                 yield t.prefixes[prefix] + _decode(t.blob[base_start:base_start + base_len])
 
+    def find(self, member: str) -> PlannedImage | None:
+        """The image that becomes `member`, or None: a binary search, as the rows are in member order."""
+        names = _MemberAt(self)
+        i = bisect.bisect_left(names, member)
+        return self[i] if i < len(self) and names[i] == member else None
+
     def without(self, members: set[str]) -> PlanImages:
         """These images less the ones whose member is in `members`, still in member order."""
         keep = np.fromiter((m not in members for m in self.members()), dtype=bool, count=len(self))
@@ -118,6 +125,20 @@ class PlanImages(Sequence[PlannedImage]):
     def nbytes(self) -> int:
         """What the plan holds: rows and names (the tables' lists are a few kB)."""
         return self._rows.nbytes + len(self._t.blob)
+
+
+class _MemberAt(Sequence[str]):
+    """The member names of a `PlanImages` by position, for `bisect`."""
+
+    def __init__(self, images: PlanImages):
+        self._t, self._rows = images._t, images._rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i):
+        prefix, base_start, base_len = self._rows[i][["prefix", "base_start", "base_len"]].tolist()
+        return self._t.prefixes[prefix] + _decode(self._t.blob[base_start:base_start + base_len])
 
 
 class _Builder:

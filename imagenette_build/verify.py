@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import heapq
 import io
 import json
 import math
@@ -776,8 +777,8 @@ def recipe_name(r: Recipe) -> str:
 
 
 def sample_members(members: Iterable[str], n: int) -> set[str]:
-    """A deterministic sample: the first n members by sha256 of their path."""
-    return set(sorted(members, key=lambda m: hashlib.sha256(m.encode()).hexdigest())[:n])
+    """A deterministic sample: the first n members by sha256 of their path (holding n, not all)."""
+    return set(heapq.nsmallest(n, members, key=lambda m: hashlib.sha256(m.encode()).hexdigest()))
 
 
 # --------------------------------------------------------------------------- the pass
@@ -835,7 +836,7 @@ def _plan(target: Target, opts: VerifyOptions) -> Plan:
     return make_plan(target.manifest, source, progress)
 
 
-def _tasks(stream: ArchiveStream, scan: StructureScan, refs: dict[str, SourceRef], sample: set[str],
+def _tasks(stream: ArchiveStream, scan: StructureScan, plan: Plan | None, sample: set[str],
            spec: CheckSpec) -> Iterator[tuple]:
     """Worker tasks from the stream: batches of member bytes, bounded in count and in bytes."""
     batch: list[tuple] = []
@@ -844,7 +845,8 @@ def _tasks(stream: ArchiveStream, scan: StructureScan, refs: dict[str, SourceRef
         rel = scan.add(entry)
         if rel is None:
             continue
-        batch.append((entry.name, entry.data, refs.get(rel), rel in sample))
+        planned = plan.images.find(rel) if plan is not None else None
+        batch.append((entry.name, entry.data, planned.ref if planned else None, rel in sample))
         size += len(entry.data)
         if len(batch) >= BATCH_IMAGES or size >= BATCH_BYTES:
             yield batch, spec
@@ -865,18 +867,17 @@ def verify(opts: VerifyOptions) -> Report:
     target = resolve_target(opts)
     published = published_uploads(opts.published_csv, target.manifest)
     plan = _plan(target, opts) if opts.imagenet is not None else None
-    refs = {p.member: p.ref for p in plan.images} if plan else {}
     sweeping = plan is not None and target.size is not None and opts.grid.sample > 0
     grid = opts.grid.recipes(target.recipe) if sweeping else ()
     spec = CheckSpec(target.size, target.recipe, grid)
-    sample = sample_members(refs, opts.grid.sample) if sweeping else set()
+    sample = sample_members(plan.images.members(), opts.grid.sample) if sweeping else set()
 
     images = ImageTally(target.size)
     sources = SourceTally(plan, target.size, PSNR_PASS_DB, grid) if plan else None
     scan = StructureScan(target.stem)
     with ArchiveStream(target.path) as stream, \
             _bar(opts.quiet, total=_expected_images(target, plan), desc="verify", unit="img") as bar:
-        tasks = _tasks(stream, scan, refs, sample, spec)
+        tasks = _tasks(stream, scan, plan, sample, spec)
         for results in ordered_map(check_batch, tasks, opts.jobs, "loky"):
             for r in results:
                 images.add(r)

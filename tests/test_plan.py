@@ -35,6 +35,8 @@ def test_same_images_in_member_order_or_refused_when_a_member_repeats(images):
     assert [plan[i] for i in range(len(plan))] == want
     assert list(plan[1:3]) == want[1:3]
     assert list(plan.members()) == [img.member for img in want]
+    assert all(plan.find(img.member) == img for img in want)
+    assert plan.find("train/n0/not-planned.JPEG") is None and plan.find("") is None
 
 
 def test_without_and_counts():
