@@ -9,8 +9,8 @@ Determinism is enforced at two choke points, not remembered at call sites:
 Resized archives are deflated with ISA-L (`isal`, standard deflate, several times faster than
 zlib) when installed, else Python's zlib. Full-size archives hold the sources' JPEG bytes, which
 deflate does not shrink (1.5 % on imagenette2, tar headers included): they are written as stored
-deflate blocks (zlib level 0), still a standard .tgz, which costs a fraction of the CPU to write and
-to read (README "Speed"). Which compressor and level is in each archive's build report, because the
+deflate blocks (framed here, `stored_blocks`, so that the bytes do not depend on a zlib build), still
+a standard .tgz, which costs a fraction of the CPU to write and to read (README "Speed"). Which compressor and level is in each archive's build report, because the
 compressed bytes (not the tar inside) depend on it. The sha256 of the uncompressed tar is reported
 too: it is the same whatever the compressor.
 
@@ -59,6 +59,8 @@ FIRST_MIB = 1 << 20
 CHUNK = 1 << 20  # tar bytes handed to the deflate stage at a time
 WRITEBACK = 64 << 20  # start writing the archive to the disk every this many bytes
 QUEUE_DEPTH = 8  # chunks waiting per stage: bounds the memory of the pipeline
+STORED_BLOCK = 65535  # the most a stored deflate block holds
+STORED_END = b"\x01\x00\x00\xff\xff"  # an empty stored block with BFINAL set: the end of the stream
 GZIP_HEADER = b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + b"\x00\xff"  # no name, mtime 0, XFL 0, OS 255
 
 
@@ -74,10 +76,26 @@ def source_date_epoch() -> int:
     return int(value)
 
 
+def stored_blocks(chunk: memoryview) -> bytes:
+    """`chunk` as stored deflate blocks (RFC 1951 3.2.4: a byte 0 for BFINAL 0 and BTYPE 00, LEN,
+    NLEN, then LEN bytes), STORED_BLOCK bytes each but the last; STORED_END ends the stream. Every
+    block starts on a byte boundary because every block before it is stored.
+
+    Written here rather than by zlib at level 0: zlib's cuts between blocks vary with its version
+    and build (zlib-ng, which some distributions ship as zlib, is free to cut elsewhere), and a
+    full-size archive's bytes should depend on the sources alone. As fast as zlib's copy here."""
+    head = struct.Struct("<BHH").pack
+    pieces = []
+    for start in range(0, len(chunk), STORED_BLOCK):
+        part = chunk[start:start + STORED_BLOCK]
+        pieces += (head(0, len(part), len(part) ^ 0xFFFF), part)
+    return b"".join(pieces)
+
+
 def compressor_name(stored: bool = False) -> str:
     """What deflates an archive, for the build report; `stored`: a full-size archive."""
     if stored:
-        return f"zlib {zlib.ZLIB_RUNTIME_VERSION} (deflate level 0: stored blocks, not compressed)"
+        return f"stored deflate blocks of up to {STORED_BLOCK:,} bytes, not compressed (imagenette-build)"
     if COMPRESSOR == "isal":
         import isal
 
@@ -217,8 +235,8 @@ class _Pipeline:
         self.tar_sha256 = hashlib.sha256()
         self.tar_size = 0
         self.crc = 0
-        self.deflate = (zlib.compressobj(0, zlib.DEFLATED, -15) if stored
-                        else _deflate.compressobj(COMPRESS_LEVEL, _deflate.DEFLATED, -15))
+        self.stored = stored
+        self.deflate = None if stored else _deflate.compressobj(COMPRESS_LEVEL, _deflate.DEFLATED, -15)
         # Tar bytes are gathered in CHUNK-sized buffers that go round: filled here, read by the
         # deflate stage, returned. A fresh bytes object per chunk cost ~0.9 s per GB of archive in
         # allocation and page faults, in the thread that adds members.
@@ -293,14 +311,15 @@ class _Pipeline:
             self.tar_sha256.update(chunk)
             self.tar_size += size
             self.crc = _deflate.crc32(chunk, self.crc)
-            out = self.deflate.compress(chunk)
+            out = stored_blocks(chunk) if self.stored else self.deflate.compress(chunk)
             chunk.release()
         finally:
             self._free.put(buf)
         self.hasher.put(out)
 
     def _finish(self) -> None:
-        tail = self.deflate.flush() + struct.pack("<II", self.crc & 0xFFFFFFFF, self.tar_size & 0xFFFFFFFF)
+        end = STORED_END if self.stored else self.deflate.flush()
+        tail = end + struct.pack("<II", self.crc & 0xFFFFFFFF, self.tar_size & 0xFFFFFFFF)
         self.hasher.put(tail)
 
     # -- the hash stage

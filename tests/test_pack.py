@@ -83,6 +83,34 @@ def test_a_file_given_in_pieces_is_the_same_member_and_a_wrong_size_is_refused(t
     w.abort()
 
 
+def test_stored_stream_is_full_blocks_cut_per_chunk_and_ends_with_an_empty_final_block(tmp_path):
+    """The stored deflate stream is framed here (not by zlib, whose cuts vary by version): every
+    block stored, 65,535 bytes but the last of each CHUNK of tar, then an empty block with BFINAL."""
+    from imagenette_build.pack import STORED_BLOCK, _Pipeline
+
+    stream = b"".join(_payloads(25, 100_003))  # 2.5 MB: two whole chunks and a part
+    path = tmp_path / "s.gz"
+    with open(path, "wb") as f:
+        pipe = _Pipeline(f, stored=True)
+        pipe.write(stream)
+        pipe.close()
+    raw = path.read_bytes()
+    pos, blocks, payload = 10, [], bytearray()  # after the 10-byte gzip header
+    while True:
+        head, n, nn = raw[pos], int.from_bytes(raw[pos + 1:pos + 3], "little"), int.from_bytes(raw[pos + 3:pos + 5], "little")
+        assert head in (0, 1) and n ^ nn == 0xFFFF  # BTYPE 00, byte-aligned, LEN and NLEN agree
+        payload += raw[pos + 5:pos + 5 + n]
+        blocks.append(n)
+        pos += 5 + n
+        if head == 1:
+            break
+    assert bytes(payload) == stream and len(raw) == pos + 8  # then only crc32 and size
+    per_chunk = [STORED_BLOCK] * (CHUNK // STORED_BLOCK) + [CHUNK % STORED_BLOCK]
+    rest = len(stream) - 2 * CHUNK
+    assert blocks == per_chunk * 2 + [STORED_BLOCK] * (rest // STORED_BLOCK) + [rest % STORED_BLOCK] + [0]
+    assert gzip.decompress(raw) == stream
+
+
 @pytest.mark.parametrize("stored", [False, True])
 def test_compressed_bytes_depend_only_on_the_tar_bytes_not_on_how_they_were_written(tmp_path, stored):
     """ISA-L's output depends on where its input is cut: the pipeline cuts the tar stream into fixed
@@ -122,8 +150,9 @@ class _FullDisk:
         pass
 
 
-def test_write_error_in_the_sink_thread_is_raised_in_the_caller(tmp_path):
-    w = ArchiveWriter(tmp_path / "x.tgz", "x", 0)
+@pytest.mark.parametrize("stored", [False, True])
+def test_write_error_in_the_sink_thread_is_raised_in_the_caller(tmp_path, stored):
+    w = ArchiveWriter(tmp_path / "x.tgz", "x", 0, stored=stored)
     w._pipe.f = _FullDisk(room=2 * CHUNK)
     with pytest.raises(OSError) as exc:
         for i, d in enumerate(_payloads(200, 100_000)):  # 20 MB: far more than the room
