@@ -69,3 +69,16 @@ def test_an_image_costs_well_under_a_hundred_bytes():
     plan = PlanImages.from_images(images)
     assert len(plan) == 26_000
     assert plan.nbytes() / len(plan) < 70
+
+
+def test_names_beyond_what_a_row_can_point_to_are_refused(monkeypatch):
+    """Row offsets into the names are 32-bit: a plan past that is refused, never wrapped around."""
+    import imagenette_build.plan as plan_module
+
+    monkeypatch.setattr(plan_module, "_AS_BASE", 1000)  # the limit, scaled down
+    images = [PlannedImage(f"train/n01/{i:04d}.JPEG", "train", "n01", SourceRef(f"/in/{i:04d}.JPEG"))
+              for i in range(100)]  # 9 bytes of name each: 900 bytes
+    assert len(PlanImages.from_images(images)) == 100
+    with pytest.raises(DataError, match="too many images for one plan"):
+        PlanImages.from_images(images + [PlannedImage(f"train/n01/{i:04d}.JPG", "train", "n01",
+                                                      SourceRef(f"/in/{i:04d}.JPG")) for i in range(20)])
