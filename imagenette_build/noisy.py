@@ -63,7 +63,7 @@ def _flips(plan: Plan, manifest: Manifest, classes: list[str]) -> np.ndarray:
 
 
 class NoisyCsv:
-    """The CSV of one plan, made row by row each time it is written, so that a build holds 16 bytes a
+    """The CSV of one plan, made row by row each time it is written, so that a build holds 8 bytes a
     train image (the flips), not the file (~90 bytes an image: 115 MB for all of ImageNet-1k).
     `size` is known up front, as a tar header needs it."""
 
