@@ -24,11 +24,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import CancelledError
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
@@ -84,8 +85,35 @@ def ordered_map(func: Callable, tasks: Iterable[tuple], jobs: int, backend: str 
     # generator yields, so it never reaches the caller's code.
     with parallel_config(backend=backend, **params):
         parallel = Parallel(n_jobs=jobs, return_as=return_as, batch_size=1, pre_dispatch="all")
-    with parallel:
+    with ExitStack() as stack:
+        # A terminal's Ctrl-C reaches the whole process group, and a worker still importing its
+        # modules (worker_setup not yet run) printed a KeyboardInterrupt traceback. Workers are
+        # started with SIGINT ignored, which a new process keeps: the pool forks them on entering
+        # (multiprocessing), loky starts them when the first tasks are submitted, which takes a
+        # few ms (a Ctrl-C in those is lost); their start-up is then waited for as usual.
+        warm_up: Iterable = ()
+        with _sigint_ignored(backend in ("loky", "multiprocessing")):
+            stack.enter_context(parallel)
+            if backend == "loky":
+                warm_up = parallel(delayed(os.getpid)() for _ in range(jobs))
+        for _ in warm_up:
+            pass
         yield from _in_windows(parallel, func, tasks, window * jobs)
+
+
+@contextmanager
+def _sigint_ignored(wanted: bool = True):
+    """SIGINT ignored for the block, in the main thread (elsewhere, or where Python did not install
+    the handler, nothing changes)."""
+    before = signal.getsignal(signal.SIGINT)
+    if not wanted or before is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _in_windows(parallel: Parallel, func: Callable, tasks: Iterable[tuple], size: int) -> Iterator:

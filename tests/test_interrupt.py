@@ -228,3 +228,16 @@ def test_forked_worker_gets_sigterms_default_action():
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert result == "default"
+
+
+@pytest.mark.parametrize("backend", ["loky", "multiprocessing"])
+def test_workers_are_born_ignoring_sigint(backend):
+    """A terminal's Ctrl-C reaches every process of the group: a worker still importing its modules
+    (before worker_setup ignores SIGINT) printed a KeyboardInterrupt traceback (seen once in a
+    `make test` of the Ctrl-C test above). Workers now start with SIGINT ignored; here with no
+    initializer at all, so only their start can have done it. The build's own handler is back."""
+    from imagenette_build.engine import ordered_map
+
+    handlers = list(ordered_map(signal.getsignal, [(signal.SIGINT,)] * 8, 2, backend))
+    assert handlers == [signal.SIG_IGN] * 8
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
