@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import classes
 from ..errors import DataError, UserError
-from .base import Source, SourceImage, SourceRef, byte_bar
+from .base import Source, SourceImage, byte_bar
 from .hf_shards import imagenet_name, shard_folder
 from .spill import Spill
 
@@ -46,7 +46,6 @@ class HFParquetSource(Source):
         super().__init__(root)
         self.shards = shards  # [(ILSVRC split, path)], train first
         self.spill: Spill | None = None
-        self.index: dict[str, list[SourceImage]] = {}
         self.prepared: set[str] | None = None
         self.row_groups_read = 0  # image columns actually read (reported, and checked by the tests)
 
@@ -68,7 +67,6 @@ class HFParquetSource(Source):
         wanted_labels = sorted(c.index for c in classes.all_classes() if c.wnid in wanted)
         self.close()
         self.spill = Spill("parquet")
-        self.index = {}
         self.row_groups_read = 0
         bar = byte_bar(progress, sum(p.stat().st_size for _, p in self.shards), "read parquet")
         try:
@@ -90,7 +88,6 @@ class HFParquetSource(Source):
                 raise DataError(f"{path}: has no image and label columns (found {', '.join(names)}); "
                                 "is this Hugging Face's imagenet-1k?")
             wanted = pa.array(wanted_labels, type=pf.schema_arrow.field("label").type)
-            spill_path = str(self.spill.path)
             for rg in range(pf.metadata.num_row_groups):
                 labels = pf.read_row_group(rg, columns=["label"]).column(0)
                 rows = pc.indices_nonzero(pc.is_in(labels, value_set=wanted)).to_pylist()
@@ -107,16 +104,14 @@ class HFParquetSource(Source):
                     if wnid != by_index[label]:
                         raise DataError(f"{where}: label {label} is {by_index[label]} but the file name "
                                         f"{image['path']!r} says {wnid}")
-                    offset, length = self.spill.append(image["bytes"])
-                    self.index.setdefault(wnid, []).append(
-                        SourceImage(split, wnid, filename, SourceRef(spill_path, offset, length)))
+                    self.spill.add(split, wnid, filename, image["bytes"])
         except (OSError, pa.ArrowException) as exc:
             raise DataError(f"{path}: cannot read this parquet file ({exc})") from None
 
     def images(self, wnid: str) -> Iterator[SourceImage]:
         if self.prepared is None or wnid not in self.prepared:
             self.prepare((self.prepared or set()) | {wnid})
-        yield from self.index.get(wnid, ())
+        yield from self.spill.images(wnid)
 
     def close(self) -> None:
         if self.spill is not None:

@@ -20,7 +20,7 @@ from isal import igzip_threaded
 
 from .. import classes
 from ..errors import DataError, UserError
-from .base import Source, SourceImage, SourceRef, byte_bar, is_image_name
+from .base import Source, SourceImage, byte_bar, is_image_name
 from .spill import Spill
 from .tarscan import stream_members
 
@@ -56,7 +56,6 @@ class HFShardsSource(Source):
         super().__init__(root)
         self.shards = [("train", p) for p in train_shards] + ([("val", val_shard)] if val_shard else [])
         self.spill: Spill | None = None
-        self.index: dict[str, list[SourceImage]] = {}
         self.prepared: set[str] | None = None
 
     def describe(self) -> str:
@@ -70,7 +69,6 @@ class HFShardsSource(Source):
         wanted = set(wnids)
         self.close()
         self.spill = Spill("hf")
-        self.index = {}
         total = sum(p.stat().st_size for _, p in self.shards)
         bar = byte_bar(progress, total, "read shards")
         try:
@@ -91,7 +89,6 @@ class HFShardsSource(Source):
                 imagenet_name(base, str(path))  # raises: an image we cannot label
             return False
 
-        spill_path = str(self.spill.path)
         try:
             raw = open(path, "rb")
         except OSError as exc:
@@ -102,9 +99,7 @@ class HFShardsSource(Source):
             with raw, igzip_threaded.open(raw, "rb", threads=1) as gz:
                 for name, data in stream_members(gz, str(path), want):
                     filename, wnid = imagenet_name(name, str(path))
-                    offset, length = self.spill.append(data)
-                    self.index.setdefault(wnid, []).append(
-                        SourceImage(split, wnid, filename, SourceRef(spill_path, offset, length)))
+                    self.spill.add(split, wnid, filename, data)
                     pos = raw.tell()
                     bar.update(pos - done)
                     done = pos
@@ -116,7 +111,7 @@ class HFShardsSource(Source):
         if self.prepared is None or wnid not in self.prepared:
             # Asked without prepare(): one more pass, for this class and those already taken.
             self.prepare((self.prepared or set()) | {wnid})
-        yield from self.index.get(wnid, ())
+        yield from self.spill.images(wnid)
 
     def close(self) -> None:
         if self.spill is not None:

@@ -17,9 +17,12 @@ import atexit
 import os
 import shutil
 import tempfile
+from array import array
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import DataError, UserError
+from .base import SourceImage, SourceRef
 
 TMPDIR_ENV = "IMAGENETTE_BUILD_TMPDIR"
 
@@ -50,6 +53,27 @@ class Spill:
         atexit.register(self.remove)
         self._file = open(self.path, "wb")  # noqa: SIM115 - closed by finish()/remove()
         self.size = 0
+        # What `add` spilled, per class, compactly: "split\0filename\0" in one bytearray, and
+        # offset, length pairs in one array (~50 bytes an image; ~370 as SourceImage objects).
+        self._names: dict[str, bytearray] = {}
+        self._ranges: dict[str, array] = {}
+
+    def add(self, split: str, wnid: str, filename: str, data: bytes) -> None:
+        """Spill one image of class `wnid`; `images(wnid)` gives it back."""
+        offset, length = self.append(data)
+        self._names.setdefault(wnid, bytearray()).extend(f"{split}\0{filename}\0".encode("utf-8", "surrogateescape"))
+        self._ranges.setdefault(wnid, array("q")).extend((offset, length))
+
+    def images(self, wnid: str) -> Iterator[SourceImage]:
+        """The images `add` spilled for `wnid`, in the order they came, as byte ranges of this file."""
+        names = self._names.get(wnid)
+        if names is None:
+            return
+        parts = names.decode("utf-8", "surrogateescape").split("\0")
+        ranges = self._ranges[wnid]
+        path = str(self.path)
+        for i in range(len(ranges) // 2):
+            yield SourceImage(parts[2 * i], wnid, parts[2 * i + 1], SourceRef(path, ranges[2 * i], ranges[2 * i + 1]))
 
     def append(self, data: bytes) -> tuple[int, int]:
         """Write one image; its (offset, length) in the spill file."""
