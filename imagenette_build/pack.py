@@ -10,9 +10,10 @@ Resized archives are deflated with ISA-L (`isal`, standard deflate, several time
 zlib) when installed, else Python's zlib. Full-size archives hold the sources' JPEG bytes, which
 deflate does not shrink (1.5 % on imagenette2, tar headers included): they are written as stored
 deflate blocks (framed here, `stored_blocks`, so that the bytes do not depend on a zlib build), still
-a standard .tgz, which costs a fraction of the CPU to write and to read (README "Speed"). Which compressor and level is in each archive's build report, because the
-compressed bytes (not the tar inside) depend on it. The sha256 of the uncompressed tar is reported
-too: it is the same whatever the compressor.
+a standard .tgz, which costs a fraction of the CPU to write and to read (README "Speed"). Which
+compressor and level is in each archive's build report, because the compressed bytes (not the tar
+inside) depend on it. The sha256 of the uncompressed tar is reported too: it is the same whatever
+the compressor.
 
 Packing runs in three pipeline threads (`_Pipeline`: deflate, hash, write) beside the thread
 that adds members, so a full-size build is not bound by one core doing tar, deflate, three hashes

@@ -97,7 +97,8 @@ def test_stored_stream_is_full_blocks_cut_per_chunk_and_ends_with_an_empty_final
     raw = path.read_bytes()
     pos, blocks, payload = 10, [], bytearray()  # after the 10-byte gzip header
     while True:
-        head, n, nn = raw[pos], int.from_bytes(raw[pos + 1:pos + 3], "little"), int.from_bytes(raw[pos + 3:pos + 5], "little")
+        head = raw[pos]
+        n, nn = int.from_bytes(raw[pos + 1:pos + 3], "little"), int.from_bytes(raw[pos + 3:pos + 5], "little")
         assert head in (0, 1) and n ^ nn == 0xFFFF  # BTYPE 00, byte-aligned, LEN and NLEN agree
         payload += raw[pos + 5:pos + 5 + n]
         blocks.append(n)
