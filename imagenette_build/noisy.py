@@ -42,7 +42,7 @@ def _flips(plan: Plan, manifest: Manifest, classes: list[str]) -> np.ndarray:
     are one array of digests (by digest bytes: the same order as by their hex)."""
     seed = manifest.noisy_labels.seed
     where = {c: i for i, c in enumerate(classes)}
-    n = sum(1 for _ in plan.images.members("train"))
+    n = sum(k for (split, _), k in plan.images.counts().items() if split == "train")
     flipped = np.full((len(NOISE_PERCENTS), n), -1, dtype=np.int32 if len(classes) > 32767 else np.int16)
     for j, p in enumerate(NOISE_PERCENTS):
         digests = bytearray()

@@ -61,6 +61,12 @@ class _Tables:
     dirs: list[str]  # "/data/imagenet/train/n01440764/"
     blob: bytes | bytearray
 
+    def name(self, start: int, length: int) -> str:
+        return _decode(self.blob[start:start + length])
+
+    def member(self, prefix: int, base_start: int, base_len: int) -> str:
+        return self.prefixes[prefix] + self.name(base_start, base_len)
+
 
 class PlanImages(Sequence[PlannedImage]):
     """The planned images, in member order: a sequence of `PlannedImage`, made on access."""
@@ -91,8 +97,8 @@ class PlanImages(Sequence[PlannedImage]):
     def _make(self, row: tuple) -> PlannedImage:
         prefix, label, base_start, base_len, dir_, tail_start, tail_len, offset, length = row
         t = self._t
-        base = _decode(t.blob[base_start:base_start + base_len])
-        tail = base if tail_start == _AS_BASE else _decode(t.blob[tail_start:tail_start + tail_len])
+        base = t.name(base_start, base_len)
+        tail = base if tail_start == _AS_BASE else t.name(tail_start, tail_len)
         split, wnid = t.labels[label]
         return PlannedImage(t.prefixes[prefix] + base, split, wnid, SourceRef(t.dirs[dir_] + tail, offset, length))
 
@@ -104,8 +110,8 @@ class PlanImages(Sequence[PlannedImage]):
             rows = self._rows[start:start + _CHUNK]
             if split is not None:
                 rows = rows[np.isin(rows["label"], labels)]
-            for prefix, base_start, base_len in rows[["prefix", "base_start", "base_len"]].tolist():
-                yield t.prefixes[prefix] + _decode(t.blob[base_start:base_start + base_len])
+            for fields in rows[["prefix", "base_start", "base_len"]].tolist():
+                yield t.member(*fields)
 
     def find(self, member: str) -> PlannedImage | None:
         """The image that becomes `member`, or None: a binary search, as the rows are in member order."""
@@ -138,8 +144,7 @@ class _MemberAt(Sequence[str]):
         return len(self._rows)
 
     def __getitem__(self, i):
-        prefix, base_start, base_len = self._rows[i][["prefix", "base_start", "base_len"]].tolist()
-        return self._t.prefixes[prefix] + _decode(self._t.blob[base_start:base_start + base_len])
+        return self._t.member(*self._rows[i][["prefix", "base_start", "base_len"]].tolist())
 
 
 class _Builder:
@@ -210,7 +215,7 @@ def _sort(t: _Tables, rows: np.ndarray) -> None:
     for end in ends:
         if end - start > 1:
             part = rows[perm[start:end]]
-            bases = [_decode(t.blob[s:s + n]) for s, n in part[["base_start", "base_len"]].tolist()]
+            bases = [t.name(*fields) for fields in part[["base_start", "base_len"]].tolist()]
             perm[start:end] = perm[start:end][_order(bases, PlanImages(t, part))]
         start = end
     _permute(rows, perm)
@@ -339,12 +344,10 @@ class _Counting:
 def make_plan(manifest: Manifest, source: Source, progress: Callable[[Iterable], Iterable] = iter) -> Plan:
     empty: list[str] = []
     missing: list[str] = []
-    listed: dict[str, list[ListedImage]] = {}
-    if manifest.split.policy == "files":
-        for item in manifest.listed_images():
-            listed.setdefault(item.wnid, []).append(item)
-        for wnid in set(listed) - set(manifest.wnids):  # (the list's reader already refuses these)
-            missing += [item.member for item in listed.pop(wnid)]
+    file_list = manifest.listed_images() if manifest.split.policy == "files" else []
+    listed: dict[str, list[ListedImage]] = {}  # (the list's reader refuses a class not in the manifest)
+    for item in file_list:
+        listed.setdefault(item.wnid, []).append(item)
     source.prepare(manifest.wnids, progress)  # one-pass layouts (compressed shards) read here
     builder = _Builder()
     for wnid in progress(manifest.wnids):
@@ -357,5 +360,5 @@ def make_plan(manifest: Manifest, source: Source, progress: Callable[[Iterable],
             empty.append(f"{wnid}: nothing in {source.looked_in(wnid)}")
     if missing:  # in the list's own order, not class by class
         gone = set(missing)
-        missing = [item.member for item in manifest.listed_images() if item.member in gone]
+        missing = [item.member for item in file_list if item.member in gone]
     return Plan(manifest, source.describe(), builder.finish(), missing, empty)

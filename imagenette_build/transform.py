@@ -258,9 +258,9 @@ def worker_setup(client_pid: int, started_by_client: bool = False) -> None:
     """Once, in a worker process started by the build (loky, multiprocessing): ignore SIGINT (a
     terminal's Ctrl-C reaches the whole process group; the build ends its workers itself, and a
     worker's own KeyboardInterrupt would only print a traceback), let SIGTERM kill at once (the
-    default), and start a thread that ends the
-    process when the build is gone (after a `kill -9` of the build its workers would otherwise
-    stay idle for minutes). The build's own threads and remote workers are left alone.
+    default), and start a thread that ends the process when the build is gone (after a `kill -9`
+    of the build its workers would otherwise stay idle for minutes). The build's own threads and
+    remote workers are left alone.
     `started_by_client`: called as the initializer of a local worker process, which must be the
     build's child (it ends at once if the build is already gone)."""
     global _watchdog_started
