@@ -25,7 +25,9 @@ after it is complete and synced: an interrupted run never leaves a file under th
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import mmap
 import os
 import queue
 import struct
@@ -59,6 +61,9 @@ RECORD = tarfile.RECORDSIZE  # 10240: GNU tar and Python's tarfile pad the archi
 FIRST_MIB = 1 << 20
 CHUNK = 1 << 20  # tar bytes handed to the deflate stage at a time
 WRITEBACK = 64 << 20  # start writing the archive to the disk every this many bytes
+DIRECT_ENV = "IMAGENETTE_BUILD_DIRECT_IO"  # "0": full-size archives are written through the page cache
+DIRECT_ALIGN = 4096  # O_DIRECT writes: address, length and file offset multiples of this
+DIRECT_BUFFER = 8 << 20  # archive bytes gathered per O_DIRECT write
 QUEUE_DEPTH = 8  # chunks waiting per stage: bounds the memory of the pipeline
 STORED_BLOCK = 65535  # the most a stored deflate block holds
 STORED_END = b"\x01\x00\x00\xff\xff"  # an empty stored block with BFINAL set: the end of the stream
@@ -338,7 +343,7 @@ class _Pipeline:
     def _sink(self, data: bytes) -> None:
         self.f.write(data)
         self.written += len(data)
-        if self.written - self._flushed >= WRITEBACK:
+        if self.written - self._flushed >= WRITEBACK and not isinstance(self.f, DirectFile):
             self._start_writeback()
 
     def _start_writeback(self) -> None:
@@ -349,6 +354,86 @@ class _Pipeline:
         if hasattr(os, "posix_fadvise"):
             os.posix_fadvise(self.f.fileno(), self._flushed, self.written - self._flushed, os.POSIX_FADV_DONTNEED)
         self._flushed = self.written
+
+
+class DirectFile:
+    """A write-only file that bypasses the page cache (O_DIRECT, Linux), for full-size archives.
+
+    Writing 2 GB through the page cache cost 4-5 s of kernel time in a 7-8 s build, most of it
+    copying the bytes into the cache; with O_DIRECT the disk reads them from this process's buffer
+    (README "Speed"). The bytes are gathered in an aligned buffer and written DIRECT_BUFFER at a
+    time; the last, unaligned piece is written after O_DIRECT is turned off for the file. Where a
+    filesystem refuses O_DIRECT (tmpfs) `open` gives None and the caller writes as usual; where it
+    refuses one write (another alignment), this file goes on without O_DIRECT. The bytes written
+    are the same either way. Not thread-safe: one thread writes, then another may close.
+    """
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.direct = True
+        self._buf = mmap.mmap(-1, DIRECT_BUFFER)  # page-aligned
+        self._fill = 0
+
+    @classmethod
+    def open(cls, path: Path) -> DirectFile | None:
+        """`path` (which exists) opened for writing with O_DIRECT; None where that is not available
+        or not wanted ($IMAGENETTE_BUILD_DIRECT_IO=0)."""
+        if not hasattr(os, "O_DIRECT") or os.environ.get(DIRECT_ENV, "1").strip() == "0":
+            return None
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
+        except OSError:  # EINVAL: the filesystem does not do direct I/O
+            return None
+        return cls(fd)
+
+    def write(self, data: bytes | memoryview) -> None:
+        with memoryview(data) as view:
+            pos = 0
+            while pos < len(view):
+                n = min(len(view) - pos, DIRECT_BUFFER - self._fill)
+                self._buf[self._fill:self._fill + n] = view[pos:pos + n]
+                self._fill += n
+                pos += n
+                if self._fill == DIRECT_BUFFER:
+                    self._write_out(0, DIRECT_BUFFER)
+                    self._fill = 0
+
+    def close(self) -> None:
+        """Write what is gathered and close (no fsync: the caller syncs the file)."""
+        aligned = self._fill - self._fill % DIRECT_ALIGN
+        self._write_out(0, aligned)
+        if self._fill > aligned:
+            self._stop_direct()
+            self._write_out(aligned, self._fill)
+        self._fill = 0
+        self.discard()
+
+    def discard(self) -> None:
+        """Close without writing what is gathered; safe to call again."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        try:
+            self._buf.close()
+        except BufferError:  # a sink thread that was cancelled still holds a view: freed with it
+            pass
+
+    def _write_out(self, start: int, end: int) -> None:
+        with memoryview(self._buf) as buf:
+            while start < end:
+                try:
+                    start += os.write(self.fd, buf[start:end])
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL or not self.direct:
+                        raise
+                    self._stop_direct()  # this filesystem wants other alignments: write as usual
+
+    def _stop_direct(self) -> None:
+        import fcntl  # (Linux: O_DIRECT is one of the flags F_SETFL may change)
+
+        if self.direct:
+            fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+            self.direct = False
 
 
 class ArchiveWriter:
@@ -365,7 +450,9 @@ class ArchiveWriter:
         self.tmp_path = partial_path(final_path)  # `.<name>.partial-<host>-<pid>`
         self._file = open(self.tmp_path, "wb")
         self.compressor = compressor_name(stored)
-        self._pipe = _Pipeline(self._file, stored)
+        # A full-size archive's bytes, as big as the sources, skip the page cache where they can.
+        self._direct = DirectFile.open(self.tmp_path) if stored else None
+        self._pipe = _Pipeline(self._direct or self._file, stored)
         self._tar_size = 0
         self._dirs: set[str] = set()
         self.members = 0
@@ -420,6 +507,8 @@ class ArchiveWriter:
             self._write_tar(b"\0" * pad)
         pipe = self._pipe
         pipe.close()
+        if self._direct is not None:
+            self._direct.close()
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
@@ -436,6 +525,8 @@ class ArchiveWriter:
         if not self._closed:
             self._pipe.cancel()
             try:
+                if self._direct is not None:
+                    self._direct.discard()
                 self._file.close()
             except OSError:
                 pass

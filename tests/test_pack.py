@@ -165,8 +165,9 @@ def test_write_error_in_the_sink_thread_is_raised_in_the_caller(tmp_path, stored
     assert list(tmp_path.iterdir()) == []
 
 
-def test_abort_midway_stops_the_threads_and_removes_the_file(tmp_path):
-    w = ArchiveWriter(tmp_path / "x.tgz", "x", 0)
+@pytest.mark.parametrize("stored", [False, True])
+def test_abort_midway_stops_the_threads_and_removes_the_file(tmp_path, stored):
+    w = ArchiveWriter(tmp_path / "x.tgz", "x", 0, stored=stored)
     for i, d in enumerate(_payloads(60, 100_000)):
         w.add_file(f"{i}.JPEG", d)
     w.abort()
@@ -194,3 +195,89 @@ def test_tar_header_non_ascii_name_uses_pax():
     assert len(header) > 512  # a pax extended header before the ustar one
     with tarfile.open(fileobj=io.BytesIO(header + b"0" * 10 + bytes(502) + bytes(1024))) as tar:
         assert tar.getnames() == ["x/café.JPEG"]
+
+
+# --- O_DIRECT (full-size archives) ---------------------------------------------------------------
+
+def _direct_io_works(folder) -> bool:
+    """Whether the filesystem of `folder` takes an O_DIRECT open (tmpfs before Linux 6.6 does not)."""
+    path = folder / ".direct-probe"
+    path.touch()
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_DIRECT))
+        return True
+    except OSError:
+        return False
+    finally:
+        path.unlink()
+
+
+def _stored_archive(folder, name: str, payloads: list[bytes]) -> tuple[bytes, ArchiveWriter]:
+    w = ArchiveWriter(folder / name, "x", 0, stored=True)
+    for i, d in enumerate(payloads):
+        w.add_file(f"train/n0/{i:03d}.JPEG", d)
+    info = w.close()
+    w.commit()
+    raw = (folder / name).read_bytes()
+    assert info.size == len(raw) and info.sha256 == hashlib.sha256(raw).hexdigest()
+    return raw, w
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this platform")
+def test_full_size_archive_bypasses_the_page_cache_and_has_the_same_bytes(tmp_path, monkeypatch):
+    """Written with O_DIRECT (several whole aligned buffers, then an unaligned tail written
+    without it) or through the page cache ($IMAGENETTE_BUILD_DIRECT_IO=0): the same bytes."""
+    from imagenette_build import pack
+
+    payloads = _payloads(190, 100_003)  # 19 MB: two whole DIRECT_BUFFERs and a part
+    direct, w = _stored_archive(tmp_path, "a.tgz", payloads)
+    assert (w._direct is not None) == _direct_io_works(tmp_path)
+    if w._direct is not None:
+        assert len(direct) > 2 * pack.DIRECT_BUFFER and len(direct) % pack.DIRECT_ALIGN
+    monkeypatch.setenv(pack.DIRECT_ENV, "0")
+    buffered, w = _stored_archive(tmp_path, "b.tgz", payloads)
+    assert w._direct is None
+    assert direct == buffered
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(direct))) as tar:
+        assert [tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()] == payloads
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this platform")
+def test_direct_file_refused_at_open_or_at_a_write_falls_back_to_plain_writes(tmp_path, monkeypatch):
+    """A filesystem that refuses the O_DIRECT open: the archive is written as usual. One that
+    refuses a write (EINVAL: it wants another alignment): the file goes on without O_DIRECT, and
+    the bytes are the same."""
+    from imagenette_build import pack
+
+    payloads = _payloads(30, 77_777)
+    expected, _ = _stored_archive(tmp_path, "plain.tgz", payloads)
+
+    real_open, real_write = os.open, os.write
+
+    def refuse_direct_open(path, flags, *args):
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(pack.os, "open", refuse_direct_open)
+    refused, w = _stored_archive(tmp_path, "refused.tgz", payloads)
+    assert w._direct is None and refused == expected
+    monkeypatch.setattr(pack.os, "open", real_open)
+
+    import fcntl
+
+    refusals = []
+
+    def refuse_direct_write(fd, data):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            refusals.append(len(data))
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(pack, "DIRECT_BUFFER", 1 << 16)  # several buffers: the first write is refused
+    monkeypatch.setattr(pack.os, "write", refuse_direct_write)
+    if not _direct_io_works(tmp_path):
+        pytest.skip("the filesystem of tmp_path refuses O_DIRECT: no direct write to refuse")
+    fallen_back, w = _stored_archive(tmp_path, "fallback.tgz", payloads)
+    assert refusals == [1 << 16] and not w._direct.direct
+    assert fallen_back == expected
