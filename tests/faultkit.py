@@ -117,6 +117,15 @@ def install(path: Path, kind: str) -> None:
 # ------------------------------------------------------------------------------ running the CLI
 
 
+def default_sigint() -> None:
+    """A subprocess's `preexec_fn`: SIGINT back to its default action. A test run started in the
+    background of a non-interactive shell (`pytest &`, nohup) has SIGINT ignored, and every child
+    would inherit that, so a test's Ctrl-C would do nothing."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli_command(*args) -> list[str]:
     return [sys.executable, "-m", "imagenette_build.cli", *map(str, args)]
 

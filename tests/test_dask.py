@@ -19,6 +19,8 @@ import pytest
 from imagenette_build import engine
 from imagenette_build.errors import UserError
 
+from . import faultkit as fk
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 from loopback_cluster import LoopbackCluster  # noqa: E402
@@ -203,7 +205,7 @@ def test_interrupt_then_scheduler_lost_mid_build(sample, tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "imagenette_build.cli", "--imagenet", str(root),
                                  "--manifest", str(manifest_path), *SIZES, "--out", str(out),
                                  "--batch-size", "4", "-q", "--scheduler", cluster.address],
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, preexec_fn=fk.default_sigint)
         _wait_until(lambda: out.exists(), 30)  # the build is under way
         time.sleep(1.0)
         return proc

@@ -89,7 +89,7 @@ class Paused:
     def __init__(self, args, point: str, timeout: float = 60.0):
         env = dict(os.environ, IMAGENETTE_BUILD_TEST_PAUSE=point, IMAGENETTE_BUILD_TEST_PAUSE_SECONDS="60")
         self.proc = subprocess.Popen(fk.cli_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=env, start_new_session=True)
+                                     text=True, env=env, start_new_session=True, preexec_fn=fk.default_sigint)
         killer = threading.Timer(timeout, self.proc.kill)
         killer.start()
         try:
@@ -238,6 +238,11 @@ def test_workers_are_born_ignoring_sigint(backend):
     initializer at all, so only their start can have done it. The build's own handler is back."""
     from imagenette_build.engine import ordered_map
 
-    handlers = list(ordered_map(signal.getsignal, [(signal.SIGINT,)] * 8, 2, backend))
-    assert handlers == [signal.SIG_IGN] * 8
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # As in a terminal (a test run started in the background has SIGINT ignored from the start).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        handlers = list(ordered_map(signal.getsignal, [(signal.SIGINT,)] * 8, 2, backend))
+        assert handlers == [signal.SIG_IGN] * 8
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
