@@ -20,7 +20,10 @@ that adds members, so a full-size build is not bound by one core doing tar, defl
 and the writes in turn (README "Speed").
 
 The archive is written under a temporary name in the output folder and renamed into place only
-after it is complete and synced: an interrupted run never leaves a file under the final name.
+after it is complete and synced: an interrupted run never leaves a file under the final name. A
+full-size archive, as big as the sources, is written with O_DIRECT where the filesystem takes it
+(`DirectFile`; $IMAGENETTE_BUILD_DIRECT_IO=0 turns that off): the page cache would only have
+copied it on its way to the disk.
 """
 
 from __future__ import annotations
