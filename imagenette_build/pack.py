@@ -364,11 +364,12 @@ class DirectFile:
 
     Written through the page cache, imagenette2's 2 GB cost ~2.4 s more of kernel time, in a 7-8 s
     build, copying the bytes into the cache and writing them back; with O_DIRECT the disk reads
-    them from this process's buffer (README "Speed"). The bytes are gathered in an aligned buffer and written DIRECT_BUFFER at a
-    time; the last, unaligned piece is written after O_DIRECT is turned off for the file. Where a
-    filesystem refuses O_DIRECT (tmpfs) `open` gives None and the caller writes as usual; where it
-    refuses one write (another alignment), this file goes on without O_DIRECT. The bytes written
-    are the same either way. Not thread-safe: one thread writes, then another may close.
+    them from this process's buffer (README "Speed"). The bytes are gathered in an aligned buffer
+    and written DIRECT_BUFFER at a time; the last, unaligned piece is written after O_DIRECT is
+    turned off for the file. Where a filesystem refuses O_DIRECT (tmpfs before Linux 6.6) `open`
+    gives None and the caller writes as usual; where it refuses one write (another alignment), this
+    file goes on without O_DIRECT. The bytes written are the same either way. Not thread-safe: one
+    thread writes, then another may close.
     """
 
     def __init__(self, fd: int):
