@@ -151,7 +151,7 @@ class _Builder:
     """Collects planned images, one class at a time, into rows; `finish` sorts them."""
 
     def __init__(self) -> None:
-        self._index: dict[tuple, dict] = {"prefix": {}, "label": {}, "dir": {}}
+        self._index: dict[str, dict] = {"prefix": {}, "label": {}, "dir": {}}  # value -> id, per column
         self._blob = bytearray()
         self._chunks: list[np.ndarray] = []
 
