@@ -21,9 +21,9 @@ and the writes in turn (README "Speed").
 
 The archive is written under a temporary name in the output folder and renamed into place only
 after it is complete and synced: an interrupted run never leaves a file under the final name. A
-full-size archive, as big as the sources, is written with O_DIRECT where the filesystem takes it
-(`DirectFile`; $IMAGENETTE_BUILD_DIRECT_IO=0 turns that off): the page cache would only have
-copied it on its way to the disk.
+full-size archive, as big as the sources, is written with O_DIRECT on a local disk's filesystem
+(`DirectFile`, `direct_io_wanted`; $IMAGENETTE_BUILD_DIRECT_IO=0 turns that off, =1 asks for it on
+any filesystem that takes it): the page cache would only have copied it on its way to the disk.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import hashlib
 import mmap
 import os
 import queue
+import re
 import struct
 import tarfile
 import threading
@@ -64,7 +65,13 @@ RECORD = tarfile.RECORDSIZE  # 10240: GNU tar and Python's tarfile pad the archi
 FIRST_MIB = 1 << 20
 CHUNK = 1 << 20  # tar bytes handed to the deflate stage at a time
 WRITEBACK = 64 << 20  # start writing the archive to the disk every this many bytes
-DIRECT_ENV = "IMAGENETTE_BUILD_DIRECT_IO"  # "0": full-size archives are written through the page cache
+DIRECT_ENV = "IMAGENETTE_BUILD_DIRECT_IO"  # "0": never O_DIRECT; "1": wherever it is taken; else "auto"
+# Where full-size archives get O_DIRECT by default: filesystems on a local block device, where a
+# direct write goes from the buffer to the disk (measured on ext4, README "Speed"). Network, cluster
+# and FUSE filesystems (nfs, cifs, lustre, gpfs, ceph, sshfs...) and tmpfs keep the page cache: on the
+# first each direct write waits for a server, which was not measured; on tmpfs there is no disk.
+DIRECT_FILESYSTEMS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs"})
+MOUNTINFO = "/proc/self/mountinfo"
 DIRECT_ALIGN = 4096  # O_DIRECT writes: address, length and file offset multiples of this
 DIRECT_BUFFER = 8 << 20  # archive bytes gathered per O_DIRECT write
 QUEUE_DEPTH = 8  # chunks waiting per stage: bounds the memory of the pipeline
@@ -359,6 +366,45 @@ class _Pipeline:
         self._flushed = self.written
 
 
+def filesystem_type(path: Path, mountinfo: str = MOUNTINFO) -> str | None:
+    """The type of the filesystem holding `path` ("ext4", "nfs4", "fuse.sshfs"...), as Linux lists
+    it in `mountinfo`: the mount with the longest mount point containing the resolved path (the last
+    one mounted, when several share a mount point). None when that cannot be known."""
+    target = os.path.realpath(path)
+    try:
+        with open(mountinfo, encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    found, found_len = None, -1
+    for line in lines:
+        # "36 35 98:0 /root /mnt rw,noatime [optional fields] - ext3 /dev/sda1 rw": the type follows "-"
+        fields = line.split(" ")
+        try:
+            point, fstype = _unescape_mount(fields[4]), fields[fields.index("-", 6) + 1]
+        except (ValueError, IndexError):
+            continue
+        inside = point == "/" or target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= found_len:
+            found, found_len = fstype, len(point)
+    return found
+
+
+def _unescape_mount(field: str) -> str:
+    """A mountinfo path: space, tab, newline and backslash are written as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def direct_io_wanted(folder: Path) -> bool:
+    """Whether a full-size archive in `folder` should be written with O_DIRECT: by
+    $IMAGENETTE_BUILD_DIRECT_IO ("0" no, "1" yes), else (unset, "auto", anything else) when the
+    folder's filesystem is one of DIRECT_FILESYSTEMS."""
+    setting = os.environ.get(DIRECT_ENV, "auto").strip()
+    if setting in ("0", "1"):
+        return setting == "1"
+    return filesystem_type(folder) in DIRECT_FILESYSTEMS
+
+
 class DirectFile:
     """A write-only file that bypasses the page cache (O_DIRECT, Linux), for full-size archives.
 
@@ -366,8 +412,9 @@ class DirectFile:
     build, copying the bytes into the cache and writing them back; with O_DIRECT the disk reads
     them from this process's buffer (README "Speed"). The bytes are gathered in an aligned buffer
     and written DIRECT_BUFFER at a time; the last, unaligned piece is written after O_DIRECT is
-    turned off for the file. Where a filesystem refuses O_DIRECT (tmpfs before Linux 6.6) `open`
-    gives None and the caller writes as usual; where it refuses one write (another alignment), this
+    turned off for the file. Used where `direct_io_wanted` says so; where the filesystem refuses
+    O_DIRECT all the same (tmpfs before Linux 6.6, with the variable at 1) `open` gives None and the
+    caller writes as usual; where it refuses one write (another alignment), this
     file goes on without O_DIRECT. The bytes written are the same either way. Not thread-safe: one
     thread writes, then another may close.
     """
@@ -381,8 +428,8 @@ class DirectFile:
     @classmethod
     def open(cls, path: Path) -> DirectFile | None:
         """`path` (which exists) opened for writing with O_DIRECT; None where that is not available
-        or not wanted ($IMAGENETTE_BUILD_DIRECT_IO=0)."""
-        if not hasattr(os, "O_DIRECT") or os.environ.get(DIRECT_ENV, "1").strip() == "0":
+        or not wanted (`direct_io_wanted`)."""
+        if not hasattr(os, "O_DIRECT") or not direct_io_wanted(path.parent):
             return None
         try:
             fd = os.open(path, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)

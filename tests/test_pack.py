@@ -8,7 +8,10 @@ import gzip
 import hashlib
 import io
 import os
+import shutil
+import subprocess
 import tarfile
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -230,6 +233,7 @@ def test_full_size_archive_bypasses_the_page_cache_and_has_the_same_bytes(tmp_pa
     from imagenette_build import pack
 
     payloads = _payloads(190, 100_003)  # 19 MB: two whole DIRECT_BUFFERs and a part
+    monkeypatch.setenv(pack.DIRECT_ENV, "1")  # (whatever filesystem tmp_path is on)
     direct, w = _stored_archive(tmp_path, "a.tgz", payloads)
     assert (w._direct is not None) == _direct_io_works(tmp_path)
     if w._direct is not None:
@@ -250,7 +254,9 @@ def test_direct_file_refused_at_open_or_at_a_write_falls_back_to_plain_writes(tm
     from imagenette_build import pack
 
     payloads = _payloads(30, 77_777)
+    monkeypatch.setenv(pack.DIRECT_ENV, "0")
     expected, _ = _stored_archive(tmp_path, "plain.tgz", payloads)
+    monkeypatch.setenv(pack.DIRECT_ENV, "1")
 
     real_open, real_write = os.open, os.write
 
@@ -281,3 +287,66 @@ def test_direct_file_refused_at_open_or_at_a_write_falls_back_to_plain_writes(tm
     fallen_back, w = _stored_archive(tmp_path, "fallback.tgz", payloads)
     assert refusals == [1 << 16] and not w._direct.direct
     assert fallen_back == expected
+
+
+MOUNTINFO = r"""22 1 252:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+30 22 0:40 / /data rw,relatime shared:2 - nfs4 server:/export rw,vers=4.2
+31 30 8:16 / /data/local\040disk rw - xfs /dev/sdb rw
+32 22 0:42 / /scratch rw master:7 shared:9 - lustre 10.0.0.1@tcp:/fs rw
+33 22 0:43 / /home/u/remote rw,nosuid - fuse.sshfs u@h:/ rw
+34 22 0:44 / /dev/shm rw - tmpfs tmpfs rw
+35 22 8:32 / /mnt/disk rw - nfs old:/x rw
+36 22 8:33 / /mnt/disk rw - btrfs /dev/sdc rw
+a line that is not a mount
+"""
+
+
+@pytest.mark.parametrize("path, fstype", [
+    ("/work/out", "ext4"),  # only the root contains it
+    ("/data", "nfs4"), ("/data/imagenet/out", "nfs4"),
+    ("/data/local disk/out", "xfs"),  # the longest mount point wins; "\040" is a space
+    ("/data/local", "nfs4"),  # a mount point is a whole path component, not a prefix of a name
+    ("/scratch/u", "lustre"),  # optional fields before "-"
+    ("/home/u/remote/x", "fuse.sshfs"),
+    ("/dev/shm/x", "tmpfs"),
+    ("/mnt/disk/x", "btrfs"),  # mounted over the same mount point: the last one is seen
+])
+def test_filesystem_type_is_that_of_the_longest_mount_point(tmp_path, path, fstype):
+    from imagenette_build.pack import filesystem_type
+
+    info = tmp_path / "mountinfo"
+    info.write_text(MOUNTINFO)
+    assert filesystem_type(Path(path), str(info)) == fstype
+    assert filesystem_type(Path(path), str(tmp_path / "missing")) is None
+
+
+@pytest.mark.skipif(not Path("/proc/self/mountinfo").exists() or not shutil.which("findmnt"),
+                    reason="needs Linux's /proc/self/mountinfo and util-linux's findmnt to compare with")
+def test_filesystem_type_agrees_with_findmnt(tmp_path):
+    from imagenette_build.pack import filesystem_type
+
+    for folder in (tmp_path, Path.cwd(), Path("/")):
+        out = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "-T", str(folder)], capture_output=True, text=True)
+        assert filesystem_type(folder) == out.stdout.strip().splitlines()[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this platform")
+@pytest.mark.parametrize("fstype, setting, direct", [
+    ("ext4", None, True), ("xfs", "auto", True), ("nfs4", None, False), ("lustre", None, False),
+    ("fuse.sshfs", "", False), ("tmpfs", None, False), (None, None, False),  # not Linux: unknown
+    ("ext4", "0", False), ("nfs4", "1", True),
+])
+def test_direct_io_by_default_only_on_local_disk_filesystems(tmp_path, monkeypatch, fstype, setting, direct):
+    """O_DIRECT was measured on a local disk; a network or FUSE filesystem keeps the page cache
+    unless $IMAGENETTE_BUILD_DIRECT_IO=1 asks for it, and =0 turns it off everywhere."""
+    from imagenette_build import pack
+
+    monkeypatch.setattr(pack, "filesystem_type", lambda folder: fstype)
+    if setting is None:
+        monkeypatch.delenv(pack.DIRECT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(pack.DIRECT_ENV, setting)
+    assert pack.direct_io_wanted(tmp_path) is direct
+    payloads = _payloads(5, 5000)
+    raw, w = _stored_archive(tmp_path, "a.tgz", payloads)
+    assert (w._direct is not None) == (direct and _direct_io_works(tmp_path))
