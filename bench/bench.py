@@ -1,7 +1,7 @@
 """`make bench`: the tool side by side with a naive script and the decode+encode floor, on one corpus.
 
     python bench/bench.py [--repeats 3] [--work bench/out] [--photos ../shared/reference/imagenet-samples]
-                          [--skip-scale] [--skip-psnr]
+                          [--skip-scale] [--skip-psnr] [--skip-budget] [--profile]
 
 Corpus: the whole imagenette2 file list laid out as ImageNet by the sample generator, with the real
 photos of --photos (cycled) when that folder exists, synthetic content otherwise (the table says
@@ -28,6 +28,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_PHOTOS = HERE.parent.parent / "shared" / "reference" / "imagenet-samples"
+BUDGET_IMAGES = 2048  # corpus images timed stage by stage (the real photos cycled: their mix)
 
 
 def isolated(cmd: list[str]) -> dict:
@@ -151,6 +152,64 @@ def psnr_check(photos: list[Path]) -> dict:
     return out
 
 
+def stage_budget(files: list[Path], size: int, work: Path, passes: int = 3) -> dict:
+    """Per image, in this one process (ms, median of `passes`): the tool's own decode, its resize
+    and its encode, timed apart, and the tool's whole worker task (`process_batch` in batches of 32,
+    reading the files) without and with a cache (an empty one each pass). What the task spends
+    besides decode, resize and encode is the tool's overhead in the workers."""
+    import tempfile
+
+    from floor import decode, encode
+    from PIL import Image
+
+    from imagenette_build.cache import open_cache
+    from imagenette_build.sources import SourceRef
+    from imagenette_build.transform import Recipe, process_batch
+
+    datas = [p.read_bytes() for p in files]
+    refs = [SourceRef(str(p)) for p in files]
+    stages: dict[str, list[float]] = {"decode": [], "resize": [], "encode": [], "task": [], "task, cache": []}
+    for _ in range(passes):
+        spent = [0.0, 0.0, 0.0]
+        for data in datas:
+            t0 = time.perf_counter()
+            img, box, target = decode(data, size)
+            t1 = time.perf_counter()
+            img = img.resize(target, Image.BICUBIC, box=box)
+            t2 = time.perf_counter()
+            encode(img)
+            t3 = time.perf_counter()
+            spent[0] += t1 - t0
+            spent[1] += t2 - t1
+            spent[2] += t3 - t2
+        for name, total in zip(("decode", "resize", "encode"), spent):
+            stages[name].append(total)
+        for name in ("task", "task, cache"):
+            with tempfile.TemporaryDirectory(dir=work) as tmp:
+                cache = open_cache(Path(tmp)) if name == "task, cache" else None
+                t0 = time.perf_counter()
+                for i in range(0, len(refs), 32):
+                    process_batch(refs[i:i + 32], (size,), Recipe(), cache)
+                stages[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(totals) * 1000 / len(files) for name, totals in stages.items()}
+
+
+def print_budget(b: dict, sampled: int, rows: dict, n_images: int) -> None:
+    """What the 0.6 target leaves, per image, beside the unavoidable decode + resize + encode."""
+    compute = b["decode"] + b["resize"] + b["encode"]
+    cores = os.cpu_count() or 1
+    allowed = 0.6 * rows["naive 160"]["wall"] * cores * 1000 / n_images
+    print(f"- per image at 160, one process, {sampled} corpus images (ms, median of 3 passes): decode "
+          f"{b['decode']:.2f}, resize {b['resize']:.2f}, encode {b['encode']:.2f} = {compute:.2f}; the tool's "
+          f"worker task {b['task']:.2f} without the cache, {b['task, cache']:.2f} with it "
+          f"(+{b['task'] - compute:.2f} and +{b['task, cache'] - compute:.2f} beside decode, resize and encode); "
+          f"the whole build: {rows['tool 160']['cpu'] * 1000 / n_images:.2f} ms of CPU per image, building "
+          f"process and worker start included")
+    print(f"- 0.6 x naive 160 on {cores} cores, all busy, allows {allowed:.2f} ms of CPU per image, everything "
+          f"included: {allowed - compute:.2f} ms beside decode, resize and encode, for reading, the cache, the "
+          f"worker's Python, the building process and the archive")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
@@ -158,6 +217,7 @@ def main() -> None:
     ap.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
     ap.add_argument("--skip-scale", action="store_true", help="skip the 1x/10x memory and time run")
     ap.add_argument("--skip-psnr", action="store_true")
+    ap.add_argument("--skip-budget", action="store_true", help="skip the per-image stage times")
     ap.add_argument("--profile", action="store_true", help="also cProfile an in-process 160 build")
     args = ap.parse_args()
     photos = args.photos if args.photos and args.photos.is_dir() else None
@@ -233,6 +293,10 @@ def main() -> None:
               f"full from the disk: {src_mb / rows['tool full (cold)']['wall']:.0f} MB/s")
     else:
         print(f"- no cold-cache rows: {DROP_CACHES} is not writable (needs root)")
+
+    if not args.skip_budget:
+        sample = sources[::max(1, len(sources) // BUDGET_IMAGES)][:BUDGET_IMAGES]
+        print_budget(stage_budget(sample, 160, args.work), len(sample), rows, n_images)
 
     if not args.skip_psnr:
         sample = sorted(photos.glob("*.JPEG")) if photos else sorted(corpus.rglob("*.JPEG"))[:200]
