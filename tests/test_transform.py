@@ -68,11 +68,31 @@ def test_quality_changes_bytes_and_is_recorded():
     assert Recipe(quality=95).to_json()["quality"] == 95
 
 
-def test_dct_scale_keeps_twice_the_target():
+def test_dct_scale_keeps_twice_the_target_and_stops_at_half():
     assert dct_scale(500, 375, (213, 160)) == 1
+    assert dct_scale(639, 639, (160, 160)) == 1        # 319 < 2 x 160
     assert dct_scale(1600, 1200, (213, 160)) == 2      # 800x600 >= 2 x 213x160
-    assert dct_scale(2400, 1600, (240, 160)) == 4      # 600x400
-    assert dct_scale(5000, 5000, (160, 160)) == 8
+    assert dct_scale(2400, 1600, (240, 160)) == 2      # 1/4 would keep 600x400 too, but stops at 1/2
+    assert dct_scale(5000, 5000, (160, 160)) == 2
+    assert dct_scale(2400, 1600, (480, 320)) == 2
+    assert dct_scale(2400, 1600, (720, 480)) == 1
+
+
+@pytest.mark.parametrize("size", [(2400, 1600), (1836, 1377), (5000, 3500)])
+def test_large_photo_at_160_and_320_is_decoded_once(monkeypatch, size):
+    """Both sizes decode at 1/2 (entropy decoding is most of the cost, so one decode shared beats
+    1/4 for 160 and 1/2 for 320), and each still gets the pixels it gets alone."""
+    from imagenette_build import transform
+
+    data = _jpeg(size=size, quality=80)
+    opened = []
+    real_open = transform._open
+    monkeypatch.setattr(transform, "_open", lambda d: opened.append(1) or real_open(d))
+    both = transform.resized_images(data, (160, 320), Recipe())
+    assert len(opened) == 1
+    for s in (160, 320):
+        alone = transform.resized_images(data, (s,), Recipe())[s]
+        assert np.array_equal(np.asarray(both[s]), np.asarray(alone))
 
 
 def _psnr(a, b):
