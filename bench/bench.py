@@ -202,7 +202,7 @@ def print_budget(b: dict, sampled: int, rows: dict, n_images: int) -> None:
     print(f"- per image at 160, one process, {sampled} corpus images (ms, median of 3 passes): decode "
           f"{b['decode']:.2f}, resize {b['resize']:.2f}, encode {b['encode']:.2f} = {compute:.2f}; the tool's "
           f"worker task {b['task']:.2f} without the cache, {b['task, cache']:.2f} with it "
-          f"(+{b['task'] - compute:.2f} and +{b['task, cache'] - compute:.2f} beside decode, resize and encode); "
+          f"({b['task'] - compute:+.2f} and {b['task, cache'] - compute:+.2f} beside decode, resize and encode); "
           f"the whole build: {rows['tool 160']['cpu'] * 1000 / n_images:.2f} ms of CPU per image, building "
           f"process and worker start included")
     print(f"- 0.6 x naive 160 on {cores} cores, all busy, allows {allowed:.2f} ms of CPU per image, everything "
