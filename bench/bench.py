@@ -159,12 +159,11 @@ def stage_budget(files: list[Path], size: int, work: Path, passes: int = 3) -> d
     besides decode, resize and encode is the tool's overhead in the workers."""
     import tempfile
 
-    from floor import decode, encode
     from PIL import Image
 
     from imagenette_build.cache import open_cache
     from imagenette_build.sources import SourceRef
-    from imagenette_build.transform import Recipe, process_batch
+    from imagenette_build.transform import Recipe, decoded, encode, process_batch
 
     datas = [p.read_bytes() for p in files]
     refs = [SourceRef(str(p)) for p in files]
@@ -173,11 +172,11 @@ def stage_budget(files: list[Path], size: int, work: Path, passes: int = 3) -> d
         spent = [0.0, 0.0, 0.0]
         for data in datas:
             t0 = time.perf_counter()
-            img, box, target = decode(data, size)
+            img, box, target = decoded(data, size)
             t1 = time.perf_counter()
             img = img.resize(target, Image.BICUBIC, box=box)
             t2 = time.perf_counter()
-            encode(img)
+            encode(img, Recipe().quality)
             t3 = time.perf_counter()
             spent[0] += t1 - t0
             spent[1] += t2 - t1

@@ -7,43 +7,19 @@ encode; the tool encodes smaller images, so it can come in under it.
 """
 
 import csv
-import io
 import sys
 from multiprocessing import Pool
 from pathlib import Path
 
-from PIL import Image
 
-from imagenette_build.transform import dct_scale, target_size
-
-
-def decode(data: bytes, size: int):
-    """The image as the tool decodes it for `size` (DCT-scaled where the tool would scale), the
-    box of the source it covers (None: all of it) and the size the tool resizes it to."""
-    img = Image.open(io.BytesIO(data))
-    target = target_size(*img.size, size)
-    box = None
-    if img.format == "JPEG":
-        scale = dct_scale(*img.size, target)
-        if scale > 1:
-            _, box = img.draft(img.mode, (img.size[0] // scale, img.size[1] // scale))
-    img.load()
-    if img.mode not in ("RGB", "L"):
-        img = img.convert("RGB")
-    return img, box, target
-
-
-def encode(img) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=75)
-    return buf.getvalue()
+from imagenette_build.transform import Recipe, decoded, encode
 
 
 def decode_encode(path_and_size):
     path, size = path_and_size
     with open(path, "rb") as f:
         data = f.read()
-    return len(encode(decode(data, size)[0]))
+    return len(encode(decoded(data, size)[0], Recipe().quality))
 
 
 def main():

@@ -125,10 +125,33 @@ def _normalise_mode(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _encode(img: Image.Image, quality: int) -> bytes:
+def encode(img: Image.Image, quality: int) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
+
+
+def _decode(img: Image.Image, width: int, height: int, scale: int) -> tuple[Image.Image, tuple | None]:
+    """`img` (just opened, `width` x `height`) decoded at 1/`scale` and in a kept mode, and the box
+    of the decoded image that covers the source (None: all of it)."""
+    box = None
+    if scale > 1:
+        _, box = img.draft(img.mode, (width // scale, height // scale))
+    img.load()
+    return _normalise_mode(img), box
+
+
+def decoded(data: bytes, size: int, recipe: Recipe = Recipe()) -> tuple[Image.Image, tuple | None, tuple[int, int]]:
+    """The image as `resized_images` decodes it for `size`, the box to resize from, and the target
+    size: the decode alone (the benchmark's floor and its per-image budget time it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        img = _open(data)
+        width, height = img.size
+        target = target_size(width, height, size, recipe.rounding)
+        scaled = recipe.decode == "scaled" and img.format == "JPEG"
+        img, box = _decode(img, width, height, dct_scale(width, height, target) if scaled else 1)
+    return img, box, target
 
 
 def resized_images(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> dict[int, Image.Image]:
@@ -144,12 +167,8 @@ def resized_images(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> dict[
         scales = {s: (dct_scale(width, height, t) if scaled else 1) for s, t in targets.items()}
         out: dict[int, Image.Image] = {}
         for scale in sorted(set(scales.values())):
-            img = probe if not out else _open(data)  # one decode per distinct scale, usually one
-            box = None
-            if scale > 1:
-                _, box = img.draft(img.mode, (width // scale, height // scale))
-            img.load()
-            img = _normalise_mode(img)
+            # one decode per distinct scale, usually one
+            img, box = _decode(probe if not out else _open(data), width, height, scale)
             for s in sizes:
                 if scales[s] == scale:
                     out[s] = img.resize(targets[s], FILTERS[recipe.filter], box=box)
@@ -159,7 +178,7 @@ def resized_images(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> dict[
 def resize_image(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> list[bytes]:
     """JPEG bytes for each of `sizes` (pixel sizes only)."""
     images = resized_images(data, sizes, recipe)
-    return [_encode(images[s], recipe.quality) for s in sizes]
+    return [encode(images[s], recipe.quality) for s in sizes]
 
 
 JPEG_SOS, JPEG_EOI = b"\xff\xda", b"\xff\xd9"

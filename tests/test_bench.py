@@ -1,5 +1,6 @@
-"""The benchmark's own helpers (`bench/`, never run in CI as a benchmark): the floor must decode as
-the tool does, or the floor and the per-image budget would measure another decode."""
+"""The benchmark's own helpers (`bench/`, never run in CI as a benchmark): the floor and the
+per-image budget time `transform.decoded`, which must decode as a build does, or they would measure
+another decode."""
 
 import importlib
 import io
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagenette_build.transform import Recipe, dct_scale, resized_images, target_size
+from imagenette_build.transform import Recipe, dct_scale, decoded, encode, resized_images, target_size
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
@@ -36,16 +37,19 @@ def _photo_like(size: tuple[int, int], mode: str = "RGB") -> bytes:
 
 @pytest.mark.parametrize("size, mode", [((500, 375), "RGB"), ((1400, 1000), "RGB"), ((2600, 1300), "L"),
                                         ((1000, 1400), "CMYK")])
-def test_floor_decodes_as_the_tool_does(bench_modules, size, mode):
+def test_the_decode_the_floor_times_is_the_builds(bench_modules, tmp_path, size, mode):
     floor, _ = bench_modules
     data = _photo_like(size, mode)
-    img, box, target = floor.decode(data, 160)
+    img, box, target = decoded(data, 160)
     assert target == target_size(*size, 160)
     scale = dct_scale(*size, target)
     assert img.size == (-(-size[0] // scale), -(-size[1] // scale))  # libjpeg rounds a scaled side up
     assert img.mode == ("L" if mode == "L" else "RGB")
     tool = resized_images(data, (160,), Recipe())[160]
     assert np.array_equal(np.asarray(img.resize(target, Image.BICUBIC, box=box)), np.asarray(tool))
+    (tmp_path / "a.JPEG").write_bytes(data)
+    # the floor encodes that decoded image, at its decoded size
+    assert floor.decode_encode((str(tmp_path / "a.JPEG"), 160)) == len(encode(img, 75))
 
 
 def test_stage_budget_times_every_stage(bench_modules, tmp_path):
