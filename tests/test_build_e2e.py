@@ -1,6 +1,5 @@
 """The README's user stories, end to end through the real command line."""
 
-import csv
 import gzip
 import hashlib
 import io
