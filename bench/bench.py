@@ -18,17 +18,16 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_PHOTOS = HERE.parent.parent / "shared" / "reference" / "imagenet-samples"
 BUDGET_IMAGES = 2048  # corpus images timed stage by stage (the real photos cycled: their mix)
+BUDGET = "budget 160"  # the variant that runs budget.py once a round
 
 
 def isolated(cmd: list[str]) -> dict:
@@ -69,7 +68,8 @@ def drop_caches() -> None:
 def interleaved(variants: dict[str, tuple[list[str], object, object]], repeats: int, files: list[Path]) -> dict:
     """Run every variant once per round, in turn, `repeats` rounds: a machine that speeds up or slows
     down during the benchmark moves every variant alike, and the ratios are taken within a round.
-    `variants`: label -> (command, cleanup before each run or None, output size in bytes after a run).
+    `variants`: label -> (command, cleanup before each run or None, output size in bytes after a run,
+    or None when it writes no archive).
     Each run starts with the corpus warmed, but a label ending in "(cold)": with the page cache
     emptied. Returns label -> {"wall", "cpu", "rss_mb", "archive_mb"
     (medians), "walls", "cpus" (per round)}."""
@@ -82,10 +82,11 @@ def interleaved(variants: dict[str, tuple[list[str], object, object]], repeats: 
                 drop_caches()
             else:
                 warm(files)
-            runs[label].append({**isolated(cmd), "archive_mb": output_bytes() / 1e6})
+            size = output_bytes()
+            runs[label].append({**isolated(cmd), "archive_mb": None if size is None else size / 1e6})
     result = {}
     for label, rs in runs.items():
-        result[label] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+        result[label] = {k: statistics.median(r[k] for r in rs) for k in rs[0] if rs[0][k] is not None}
         result[label]["walls"] = [r["wall"] for r in rs]
         result[label]["cpus"] = [r["cpu"] for r in rs]
     return result
@@ -152,61 +153,42 @@ def psnr_check(photos: list[Path]) -> dict:
     return out
 
 
-def stage_budget(files: list[Path], size: int, work: Path, passes: int = 3) -> dict:
-    """Per image, in this one process (ms, median of `passes`): the tool's own decode, its resize
-    and its encode, timed apart, and the tool's whole worker task (`process_batch` in batches of 32,
-    reading the files) without and with a cache (an empty one each pass). What the task spends
-    besides decode, resize and encode is the tool's overhead in the workers."""
-    import tempfile
-
-    from PIL import Image
-
-    from imagenette_build.cache import open_cache
-    from imagenette_build.sources import SourceRef
-    from imagenette_build.transform import Recipe, decoded, encode, process_batch
-
-    datas = [p.read_bytes() for p in files]
-    refs = [SourceRef(str(p)) for p in files]
-    stages: dict[str, list[float]] = {"decode": [], "resize": [], "encode": [], "task": [], "task, cache": []}
-    for _ in range(passes):
-        spent = [0.0, 0.0, 0.0]
-        for data in datas:
-            t0 = time.perf_counter()
-            img, box, target = decoded(data, size)
-            t1 = time.perf_counter()
-            img = img.resize(target, Image.BICUBIC, box=box)
-            t2 = time.perf_counter()
-            encode(img, Recipe().quality)
-            t3 = time.perf_counter()
-            spent[0] += t1 - t0
-            spent[1] += t2 - t1
-            spent[2] += t3 - t2
-        for name, total in zip(("decode", "resize", "encode"), spent):
-            stages[name].append(total)
-        for name in ("task", "task, cache"):
-            with tempfile.TemporaryDirectory(dir=work) as tmp:
-                cache = open_cache(Path(tmp)) if name == "task, cache" else None
-                t0 = time.perf_counter()
-                for i in range(0, len(refs), 32):
-                    process_batch(refs[i:i + 32], (size,), Recipe(), cache)
-                stages[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(totals) * 1000 / len(files) for name, totals in stages.items()}
+def budget_rounds(passes: list[dict], naive_walls: list[float], tool_cpus: list[float], n_images: int,
+                  cores: int) -> dict:
+    """Round by round: what 0.6 x naive 160 allows per image (ms of CPU, on `cores` busy cores), and
+    which share of it decode + resize + encode alone ("stages"), the worker task with the cache
+    ("task") and the whole tool 160 build ("build") take. Each budget pass ran in the round of the
+    naive run it is set against."""
+    allowed = [0.6 * wall * cores * 1000 / n_images for wall in naive_walls]
+    stages = [p["decode"] + p["resize"] + p["encode"] for p in passes]
+    return {"allowed": allowed, "stages": [s / a for s, a in zip(stages, allowed)],
+            "task": [p["task, cache"] / a for p, a in zip(passes, allowed)],
+            "build": [cpu * 1000 / n_images / a for cpu, a in zip(tool_cpus, allowed)]}
 
 
-def print_budget(b: dict, sampled: int, rows: dict, n_images: int) -> None:
-    """What the 0.6 target leaves, per image, beside the unavoidable decode + resize + encode."""
-    compute = b["decode"] + b["resize"] + b["encode"]
+def print_budget(passes: list[dict], rows: dict, n_images: int) -> None:
+    """Per image, the stages and the task (medians of the rounds' passes), and what the 0.6 target
+    leaves beside them, round by round."""
+    med = {k: statistics.median(p[k] for p in passes) for k in passes[0]}
+    compute = med["decode"] + med["resize"] + med["encode"]
     cores = os.cpu_count() or 1
-    allowed = 0.6 * rows["naive 160"]["wall"] * cores * 1000 / n_images
-    print(f"- per image at 160, one process, {sampled} corpus images (ms, median of 3 passes): decode "
-          f"{b['decode']:.2f}, resize {b['resize']:.2f}, encode {b['encode']:.2f} = {compute:.2f}; the tool's "
-          f"worker task {b['task']:.2f} without the cache, {b['task, cache']:.2f} with it "
-          f"({b['task'] - compute:+.2f} and {b['task, cache'] - compute:+.2f} beside decode, resize and encode); "
-          f"the whole build: {rows['tool 160']['cpu'] * 1000 / n_images:.2f} ms of CPU per image, building "
-          f"process and worker start included")
-    print(f"- 0.6 x naive 160 on {cores} cores, all busy, allows {allowed:.2f} ms of CPU per image, everything "
-          f"included: {allowed - compute:.2f} ms beside decode, resize and encode, for reading, the cache, the "
-          f"worker's Python, the building process and the archive")
+    shares = budget_rounds(passes, rows["naive 160"]["walls"], rows["tool 160"]["cpus"], n_images, cores)
+
+    def rounds(xs: list[float], scale: float = 1, unit: str = "", fmt: str = ".2f") -> str:
+        return (f"{statistics.median(xs) * scale:{fmt}}{unit} (rounds "
+                f"{' '.join(f'{x * scale:{fmt}}' for x in xs)})")
+
+    def share(xs: list[float]) -> str:
+        return rounds(xs, 100, " %", ".0f")
+    print(f"- per image at 160, one process, {med['images']:.0f} corpus images, one pass a round (ms, medians): "
+          f"decode {med['decode']:.2f}, resize {med['resize']:.2f}, encode {med['encode']:.2f} = {compute:.2f}; "
+          f"the tool's worker task {med['task']:.2f} without the cache, {med['task, cache']:.2f} with it "
+          f"({med['task'] - compute:+.2f} and {med['task, cache'] - compute:+.2f} beside decode, resize and "
+          f"encode); the whole build: {rows['tool 160']['cpu'] * 1000 / n_images:.2f} ms of CPU per image, "
+          f"building process and worker start included")
+    print(f"- 0.6 x naive 160 on {cores} cores, all busy, allows {rounds(shares['allowed'])} ms of CPU per image; "
+          f"of that, decode + resize + encode alone take {share(shares['stages'])}, the worker task with the "
+          f"cache {share(shares['task'])}, the whole tool 160 build {share(shares['build'])}")
 
 
 def main() -> None:
@@ -248,11 +230,16 @@ def main() -> None:
     if can_drop_caches():  # the read-ahead's worth: the same builds with the corpus on the disk only
         for label, options in (("tool 160 (cold)", ["--size", "160"]), ("tool full (cold)", ["--size", "full"])):
             variants[label] = (cli("--imagenet", corpus, *options, "--out", dist, "-q"), clean, archives)
+    budget_jsonl = args.work / "budget.jsonl"
+    budget_jsonl.unlink(missing_ok=True)
     for size in (160, 320):
         out_tgz = args.work / f"naive-{size}.tgz"
         variants[f"naive {size}"] = ([sys.executable, str(HERE / "naive.py"), corpus, file_list, size, out_tgz], None,
                                      lambda path=out_tgz: path.stat().st_size)
-    variants["floor 160"] = ([sys.executable, str(HERE / "floor.py"), corpus, file_list, "160"], None, lambda: 0)
+        if size == 160 and not args.skip_budget:  # right after the run that sets its allowance
+            variants[BUDGET] = ([sys.executable, str(HERE / "budget.py"), corpus, size, BUDGET_IMAGES, budget_jsonl],
+                                None, lambda: None)
+    variants["floor 160"] = ([sys.executable, str(HERE / "floor.py"), corpus, file_list, "160"], None, lambda: None)
     rows = interleaved(variants, args.repeats, sources)
 
     print(f"\nimagenette2, {n_images} images, {'real photos from ' + str(photos) if photos else 'SYNTHETIC content'}"
@@ -262,10 +249,12 @@ def main() -> None:
     print("| run | wall s (median) | runs | CPU s | images/s | peak RSS MB | archive MB |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
     for label, r in rows.items():
+        if label == BUDGET:  # not a build: its figures are the budget lines below
+            continue
         ips = n_images / r["wall"]
         runs = " ".join(f"{w:.1f}" for w in r["walls"])
-        print(f"| {label} | {r['wall']:.1f} | {runs} | {r['cpu']:.1f} | {ips:.0f} | {r['rss_mb']:.0f} | "
-              f"{r['archive_mb']:.1f} |")
+        archive = f"{r['archive_mb']:.1f}" if "archive_mb" in r else "—"
+        print(f"| {label} | {r['wall']:.1f} | {runs} | {r['cpu']:.1f} | {ips:.0f} | {r['rss_mb']:.0f} | {archive} |")
 
     def ratio(num: str, *den: str, key: str = "walls") -> str:
         """Median over rounds of the ratio within each round, and the ratio of the medians."""
@@ -294,8 +283,7 @@ def main() -> None:
         print(f"- no cold-cache rows: {DROP_CACHES} is not writable (needs root)")
 
     if not args.skip_budget:
-        sample = sources[::max(1, len(sources) // BUDGET_IMAGES)][:BUDGET_IMAGES]
-        print_budget(stage_budget(sample, 160, args.work), len(sample), rows, n_images)
+        print_budget([json.loads(line) for line in budget_jsonl.read_text().splitlines()], rows, n_images)
 
     if not args.skip_psnr:
         sample = sorted(photos.glob("*.JPEG")) if photos else sorted(corpus.rglob("*.JPEG"))[:200]

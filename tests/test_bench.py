@@ -1,9 +1,10 @@
 """The benchmark's own helpers (`bench/`, never run in CI as a benchmark): the floor and the
-per-image budget time `transform.decoded`, which must decode as a build does, or they would measure
+per-image budget (budget.py) time `transform.decoded`, which must decode as a build does, or they would measure
 another decode."""
 
 import importlib
 import io
+import json
 import sys
 from pathlib import Path
 
@@ -19,8 +20,8 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 @pytest.fixture
 def bench_modules(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCH))
-    yield importlib.import_module("floor"), importlib.import_module("bench")
-    for name in ("floor", "bench"):
+    yield importlib.import_module("floor"), importlib.import_module("bench"), importlib.import_module("budget")
+    for name in ("floor", "bench", "budget"):
         sys.modules.pop(name, None)
 
 
@@ -38,7 +39,7 @@ def _photo_like(size: tuple[int, int], mode: str = "RGB") -> bytes:
 @pytest.mark.parametrize("size, mode", [((500, 375), "RGB"), ((1400, 1000), "RGB"), ((2600, 1300), "L"),
                                         ((1000, 1400), "CMYK")])
 def test_the_decode_the_floor_times_is_the_builds(bench_modules, tmp_path, size, mode):
-    floor, _ = bench_modules
+    floor, _, _ = bench_modules
     data = _photo_like(size, mode)
     img, box, target = decoded(data, 160)
     assert target == target_size(*size, 160)
@@ -52,12 +53,31 @@ def test_the_decode_the_floor_times_is_the_builds(bench_modules, tmp_path, size,
     assert floor.decode_encode((str(tmp_path / "a.JPEG"), 160)) == len(encode(img, 75))
 
 
-def test_stage_budget_times_every_stage(bench_modules, tmp_path):
-    _, bench = bench_modules
-    files = []
-    for i, size in enumerate(((500, 375), (1400, 1000), (300, 500))):
-        files.append(tmp_path / f"{i}.JPEG")
-        files[-1].write_bytes(_photo_like(size))
-    times = bench.stage_budget(files, 160, tmp_path, passes=1)
-    assert set(times) == {"decode", "resize", "encode", "task", "task, cache"}
-    assert all(t > 0 for t in times.values())
+def test_a_budget_pass_times_every_stage(bench_modules, tmp_path, monkeypatch):
+    _, _, budget = bench_modules
+    corpus = tmp_path / "corpus" / "train" / "n01440764"
+    corpus.mkdir(parents=True)
+    for i, size in enumerate(((500, 375), (1400, 1000), (300, 500), (640, 480))):
+        (corpus / f"n01440764_{i}.JPEG").write_bytes(_photo_like(size))
+    assert [p.name for p in budget.sample(tmp_path / "corpus", 2)] == ["n01440764_0.JPEG", "n01440764_2.JPEG"]
+    out = tmp_path / "budget.jsonl"
+    for _ in range(2):  # one line a pass, appended: bench.py runs one pass a round
+        monkeypatch.setattr(sys, "argv", ["budget.py", str(tmp_path / "corpus"), "160", "3", str(out)])
+        budget.main()
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 2
+    assert set(lines[0]) == {"images", "decode", "resize", "encode", "task", "task, cache"}
+    assert lines[0]["images"] == 3
+    assert all(t > 0 for line in lines for k, t in line.items())
+
+
+def test_the_budget_is_set_against_the_naive_run_of_its_own_round(bench_modules):
+    _, bench, _ = bench_modules
+    passes = [{"decode": 2.0, "resize": 0.5, "encode": 0.2, "task, cache": 3.0},
+              {"decode": 1.0, "resize": 0.25, "encode": 0.1, "task, cache": 1.5}]
+    # round 1: naive 160 took 30 s for 1000 images on 2 cores: 0.6 x 30 x 2 / 1000 = 36 ms allowed per image
+    shares = bench.budget_rounds(passes, naive_walls=[30.0, 15.0], tool_cpus=[54.0, 13.5], n_images=1000, cores=2)
+    assert shares["allowed"] == pytest.approx([36.0, 18.0])
+    assert shares["stages"] == pytest.approx([2.7 / 36, 1.35 / 18])
+    assert shares["task"] == pytest.approx([3.0 / 36, 1.5 / 18])
+    assert shares["build"] == pytest.approx([54 / 36, 13.5 / 18])
