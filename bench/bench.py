@@ -82,8 +82,9 @@ def interleaved(variants: dict[str, tuple[list[str], object, object]], repeats: 
                 drop_caches()
             else:
                 warm(files)
-            size = output_bytes()
-            runs[label].append({**isolated(cmd), "archive_mb": None if size is None else size / 1e6})
+            measured = isolated(cmd)
+            size = output_bytes()  # after the run: the cleanup above removed the last one's
+            runs[label].append({**measured, "archive_mb": None if size is None else size / 1e6})
     result = {}
     for label, rs in runs.items():
         result[label] = {k: statistics.median(r[k] for r in rs) for k in rs[0] if rs[0][k] is not None}

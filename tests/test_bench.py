@@ -81,3 +81,18 @@ def test_the_budget_is_set_against_the_naive_run_of_its_own_round(bench_modules)
     assert shares["stages"] == pytest.approx([2.7 / 36, 1.35 / 18])
     assert shares["task"] == pytest.approx([3.0 / 36, 1.5 / 18])
     assert shares["build"] == pytest.approx([54 / 36, 13.5 / 18])
+
+
+def test_interleaved_runs_every_variant_each_round_and_measures_what_it_wrote(bench_modules, tmp_path, monkeypatch):
+    _, bench, _ = bench_modules
+    monkeypatch.setattr(bench, "warm", lambda files: None)
+    out = tmp_path / "out.bin"
+    log = tmp_path / "log"
+    write = [sys.executable, "-c", f"open({str(out)!r}, 'wb').write(b'x' * 3_000_000); open({str(log)!r}, 'a').write('w')"]
+    other = [sys.executable, "-c", f"open({str(log)!r}, 'a').write('o')"]
+    rows = bench.interleaved({"writes": (write, lambda: out.unlink(missing_ok=True), lambda: out.stat().st_size),
+                              "no archive": (other, None, lambda: None)}, 2, [])
+    assert log.read_text() == "wowo"  # in turn, round by round
+    assert rows["writes"]["archive_mb"] == 3.0  # measured after the run, not after the cleanup before it
+    assert "archive_mb" not in rows["no archive"]
+    assert len(rows["writes"]["walls"]) == len(rows["no archive"]["cpus"]) == 2
