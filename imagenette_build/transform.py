@@ -141,17 +141,23 @@ def _decode(img: Image.Image, width: int, height: int, scale: int) -> tuple[Imag
     return _normalise_mode(img), box
 
 
+def _targets_and_scales(probe: Image.Image, sizes: tuple[int, ...], recipe: Recipe) -> tuple[dict, dict]:
+    """For each of `sizes`: the target size, and the DCT scale to decode `probe` (just opened) at."""
+    width, height = probe.size
+    targets = {s: target_size(width, height, s, recipe.rounding) for s in sizes}
+    scaled = recipe.decode == "scaled" and probe.format == "JPEG"
+    return targets, {s: (dct_scale(width, height, t) if scaled else 1) for s, t in targets.items()}
+
+
 def decoded(data: bytes, size: int, recipe: Recipe = Recipe()) -> tuple[Image.Image, tuple | None, tuple[int, int]]:
     """The image as `resized_images` decodes it for `size`, the box to resize from, and the target
     size: the decode alone (the benchmark's floor and its per-image budget time it)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = _open(data)
-        width, height = img.size
-        target = target_size(width, height, size, recipe.rounding)
-        scaled = recipe.decode == "scaled" and img.format == "JPEG"
-        img, box = _decode(img, width, height, dct_scale(width, height, target) if scaled else 1)
-    return img, box, target
+        probe = _open(data)
+        targets, scales = _targets_and_scales(probe, (size,), recipe)
+        img, box = _decode(probe, *probe.size, scales[size])
+    return img, box, targets[size]
 
 
 def resized_images(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> dict[int, Image.Image]:
@@ -162,9 +168,7 @@ def resized_images(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> dict[
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         probe = _open(data)
         width, height = probe.size
-        targets = {s: target_size(width, height, s, recipe.rounding) for s in sizes}
-        scaled = recipe.decode == "scaled" and probe.format == "JPEG"
-        scales = {s: (dct_scale(width, height, t) if scaled else 1) for s, t in targets.items()}
+        targets, scales = _targets_and_scales(probe, sizes, recipe)
         out: dict[int, Image.Image] = {}
         for scale in sorted(set(scales.values())):
             # one decode per distinct scale, usually one
