@@ -8,7 +8,6 @@ alike. Appends one JSON line of ms per image to OUT_JSONL.
 """
 
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -22,42 +21,37 @@ def sample(root: Path, count: int) -> list[Path]:
     return sources[::max(1, len(sources) // count)][:count]
 
 
-def stage_budget(files: list[Path], size: int, work: Path, passes: int = 1) -> dict:
-    """Per image, in this one process (ms, median of `passes`): decode, resize, encode and the worker
-    task without ("task") and with ("task, cache") a cache. What the task spends besides decode,
-    resize and encode is the tool's overhead in the workers."""
-    from PIL import Image
-
+def stage_budget(files: list[Path], size: int, work: Path) -> dict:
+    """Per image, in this one process (ms): decode, resize, encode and the worker task without
+    ("task") and with ("task, cache") an empty cache. What the task spends besides decode, resize and
+    encode is the tool's overhead in the workers."""
     from imagenette_build.cache import open_cache
     from imagenette_build.sources import SourceRef
-    from imagenette_build.transform import Recipe, decoded, encode, process_batch
+    from imagenette_build.transform import FILTERS, Recipe, decoded, encode, process_batch
 
+    recipe = Recipe()
     datas = [p.read_bytes() for p in files]
+    spent = {"decode": 0.0, "resize": 0.0, "encode": 0.0}
+    for data in datas:
+        t0 = time.perf_counter()
+        img, box, target = decoded(data, size, recipe)
+        t1 = time.perf_counter()
+        img = img.resize(target, FILTERS[recipe.filter], box=box)
+        t2 = time.perf_counter()
+        encode(img, recipe.quality)
+        t3 = time.perf_counter()
+        spent["decode"] += t1 - t0
+        spent["resize"] += t2 - t1
+        spent["encode"] += t3 - t2
     refs = [SourceRef(str(p)) for p in files]
-    stages: dict[str, list[float]] = {"decode": [], "resize": [], "encode": [], "task": [], "task, cache": []}
-    for _ in range(passes):
-        spent = [0.0, 0.0, 0.0]
-        for data in datas:
+    for name in ("task", "task, cache"):
+        with tempfile.TemporaryDirectory(dir=work) as tmp:
+            cache = open_cache(Path(tmp)) if name == "task, cache" else None
             t0 = time.perf_counter()
-            img, box, target = decoded(data, size)
-            t1 = time.perf_counter()
-            img = img.resize(target, Image.BICUBIC, box=box)
-            t2 = time.perf_counter()
-            encode(img, Recipe().quality)
-            t3 = time.perf_counter()
-            spent[0] += t1 - t0
-            spent[1] += t2 - t1
-            spent[2] += t3 - t2
-        for name, total in zip(("decode", "resize", "encode"), spent):
-            stages[name].append(total)
-        for name in ("task", "task, cache"):
-            with tempfile.TemporaryDirectory(dir=work) as tmp:
-                cache = open_cache(Path(tmp)) if name == "task, cache" else None
-                t0 = time.perf_counter()
-                for i in range(0, len(refs), 32):
-                    process_batch(refs[i:i + 32], (size,), Recipe(), cache)
-                stages[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(totals) * 1000 / len(files) for name, totals in stages.items()}
+            for i in range(0, len(refs), 32):
+                process_batch(refs[i:i + 32], (size,), recipe, cache)
+            spent[name] = time.perf_counter() - t0
+    return {name: total * 1000 / len(files) for name, total in spent.items()}
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ import sys
 from multiprocessing import Pool
 from pathlib import Path
 
-
 from imagenette_build.transform import Recipe, decoded, encode
 
 
