@@ -27,7 +27,7 @@ def stage_budget(files: list[Path], size: int, work: Path) -> dict:
     encode is the tool's overhead in the workers."""
     from imagenette_build.cache import open_cache
     from imagenette_build.sources import SourceRef
-    from imagenette_build.transform import FILTERS, Recipe, decoded, encode, process_batch
+    from imagenette_build.transform import Recipe, decoded, encode, process_batch, resize
 
     recipe = Recipe()
     datas = [p.read_bytes() for p in files]
@@ -36,7 +36,7 @@ def stage_budget(files: list[Path], size: int, work: Path) -> dict:
         t0 = time.perf_counter()
         img, box, target = decoded(data, size, recipe)
         t1 = time.perf_counter()
-        img = img.resize(target, FILTERS[recipe.filter], box=box)
+        img = resize(img, target, recipe.filter, box)
         t2 = time.perf_counter()
         encode(img, recipe.quality)
         t3 = time.perf_counter()

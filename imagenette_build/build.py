@@ -27,7 +27,7 @@ from .noisy import NoisyCsv
 from .plan import Plan, make_plan
 from .prefetch import Prefetcher
 from .sources import open_source
-from .toolchain import toolchain
+from .toolchain import jpeg_problem, toolchain
 from .transform import Recipe, process_batch, worker_setup
 
 FIRST_FEW = 5
@@ -126,6 +126,7 @@ def run(opts: BuildOptions, plan: Plan) -> list[dict]:
     final name complete and current. Temporary files of dead earlier runs are removed first.
     """
     skipped = check_complete(plan, opts.skip_broken)
+    _warn_not_published(opts)
     _prepare_out_dir(opts.out)
     outputs.remove_stale_partials(opts.out)
     cache: ImageCache | None = None
@@ -200,6 +201,27 @@ def run(opts: BuildOptions, plan: Plan) -> list[dict]:
             print(f"wrote {opts.out / r['archive']} ({r['archive_bytes']:,} bytes, {r['images']} images) "
                   f"in {elapsed:.1f} s{cached}", file=sys.stderr)
     return reports
+
+
+def fidelity(opts: BuildOptions) -> dict:
+    """Can this build's resized images be the published ones? The recipe must be the published one
+    and the JPEG library libjpeg-turbo; `problems` says what stands in the way."""
+    problems = []
+    if not opts.recipe.published:
+        differs = [f"{k} {v}" for k, v in vars(opts.recipe).items() if v != getattr(Recipe(), k)]
+        problems.append(f"not the published recipe ({', '.join(differs)})")
+    jpeg = jpeg_problem()
+    if jpeg:
+        problems.append(jpeg)
+    return {"recipe": opts.recipe.name, "published_recipe": opts.recipe.published,
+            "published_bytes_possible": not problems, "problems": problems}
+
+
+def _warn_not_published(opts: BuildOptions) -> None:
+    """The one fault a user cannot see in the bytes: a JPEG library that makes other ones."""
+    problem = jpeg_problem()
+    if problem and opts.recipe.published and any(s is not None for s in opts.sizes):
+        print(f"{PROG}: warning: {problem}", file=sys.stderr)
 
 
 def _prepare_out_dir(out: Path) -> None:
@@ -341,6 +363,9 @@ def _report(plan: Plan, opts: BuildOptions, size: int | None, info: ArchiveInfo,
         "md5_first_mib": info.md5_first_mib,
         "tar_sha256": info.tar_sha256,
         "tar_members": info.members,
+        # the sha256 of every file member, `sha256sum -c` format (members.py)
+        "members_sha256": {"file": info.members_file.name, "sha256": info.members_sha256},
+        "fidelity": fidelity(opts) if size is not None else None,
         # Resized images reused from / added to the cache in this run (None: no cache, or full size).
         "cache": ({"dir": cache.root, **stats.to_json()} if cache is not None and stats is not None else None),
         "toolchain": toolchain(info.compressor),
@@ -349,16 +374,18 @@ def _report(plan: Plan, opts: BuildOptions, size: int | None, info: ArchiveInfo,
 
 def _commit(writer: ArchiveWriter, info: ArchiveInfo, report: dict) -> None:
     """Put a finished archive in place so that, whenever the process dies, every file under a
-    final name is complete and current: the old sums lines and report go first, then the archive
-    is renamed in, then its report and sums lines are written. Each step is one atomic rename, so
+    final name is complete and current: the old sums lines, report and member list go first, then
+    the archive is renamed in, then its member list, its report and its sums lines. Each step is one atomic rename, so
     an interrupt between any two leaves the folder consistent too."""
     out = info.path.parent
     name = info.path.name
     report_path = out / f"{report['stem']}.json"
     outputs.set_sums(out, name, {"SHA256SUMS": None, "MD5SUMS": None})
     report_path.unlink(missing_ok=True)
+    info.members_file.unlink(missing_ok=True)  # an old member list must not outlive its archive
     _test_pause("commit-archive")
     writer.commit()
+    writer.commit_members()
     _test_pause("commit-report")
     outputs.write_report(report_path, report)
     _test_pause("commit-sums")

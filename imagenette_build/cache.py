@@ -68,15 +68,10 @@ INDEX_READ = 1 << 13  # the first read of a pack: its whole index for up to 185 
 @lru_cache(maxsize=None)
 def fingerprint() -> str:
     """What the bytes of a resized image depend on, besides the source, recipe and size: computed
-    in the process that makes them."""
-    from . import __version__, transform
-    from .toolchain import libjpeg_version, pillow_description
+    in the process that makes them (`toolchain.fingerprint`)."""
+    from .toolchain import fingerprint as bytes_fingerprint
 
-    try:
-        code = hashlib.sha256(Path(transform.__file__).read_bytes()).hexdigest()
-    except OSError:  # pragma: no cover - installed without sources
-        code = "unknown"
-    return "\n".join((FORMAT, __version__, code, pillow_description(), libjpeg_version()))
+    return "\n".join((FORMAT, *(f"{k}={v}" for k, v in sorted(bytes_fingerprint().items()))))
 
 
 @lru_cache(maxsize=None)

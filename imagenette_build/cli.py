@@ -15,7 +15,7 @@ from . import __version__
 from .build import BuildOptions, describe_plan, dry_run_summary, prepare, run
 from .engine import BACKENDS, SCHEDULER_ENV, default_jobs
 from .errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError
-from .toolchain import libjpeg_version, pillow_description
+from .toolchain import libjpeg_version, pillow_description, resampler_description
 from .transform import DECODES, FILTERS, ROUNDINGS, Recipe
 
 PROG = "imagenette-build"
@@ -53,7 +53,8 @@ class DefaultGroup(click.Group):
 
 
 def _version_message() -> str:
-    return f"{PROG} {__version__} ({pillow_description()}, {libjpeg_version()})"
+    return (f"{PROG} {__version__} ({pillow_description()}, {libjpeg_version()}; "
+            f"resampling: {resampler_description()})")
 
 
 def _print_version(ctx, _param, value):
@@ -64,7 +65,7 @@ def _print_version(ctx, _param, value):
 
 @click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
-              help="Print the version and the Pillow flavour in use, then exit.")
+              help="Print the version, the Pillow flavour, libjpeg and the resampler in use, then exit.")
 def cli():
     """Regenerate Imagenette, Imagewoof and new ImageNet subsets from a local ImageNet copy.
 
@@ -95,14 +96,15 @@ def cli():
 @click.option("--backend", type=click.Choice(BACKENDS), default="loky", show_default=True,
               help="joblib backend for the workers.")
 @click.option("--filter", "resample", type=click.Choice(sorted(FILTERS)), default="bicubic",
-              show_default=True, help="Resampling filter.")
+              show_default=True, help="Resampling filter (not bicubic: not the published recipe).")
 @click.option("--quality", type=click.IntRange(1, 100), default=75, show_default=True,
-              help="JPEG quality of resized images.")
-@click.option("--rounding", type=click.Choice(ROUNDINGS), default="floor", show_default=True,
-              help="How the long side is rounded: floor is int(long * size / short).")
-@click.option("--decode", type=click.Choice(DECODES), default="scaled", show_default=True,
-              help="scaled: let libjpeg decode large images at 1/2..1/8 scale when the result stays "
-                   ">= 2x the target (faster, pixels differ slightly); full: always decode fully.")
+              help="JPEG quality of resized images (not 75: not the published recipe).")
+@click.option("--rounding", type=click.Choice(ROUNDINGS), default="script", show_default=True,
+              help="The long side: script is fast.ai's float arithmetic, int(long / (short / size)), as "
+                   "published; floor, round, ceil round long * size / short in integers.")
+@click.option("--decode", type=click.Choice(DECODES), default="full", show_default=True,
+              help="full: decode every pixel, as published; scaled: let libjpeg decode large JPEGs at "
+                   "1/2 scale when that stays >= 2x the target (faster; pixels differ slightly).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Images per worker task.")
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
@@ -130,7 +132,10 @@ def build_command(imagenet, manifest, sizes, out, jobs, backend, resample, quali
       imagenette-build build --imagenet ~/kaggle-imagenet --manifest my.toml --size 64 --jobs 8
 
     Writes dist/<stem>-<size>.tgz (dist/<stem>.tgz for full), adds its lines to dist/SHA256SUMS
-    and dist/MD5SUMS, and writes the build report dist/<stem>-<size>.json.
+    and dist/MD5SUMS, and writes the build report dist/<stem>-<size>.json and the sha256 of every
+    member, dist/<stem>-<size>.members.sha256. The default recipe is the published one
+    (fastai-2018): with the same ImageNet files, every image is byte-identical to the published
+    archives'; --filter, --quality, --rounding and --decode depart from it.
     Exit codes: 0 done, 1 missing or unreadable images or a failed write or a cluster that failed
     during the build, 2 usage error (also: Dask not installed, no scheduler at --scheduler),
     130 interrupted (Ctrl-C), 143 terminated (SIGTERM); nothing is left half-written.

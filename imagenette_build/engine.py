@@ -21,7 +21,6 @@ checks that its worker makes the same bytes as this machine (`bytes_fingerprint`
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import signal
@@ -210,17 +209,10 @@ def _cluster_threads(client, address: str, timeout: float | None = None) -> int:
 
 @lru_cache(maxsize=None)
 def bytes_fingerprint() -> dict:
-    """What the output bytes depend on in a worker: this package (version and the code of the
-    transform stage) and the Pillow / libjpeg that decode, resize and encode."""
-    from . import __version__, transform
-    from .toolchain import libjpeg_version, pillow_description
+    """What the output bytes depend on in a worker (`toolchain.fingerprint`)."""
+    from .toolchain import fingerprint
 
-    try:
-        code = hashlib.sha256(Path(transform.__file__).read_bytes()).hexdigest()[:16]
-    except OSError:  # pragma: no cover - installed without sources
-        code = "unknown"
-    return {"imagenette_build": __version__, "transform.py": code, "pillow": pillow_description(),
-            "libjpeg": libjpeg_version()}
+    return fingerprint()
 
 
 def _differences(theirs: dict, ours: dict) -> str:

@@ -35,7 +35,7 @@ _EXTRA_KEYS = {"name", "from", "fraction", "classes"}
 _NOISY_KEYS = {"seed", "enabled"}
 NOISE_PERCENTS = (1, 5, 25, 50)
 _CLASS_KEYS = {"wnid", "name"}
-_PUBLISHED_KEYS = {"archive", "uploaded", "size", "md5", "md5_first_mib", "sha256"}
+_PUBLISHED_KEYS = {"archive", "uploaded", "size", "md5", "md5_first_mib", "sha256", "members", "root_files"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ class Published:
     md5: str
     md5_first_mib: str
     sha256: str
+    members: str = ""  # a file beside the manifest: the sha256 of each member (`members.py` format)
+    root_files: tuple[str, ...] | None = None  # the files this upload had at its root; None: the manifest's
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,7 @@ def load_path(path: Path) -> Manifest:
 
     hashes = {path.name: hashlib.sha256(raw).hexdigest()}
     named = list(root_files) + ([split.list_file] if split.list_file else [])
+    named += sorted({p.members for p in published if p.members} - set(named))
     for fname in named:
         fpath = path.parent / fname
         try:
@@ -377,6 +380,12 @@ def _parse_published(where: str, table: Any) -> Published:
         raise UserError(f"{where}: must be a table")
     _check_keys(where, table, _PUBLISHED_KEYS)
     size = _get(where, table, "size", int, required=False)
+    members = _get(where, table, "members", str, required=False) or ""
+    if members and not SAFE_NAME_RE.match(members):
+        raise UserError(f"{where}: members {members!r} must be a plain file name beside the manifest")
+    root_files = _get(where, table, "root_files", list, required=False)
+    if root_files is not None and not all(isinstance(r, str) and SAFE_NAME_RE.match(r) for r in root_files):
+        raise UserError(f"{where}: root_files must be a list of plain file names")
     return Published(
         archive=_get(where, table, "archive", str),
         uploaded=_get(where, table, "uploaded", str),
@@ -384,6 +393,8 @@ def _parse_published(where: str, table: Any) -> Published:
         md5=_get(where, table, "md5", str, required=False) or "",
         md5_first_mib=_get(where, table, "md5_first_mib", str, required=False) or "",
         sha256=_get(where, table, "sha256", str, required=False) or "",
+        members=members,
+        root_files=tuple(root_files) if root_files is not None else None,
     )
 
 

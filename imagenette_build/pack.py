@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from . import members
 from .outputs import partial_path
 
 try:
@@ -183,6 +184,8 @@ class ArchiveInfo:
     tar_sha256: str
     members: int
     compressor: str  # compressor_name() of this archive
+    members_file: Path  # the sha256 of every file member (`members.py`), beside the archive
+    members_sha256: str  # that file's own sha256
 
 
 class _Stage(threading.Thread):
@@ -508,6 +511,8 @@ class ArchiveWriter:
         self._dirs: set[str] = set()
         self.members = 0
         self._closed = False
+        sidecar = final_path.with_name(members.sidecar_name(top))
+        self._member_hashes = members.Writer(sidecar, partial_path(sidecar))
         self._add_dir(top)
 
     def _write_tar(self, data: bytes) -> None:
@@ -537,13 +542,16 @@ class ArchiveWriter:
         self._ensure_parents(name)
         self._write_tar(tar_header(name, size, self.mtime))
         written = 0
+        digest = hashlib.sha256()
         for chunk in chunks:
             written += len(chunk)
             if written > size:
                 break
+            digest.update(chunk)
             self._write_tar(chunk)
         if written != size:
             raise ValueError(f"{relpath}: {written} bytes given, {size} announced")
+        self._member_hashes.add(relpath, digest.hexdigest())
         pad = -size % BLOCK
         if pad:
             self._write_tar(b"\0" * pad)
@@ -563,13 +571,18 @@ class ArchiveWriter:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
+        self._member_hashes.close()
         self._closed = True
         return ArchiveInfo(self.final_path, pipe.size, pipe.sha256.hexdigest(), pipe.md5.hexdigest(),
                            pipe.md5_first.hexdigest(), pipe.tar_sha256.hexdigest(), self.members,
-                           self.compressor)
+                           self.compressor, self._member_hashes.final_path, self._member_hashes.sha256)
 
     def commit(self) -> None:
         os.replace(self.tmp_path, self.final_path)
+
+    def commit_members(self) -> None:
+        """Put the member list in place (after the archive: `build._commit` says why)."""
+        self._member_hashes.commit()
 
     def abort(self) -> None:
         """Remove the temporary file; safe to call at any point, any number of times."""
@@ -582,6 +595,7 @@ class ArchiveWriter:
             except OSError:
                 pass
             self._closed = True
+        self._member_hashes.abort()
         try:
             os.unlink(self.tmp_path)
         except FileNotFoundError:

@@ -1,19 +1,20 @@
 """Decode, resize, encode: one source image in, one JPEG per requested size out.
 
-The default `Recipe` is the likeliest recipe of the published 160/320 px archives (fast.ai's 2018
-resize script): shortest side to S, long side `int(long * S / short)` (truncated), BICUBIC, JPEG
-quality 75, colour mode kept (grayscale stays grayscale; CMYK, palette, alpha and the rest become
-RGB), small images enlarged, EXIF orientation left as stored. Size `None` ("full") is the source's
-bytes untouched.
+The default `Recipe` is the published one, `fastai-2018`: the recipe that made the published
+160/320 px Imagenette and Imagewoof images, established by regenerating published members byte for
+byte (README "Byte-identical to the published archives"). It is fast.ai's 2018 resize script run
+under pillow-simd with libjpeg-turbo: a full decode; the colour mode kept (grayscale stays
+grayscale; CMYK, palette, alpha and the rest become RGB); EXIF orientation left as stored;
+`ratio = min(h / S, w / S)` and size `(int(w / ratio), int(h / ratio))` in float arithmetic
+(`target_size`); small images enlarged; BICUBIC as pillow-simd computes it (`resample` where
+pillow-simd is not the installed PIL); Pillow's JPEG defaults at quality 75 and no metadata
+segment written. Size `None` ("full") is the source's bytes untouched.
 
-`decode="scaled"` lets libjpeg decode at 1/2 scale (DCT scaling, `Image.draft`) where the decoded
-image stays at least twice the target on both sides; this changes pixels slightly (README "Speed"),
-and `decode="full"` turns it off for exact output. Sizes that allow the same DCT scale share one
-decode; every size gets exactly the pixels it would get if built alone. libjpeg could go down to 1/4
-or 1/8, but the entropy decoding it cannot scale is most of a large image's decode: 1/4 instead of 1/2
-saved ~1.2 ms of the ~9 ms decode + resize of a 2400x1600 photo at 160 px, while at 1/2 the 160 and
-320 px outputs of such a photo share one decode (a 160+320 task 8.7 % faster on the benchmark corpus,
-160 alone unchanged within noise).
+Opt-ins, each recorded in the build report as not the published recipe: another filter, quality
+or rounding of the long side, and `decode="scaled"`, which lets libjpeg decode at 1/2 scale (DCT
+scaling, `Image.draft`) where the decoded image stays at least twice the target on both sides
+(faster, pixels differ slightly). Sizes that allow the same DCT scale share one decode; every size
+gets exactly the pixels it would get if built alone.
 
 Workers get plain data (`SourceRef`s, sizes, a `Recipe`, the cache folder) and return plain data
 (bytes or an error string, and cache counters), so this runs in any process or on any machine.
@@ -22,9 +23,7 @@ Resized images are looked up in, and written to, the cache (`cache.py`) here, in
 Bad input (README "Faults, resume and the cache"): a file that cannot be read, is empty, is not an
 image, is truncated (a JPEG without its end-of-image marker, a PNG without IEND) or declares more
 than twice Pillow's MAX_IMAGE_PIXELS (a decompression bomb) is an error for that image; the
-caller stops the build or, with --skip-broken, leaves the image out. Other modes are converted
-(`_normalise_mode`). EXIF orientation is left as stored: the pixels are resized as they are in the
-file and no EXIF is written, as fast.ai's resize script did.
+caller stops the build or, with --skip-broken, leaves the image out.
 """
 
 from __future__ import annotations
@@ -42,8 +41,10 @@ from typing import NamedTuple
 
 from PIL import Image
 
+from . import resample
 from .cache import CacheStats, ImageCache, PendingPack
 from .sources import SourceRef
+from .toolchain import resampler_is_native
 
 FILTERS = {
     "nearest": Image.NEAREST,
@@ -53,19 +54,24 @@ FILTERS = {
     "bicubic": Image.BICUBIC,
     "lanczos": Image.LANCZOS,
 }
-ROUNDINGS = ("floor", "round", "ceil")
-DECODES = ("scaled", "full")
+ROUNDINGS = ("script", "floor", "round", "ceil")  # script: fast.ai's float arithmetic
+DECODES = ("full", "scaled")
 DRAFT_MARGIN = 2  # a DCT-scaled decode must stay at least this many times the target size
 DRAFT_MAX_SCALE = 2  # and is never smaller than 1/2 of the source (module docstring)
 MODES_KEPT = ("RGB", "L")
 
 
+PUBLISHED_RECIPE_NAME = "fastai-2018"
+
+
 @dataclass(frozen=True)
 class Recipe:
+    """How a resized image is made. The defaults are the published recipe (`fastai-2018`)."""
+
     filter: str = "bicubic"
     quality: int = 75
-    rounding: str = "floor"
-    decode: str = "scaled"
+    rounding: str = "script"  # how the long side is computed (`target_size`)
+    decode: str = "full"
 
     def __post_init__(self):
         if self.filter not in FILTERS:
@@ -77,23 +83,46 @@ class Recipe:
         if not 1 <= self.quality <= 100:
             raise ValueError(f"quality {self.quality} is not in 1..100")
 
+    @property
+    def published(self) -> bool:
+        """Is this the recipe of the published 160/320 px archives?"""
+        return self == Recipe()
+
+    @property
+    def name(self) -> str:
+        return PUBLISHED_RECIPE_NAME if self.published else "custom"
+
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "name": self.name, "published": self.published}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Recipe:
+        """The recipe of a build report (`to_json`; older reports lack `name` and `published`)."""
+        return cls(**{k: v for k, v in data.items() if k not in ("name", "published")})
 
 
-def target_size(width: int, height: int, size: int, rounding: str = "floor") -> tuple[int, int]:
-    """Shortest side exactly `size`, the other side scaled by the same ratio, in integer arithmetic
-    (no float error can make a side 159 instead of 160)."""
+def target_size(width: int, height: int, size: int, rounding: str = "script") -> tuple[int, int]:
+    """Shortest side exactly `size`, the other side scaled by the same ratio.
+
+    `script` is fast.ai's 2018 resize script, in its float arithmetic: `ratio = min(h / S, w / S)`,
+    long side `int(long / ratio)` (the published images follow it). For S = 160 and 320 its short
+    side is always S; for some other S its float division gives S - 1 for a few shapes (224: 9 px
+    wide, among others), and there the short side is S all the same, as the tool promises.
+    floor, round, ceil: the long side is `long * S / short` rounded so, in integer arithmetic."""
     short, long = (width, height) if width <= height else (height, width)
-    num = long * size
-    if rounding == "floor":
-        new_long = num // short
-    elif rounding == "round":  # half up
-        new_long = (2 * num + short) // (2 * short)
-    elif rounding == "ceil":
-        new_long = -(-num // short)
+    if rounding == "script":
+        ratio = min(height / size, width / size)
+        new_long = int(long / ratio)
     else:
-        raise ValueError(f"unknown rounding {rounding!r}")
+        num = long * size
+        if rounding == "floor":
+            new_long = num // short
+        elif rounding == "round":  # half up
+            new_long = (2 * num + short) // (2 * short)
+        elif rounding == "ceil":
+            new_long = -(-num // short)
+        else:
+            raise ValueError(f"unknown rounding {rounding!r}")
     new_long = max(new_long, size)
     return (size, new_long) if width <= height else (new_long, size)
 
@@ -126,9 +155,25 @@ def _normalise_mode(img: Image.Image) -> Image.Image:
 
 
 def encode(img: Image.Image, quality: int) -> bytes:
+    """Pillow's JPEG defaults at `quality`, and nothing of the source's metadata: Pillow 9.4 and
+    later write a source's COM comment back from `img.info` (the published images have none), so
+    `info` is empty while saving, whatever a Pillow version might carry over from it."""
     buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=quality)
+    info, img.info = img.info, {}
+    try:
+        img.save(buf, format="JPEG", quality=quality)
+    finally:
+        img.info = info
     return buf.getvalue()
+
+
+def resize(img: Image.Image, size: tuple[int, int], filter: str, box: tuple | None = None) -> Image.Image:
+    """`img` resized with pillow-simd's arithmetic: pillow-simd's own where it is the installed
+    PIL, else the same integer arithmetic computed here (`resample`), so that one recipe gives the
+    same bytes on any Pillow."""
+    if resampler_is_native():
+        return img.resize(size, FILTERS[filter], box=box)
+    return resample.resize(img, size, FILTERS[filter], box=box)
 
 
 def _decode(img: Image.Image, width: int, height: int, scale: int) -> tuple[Image.Image, tuple | None]:
@@ -175,7 +220,7 @@ def resized_images(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> dict[
             img, box = _decode(probe if not out else _open(data), width, height, scale)
             for s in sizes:
                 if scales[s] == scale:
-                    out[s] = img.resize(targets[s], FILTERS[recipe.filter], box=box)
+                    out[s] = resize(img, targets[s], recipe.filter, box)
     return out
 
 
@@ -207,9 +252,6 @@ def check_full_size(data: bytes) -> None:
             raise ValueError("truncated JPEG (no end-of-image marker after the last scan)")
     elif fmt == "PNG" and data.rfind(b"IEND") < 0:
         raise ValueError("truncated PNG (no IEND chunk)")
-
-
-check_header = check_full_size  # the name issue 2's callers used
 
 
 class ImageResult(NamedTuple):

@@ -1,14 +1,18 @@
-"""`verify`: is this .tgz the dataset it claims to be? Four levels, each passing or failing alone.
+"""`verify`: is this .tgz the dataset it claims to be? Five levels, each passing or failing alone.
 
 1. identity: size and hashes against every published upload (informational: a self-built archive
    matches none) and against SHA256SUMS, MD5SUMS and the build report beside the archive (a
    mismatch there fails);
 2. structure: one top folder named after the archive, no unsafe or unexpected members, the
-   manifest's member list exactly (missing, extra, misplaced), its root files;
-3. images: every member decodes fully; sized variants have the exact shortest side;
-4. source (with --imagenet): every member against its source image, byte for byte (full size) or
-   by PSNR against a regeneration with the build's recipe (sized); a sample also tries other
-   recipes and names the best match.
+   manifest's member list exactly (missing, extra, misplaced), its root files (or those of an
+   earlier published upload: the 2019-12 uploads had none);
+3. members: every member's sha256 against the member list the build wrote beside the archive
+   (a changed member is named without the sources), and against the published member list of
+   the archive's stem where one ships ("N of N members identical to the published ...");
+4. images: every member decodes fully; sized variants have the exact shortest side;
+5. source (with --imagenet): every member against its source image: byte for byte (full size,
+   and sized members of the published recipe, regenerated here), else by PSNR against a
+   regeneration with the build's recipe; a sample also tries other recipes and names the best.
 
 The archive is read once, as a stream (`archive_reader`): hashes, structure and member bytes all
 come from that one pass, and member bytes go to workers in bounded batches (`engine.ordered_map`).
@@ -39,6 +43,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from . import manifest as manifests
+from . import members as member_lists
 from .archive_reader import ArchiveStream, Digests, Entry
 from .engine import default_jobs, ordered_map
 from .errors import UserError
@@ -46,7 +51,8 @@ from .manifest import Manifest, Published
 from .outputs import read_sums
 from .plan import Plan, make_plan
 from .sources import SourceRef, open_source
-from .transform import ROUNDINGS, Recipe, resize_image, resized_images
+from .toolchain import jpeg_problem
+from .transform import ROUNDINGS, Recipe, encode, resize_image, resized_images
 
 # A member at least this close to its regeneration is the same image made the same way, give or
 # take the toolchain. Measured on the synthetic sample: a DCT-scaled build regenerated with a full
@@ -104,6 +110,17 @@ class Target:
     report_problem: str | None
     recipe: Recipe
     recipe_note: str
+    member_list: dict[str, str] | None = None  # the build's <stem>.members.sha256, as the report names it
+    member_list_name: str | None = None
+    member_list_problem: str | None = None
+
+    @property
+    def claims_published_images(self) -> bool:
+        """A sized archive that says (by its report) or lets one assume (no report: a download)
+        that its images are the published ones."""
+        if self.report is None:
+            return True
+        return self.recipe.published and bool((self.report.get("fidelity") or {}).get("published_bytes_possible", True))
 
     @property
     def report_path(self) -> Path:
@@ -166,11 +183,31 @@ def _read_build_report(path: Path) -> tuple[dict | None, str | None]:
 def _build_recipe(report: dict | None, report_name: str) -> tuple[Recipe, str]:
     recipe = ((report or {}).get("options") or {}).get("recipe")
     if not isinstance(recipe, dict):
-        return Recipe(), "the default recipe"
+        return Recipe(), f"the published recipe {Recipe().name} (no build report)"
     try:
-        return Recipe(**recipe), f"the recipe in {report_name}"
+        return Recipe.from_json(recipe), f"the recipe in {report_name}"
     except (TypeError, ValueError) as exc:
-        return Recipe(), f"the default recipe ({report_name} has an unusable recipe: {exc})"
+        return Recipe(), f"the published recipe ({report_name} has an unusable recipe: {exc})"
+
+
+def _build_member_list(path: Path, report: dict | None) -> tuple[dict | None, str | None, str | None]:
+    """The member list the build report names: (list, its file name, problem)."""
+    entry = (report or {}).get("members_sha256")
+    if entry is None:
+        return None, None, None
+    name = entry.get("file") if isinstance(entry, dict) else None
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        return None, None, f"{path.name}: members_sha256 does not name a file beside it"
+    list_path = path.with_name(name)
+    if not list_path.exists():
+        return None, name, f"{name}: named by {path.name} but missing"
+    try:
+        listing, digest = member_lists.read(list_path)
+    except UserError as exc:
+        return None, name, str(exc)
+    if digest != str(entry.get("sha256", "")).lower():
+        return None, name, f"{name}: its sha256 is not the one {path.name} records"
+    return listing, name, None
 
 
 def resolve_target(opts: VerifyOptions) -> Target:
@@ -191,7 +228,9 @@ def resolve_target(opts: VerifyOptions) -> Target:
     report, report_problem = _read_build_report(report_path)
     size = variant_size(stem, manifest.stem if manifest else None, report)
     recipe, recipe_note = _build_recipe(report, report_path.name)
-    return Target(path, stem, manifest, manifest_note, size, report, report_problem, recipe, recipe_note)
+    listing, listing_name, listing_problem = _build_member_list(report_path, report)
+    return Target(path, stem, manifest, manifest_note, size, report, report_problem, recipe, recipe_note,
+                  listing, listing_name, listing_problem)
 
 
 # --------------------------------------------------------------------------- level results
@@ -331,6 +370,7 @@ class StructureScan:
         self.duplicates: list[str] = []
         self.unsafe: list[str] = []
         self.root_files: dict[str, str] = {}  # relpath -> sha256
+        self.digests: dict[str, str] = {}  # every file member below the top folder: relpath -> sha256
         self.images: list[str] = []  # relpaths below the top folder
         self.junk: list[str] = []
         self.too_large: list[str] = []
@@ -350,6 +390,8 @@ class StructureScan:
         self.tops[first] += 1
         if entry.kind != "file" or not rel:
             return None
+        if not entry.too_large:
+            self.digests[rel] = hashlib.sha256(entry.data).hexdigest()
         if is_junk(rel):
             self.junk.append(entry.name)
             return None
@@ -357,7 +399,7 @@ class StructureScan:
             self.too_large.append(f"{entry.name} ({entry.size:,} bytes)")
             return None
         if "/" not in rel:
-            self.root_files[rel] = hashlib.sha256(entry.data).hexdigest()
+            self.root_files[rel] = self.digests[rel]
             return None
         self.images.append(rel)
         return rel
@@ -420,9 +462,24 @@ def expected_root_files(manifest: Manifest) -> list[str]:
     return list(manifest.root_files) + ([manifest.noisy_labels_file] if manifest.noisy_labels_file else [])
 
 
-def _root_file_problems(scan: StructureScan, manifest: Manifest) -> list[str]:
-    problems = []
+def _earlier_layout(scan: StructureScan, manifest: Manifest) -> str | None:
+    """The published uploads of this archive's name whose root files were exactly those found
+    (the 2019-12 uploads had none), as "uploaded <date>, <date>"; None when no such upload."""
+    found = sorted(scan.root_files)
+    dates = [p.uploaded for p in manifest.published
+             if p.root_files is not None and archive_stem(p.archive) == scan.top and sorted(p.root_files) == found]
+    return f"uploaded {', '.join(dates)}" if dates else None
+
+
+def _root_file_problems(scan: StructureScan, manifest: Manifest, notes: list[str]) -> list[str]:
     expected = expected_root_files(manifest)
+    if sorted(scan.root_files) != sorted(expected):
+        earlier = _earlier_layout(scan, manifest)
+        if earlier:
+            shown = ", ".join(sorted(scan.root_files)) or "none"
+            notes.append(f"root files ({shown}) as in the published {scan.top}.tgz {earlier}")
+            return []
+    problems = []
     for name in expected:
         digest = scan.root_files.get(name)
         if digest is None:
@@ -477,7 +534,7 @@ def structure_level(scan: StructureScan, manifest: Manifest | None, stream_probl
         notes.append("no manifest: member list and root files not checked (give --manifest)")
     else:
         problems += _manifest_problems(scan, manifest, data)
-        problems += _root_file_problems(scan, manifest)
+        problems += _root_file_problems(scan, manifest, notes)
     if scan.junk:
         (problems if strict else notes).append(_counted("junk files (.DS_Store, ._*)", scan.junk))
     per_split = ", ".join(f"{s} {sum(c.values())}" for s, c in counts.items()) or "no images"
@@ -487,6 +544,92 @@ def structure_level(scan: StructureScan, manifest: Manifest | None, stream_probl
             data[k] for k in ("missing", "extra", "misplaced")):
         summary += f", exactly the list of manifest {manifest.name}"
     return LevelResult("structure", not problems, summary, problems, notes, data)
+
+
+# --------------------------------------------------------------------------- level 3: members
+
+
+@dataclass(frozen=True)
+class PublishedMembers:
+    """The sha256 of every image member of a published archive (one list may serve several
+    uploads that hold the same image bytes)."""
+
+    label: str  # "imagewoof2-320 (uploaded 2019-12-09, 2021-02)"
+    digests: dict[str, str]
+
+
+def published_member_lists(manifest: Manifest | None, stem: str) -> list[PublishedMembers]:
+    if manifest is None:
+        return []
+    by_file: dict[str, list[str]] = {}
+    for p in manifest.published:
+        if p.members and archive_stem(p.archive) == stem:
+            by_file.setdefault(p.members, []).append(p.uploaded)
+    out = []
+    for name, dates in by_file.items():
+        digests, _ = member_lists.read(manifest.base_dir / name)
+        out.append(PublishedMembers(f"{stem} (uploaded {', '.join(dates)})", digests))
+    return out
+
+
+@dataclass
+class ListComparison:
+    identical: list[str] = field(default_factory=list)
+    differ: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, found: dict[str, str], listed: dict[str, str]) -> ListComparison:
+        c = cls()
+        for rel in sorted(listed):
+            got = found.get(rel)
+            (c.missing if got is None else c.identical if got == listed[rel] else c.differ).append(rel)
+        c.extra = sorted(rel for rel in found if rel not in listed)
+        return c
+
+    def problems(self, top: str) -> list[str]:
+        out = []
+        for label, items in (("members differ", self.differ), ("members missing", self.missing),
+                             ("members not in the list", self.extra)):
+            if items:
+                out.append(_counted(label, [f"{top}/{i}" for i in items]))
+        return out
+
+    def to_json(self) -> dict:
+        return {"identical": len(self.identical), "differ": self.differ, "missing": self.missing, "extra": self.extra}
+
+
+def members_level(scan: StructureScan, target: Target, published: list[PublishedMembers]) -> LevelResult:
+    """Every member's sha256 against the build's member list (any difference fails: the archive
+    changed after it was built) and against the published lists of its stem (differences fail
+    when the archive claims the published images: no build report, or the published recipe)."""
+    problems, notes, data = [], [], {}
+    parts = []
+    if target.member_list_problem:
+        problems.append(target.member_list_problem)
+    if target.member_list is not None:
+        c = ListComparison.of(scan.digests, target.member_list)
+        data["build_list"] = {"file": target.member_list_name, **c.to_json()}
+        problems += [f"against {target.member_list_name}: {p}" for p in c.problems(scan.top)]
+        parts.append(f"{len(c.identical)} of {len(target.member_list)} members as {target.member_list_name} lists")
+    images = {rel: d for rel, d in scan.digests.items() if "/" in rel and not is_junk(rel)}
+    data["published"] = []
+    for pub in published:
+        c = ListComparison.of(images, pub.digests)
+        data["published"].append({"list": pub.label, **c.to_json()})
+        parts.append(f"{len(c.identical)} of {len(pub.digests)} members identical to the published {pub.label}")
+        different = c.problems(scan.top)
+        if different and target.claims_published_images:
+            problems += [f"against the published {pub.label}: {p}" for p in different]
+        elif different:
+            notes.append(f"not the published images: built with {target.recipe_note} ({target.recipe.name}); "
+                         + "; ".join(different))
+    if not parts:
+        notes.append("no member list to compare with (no build report naming one beside the archive, "
+                     "and no published list for this name)")
+    summary = "; ".join(parts) or "no member list"
+    return LevelResult("members", not problems, summary, problems, notes, data)
 
 
 # --------------------------------------------------------------------------- per-image work (workers)
@@ -538,13 +681,6 @@ def decode(data: bytes) -> Image.Image:
     return img
 
 
-def encode_jpeg(img: Image.Image, quality: int) -> bytes:
-    """The build's encoding call (transform.resize_image); test_verify checks they give the same bytes."""
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
-
-
 def pixel_difference(a: Image.Image, b: Image.Image) -> tuple[float, int, str]:
     """(PSNR in dB, max abs difference, note). A different geometry is PSNR 0: not the same image."""
     if a.size != b.size:
@@ -576,7 +712,7 @@ def _sweep(member: Image.Image, src: bytes, spec: CheckSpec) -> tuple[float, ...
         key = (recipe.filter, recipe.rounding, recipe.decode)
         if key not in resized:
             resized[key] = resized_images(src, (spec.size,), recipe)[spec.size]
-        out.append(pixel_difference(member, decode(encode_jpeg(resized[key], recipe.quality)))[0])
+        out.append(pixel_difference(member, decode(encode(resized[key], recipe.quality)))[0])
     return tuple(out)
 
 
@@ -670,14 +806,19 @@ def _json_db(psnr: float) -> float | None:
 
 
 class SourceTally:
-    """Level 4. Members the plan cannot place are failures only when the manifest has no file list:
-    with a list, the structure level already names them as extra or misplaced."""
+    """Level 5. Members the plan cannot place are failures only when the manifest has no file list:
+    with a list, the structure level already names them as extra or misplaced.
 
-    def __init__(self, plan: Plan, size: int | None, threshold: float, grid: tuple[Recipe, ...]):
+    `exact`: sized members must regenerate byte for byte (the published recipe, on a machine whose
+    JPEG library can make its bytes); otherwise they must clear `threshold` dB of PSNR."""
+
+    def __init__(self, plan: Plan, size: int | None, threshold: float, grid: tuple[Recipe, ...],
+                 exact: bool = False):
         self.plan = plan
         self.size = size
         self.threshold = threshold
         self.grid = grid
+        self.exact = exact or size is None
         self.missing_sources = set(plan.missing)
         self.has_list = plan.manifest.split.policy == "files"
         self.compared: list[Compared] = []
@@ -704,8 +845,8 @@ class SourceTally:
             self.unplaced.append(r.member)
 
     def _bad(self) -> list[Compared]:
-        """Full size: anything but the source's bytes. Sized: below the PSNR threshold."""
-        if self.size is None:
+        """Exact: anything but the expected bytes. Otherwise: below the PSNR threshold."""
+        if self.exact:
             return sorted(c for c in self.compared if not c.identical)
         return sorted(c for c in self.compared if c.psnr < self.threshold)
 
@@ -714,7 +855,9 @@ class SourceTally:
         bad = self._bad()
         full = self.size is None
         if bad:
-            label = "members differ from their source" if full else f"members below {self.threshold:g} dB PSNR"
+            label = ("members differ from their source" if full else
+                     "members differ from their regeneration" if self.exact else
+                     f"members below {self.threshold:g} dB PSNR")
             problems.append(_counted(label, [c.describe() for c in bad]))
         if self.errors:
             problems.append(_counted("sources could not be read or regenerated", self.errors))
@@ -737,7 +880,7 @@ class SourceTally:
 
     def _summary(self) -> tuple[str, dict]:
         n = len(self.compared)
-        data = {"compared": n, "identical": self.identical, "threshold_db": self.threshold,
+        data = {"compared": n, "identical": self.identical, "exact": self.exact, "threshold_db": self.threshold,
                 "errors": len(self.errors), "source_missing": len(self.source_missing),
                 "unplaced": len(self.unplaced), "source": self.plan.source}
         if self.size is None:
@@ -749,8 +892,9 @@ class SourceTally:
             return "no member compared", data
         median, low = statistics.median(psnrs), min(psnrs)
         data.update(median_psnr_db=_json_db(median), min_psnr_db=_json_db(low))
+        rule = "every image byte-identical" if self.exact else f"every image >= {self.threshold:g} dB"
         return (f"{n} members regenerated and compared: {self.identical} byte-identical, PSNR median "
-                f"{_fmt_db(median)} dB, min {_fmt_db(low)} dB (pass: every image >= {self.threshold:g} dB)"), data
+                f"{_fmt_db(median)} dB, min {_fmt_db(low)} dB (pass: {rule})"), data
 
     def _sweep_summary(self) -> tuple[str | None, dict | None]:
         if not self.sweep or not self.grid:
@@ -866,6 +1010,7 @@ def _expected_images(target: Target, plan: Plan | None) -> int | None:
 def verify(opts: VerifyOptions) -> Report:
     target = resolve_target(opts)
     published = published_uploads(opts.published_csv, target.manifest)
+    published_members = published_member_lists(target.manifest, target.stem)
     plan = _plan(target, opts) if opts.imagenet is not None else None
     sweeping = plan is not None and target.size is not None and opts.grid.sample > 0
     grid = opts.grid.recipes(target.recipe) if sweeping else ()
@@ -873,7 +1018,8 @@ def verify(opts: VerifyOptions) -> Report:
     sample = sample_members(plan.images.members(), opts.grid.sample) if sweeping else set()
 
     images = ImageTally(target.size)
-    sources = SourceTally(plan, target.size, PSNR_PASS_DB, grid) if plan else None
+    exact = target.recipe.published and jpeg_problem() is None
+    sources = SourceTally(plan, target.size, PSNR_PASS_DB, grid, exact) if plan else None
     scan = StructureScan(target.stem)
     with ArchiveStream(target.path) as stream, \
             _bar(opts.quiet, total=_expected_images(target, plan), desc="verify", unit="img") as bar:
@@ -889,7 +1035,11 @@ def verify(opts: VerifyOptions) -> Report:
 
     levels = [identity_level(target, stream.digests(), published),
               structure_level(scan, target.manifest, stream.problem, opts.strict),
+              members_level(scan, target, published_members),
               images.level(stream.complete)]
     if sources is not None:
         levels.append(sources.level())
+        problem = jpeg_problem()
+        if problem and target.recipe.published and target.size is not None:
+            levels[-1].notes.append(f"compared by PSNR, not byte for byte: {problem}")
     return Report(target, levels)

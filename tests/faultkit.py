@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-FINAL_NAMES = re.compile(r"^(SHA256SUMS|MD5SUMS|.+\.tgz|.+\.json)$")
+FINAL_NAMES = re.compile(r"^(SHA256SUMS|MD5SUMS|.+\.tgz|.+\.json|.+\.members\.sha256)$")
+MEMBERS_SUFFIX = ".members.sha256"
 PARTIAL = re.compile(r"^\..+\.partial-.+-[0-9]+$")
 CACHE = ".imagenette-cache"
 
@@ -205,4 +206,19 @@ def assert_consistent(out: Path, allow_partials: bool = False) -> dict[str, str]
         if n.endswith(".json"):
             report = json.loads((out / n).read_text())
             assert archives.get(report["archive"]) == report["sha256"], (n, "report is stale")
+            assert sha256(out / report["members_sha256"]["file"]) == report["members_sha256"]["sha256"], n
+        if n.endswith(MEMBERS_SUFFIX):
+            archive = out / (n[: -len(MEMBERS_SUFFIX)] + ".tgz")
+            assert member_digests(archive) == parse_member_list(out / n), (n, "member list is stale")
     return archives
+
+
+def member_digests(archive: Path) -> dict[str, str]:
+    """{path below the top folder: sha256} of every file member."""
+    with tarfile.open(archive) as tar:
+        return {m.name.partition("/")[2]: hashlib.sha256(tar.extractfile(m).read()).hexdigest()
+                for m in tar if m.isfile()}
+
+
+def parse_member_list(path: Path) -> dict[str, str]:
+    return {line[66:]: line[:64] for line in path.read_text().splitlines()}

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagenette_build.transform import Recipe, dct_scale, decoded, encode, resized_images, target_size
+from imagenette_build.transform import Recipe, dct_scale, decoded, encode, resize, resized_images, target_size
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
@@ -41,13 +41,15 @@ def _photo_like(size: tuple[int, int], mode: str = "RGB") -> bytes:
 def test_the_decode_the_floor_times_is_the_builds(bench_modules, tmp_path, size, mode):
     floor, _, _ = bench_modules
     data = _photo_like(size, mode)
-    img, box, target = decoded(data, 160)
-    assert target == target_size(*size, 160)
-    scale = dct_scale(*size, target)
-    assert img.size == (-(-size[0] // scale), -(-size[1] // scale))  # libjpeg rounds a scaled side up
-    assert img.mode == ("L" if mode == "L" else "RGB")
-    tool = resized_images(data, (160,), Recipe())[160]
-    assert np.array_equal(np.asarray(img.resize(target, Image.BICUBIC, box=box)), np.asarray(tool))
+    for recipe in (Recipe(), Recipe(decode="scaled")):
+        img, box, target = decoded(data, 160, recipe)
+        assert target == target_size(*size, 160)
+        scale = dct_scale(*size, target) if recipe.decode == "scaled" else 1
+        assert img.size == (-(-size[0] // scale), -(-size[1] // scale))  # libjpeg rounds a scaled side up
+        assert img.mode == ("L" if mode == "L" else "RGB")
+        tool = resized_images(data, (160,), recipe)[160]
+        assert np.array_equal(np.asarray(resize(img, target, recipe.filter, box)), np.asarray(tool))
+    img, _, _ = decoded(data, 160)
     (tmp_path / "a.JPEG").write_bytes(data)
     # the floor encodes that decoded image, at its decoded size
     assert floor.decode_encode((str(tmp_path / "a.JPEG"), 160)) == len(encode(img, 75))

@@ -105,8 +105,16 @@ def test_report(built):
     assert report["archive_bytes"] == (out / "imagenette2-sample-160.tgz").stat().st_size
     assert report["images"] == 50
     assert sum(report["counts"]["train"].values()) == 40 and sum(report["counts"]["val"].values()) == 10
-    assert report["options"]["recipe"] == {"filter": "bicubic", "quality": 75, "rounding": "floor", "decode": "scaled"}
+    assert report["options"]["recipe"] == {"filter": "bicubic", "quality": 75, "rounding": "script", "decode": "full",
+                                           "name": "fastai-2018", "published": True}
+    assert report["fidelity"] == {"recipe": "fastai-2018", "published_recipe": True,
+                                  "published_bytes_possible": True, "problems": []}
     assert report["toolchain"]["pillow_flavour"] in ("pillow-simd", "Pillow")
+    assert report["toolchain"]["resampler"].startswith(
+        "pillow-simd" if report["toolchain"]["pillow_flavour"] == "pillow-simd" else "imagenette-build's port")
+    listed = (out / report["members_sha256"]["file"]).read_bytes()
+    assert hashlib.sha256(listed).hexdigest() == report["members_sha256"]["sha256"]
+    assert len(listed.splitlines()) == 51  # 50 images and the root CSV
     with gzip.open(out / "imagenette2-sample-160.tgz") as f:
         assert hashlib.sha256(f.read()).hexdigest() == report["tar_sha256"]
     assert "level 0" not in report["toolchain"]["compressor"]

@@ -77,7 +77,7 @@ def test_changed_recipe_finds_no_entry(sample, tmp_path):
     root, manifest_path = sample
     out = tmp_path / "out"
     _build(root, manifest_path, out, "--size", "32")
-    for option in (["--quality", "90"], ["--decode", "full"]):  # (every recipe field: test_key_covers...)
+    for option in (["--quality", "90"], ["--decode", "scaled"]):  # (every recipe field: test_key_covers...)
         [report] = _build(root, manifest_path, out, "--size", "32", *option)
         assert report["cache"]["hits"] == 0 and report["cache"]["misses"] == 50, option
         [fresh] = _build(root, manifest_path, tmp_path / "fresh", "--size", "32", "--no-cache", *option)

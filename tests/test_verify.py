@@ -16,9 +16,9 @@ import pytest
 from PIL import Image
 
 from imagenette_build.archive_reader import Digests
-from imagenette_build.transform import Recipe, resize_image, resized_images
+from imagenette_build.transform import Recipe
 from imagenette_build.verify import (
-    RecipeGrid, VerifyOptions, encode_jpeg, infer_manifest, matches_upload, pixel_difference,
+    RecipeGrid, VerifyOptions, infer_manifest, matches_upload, pixel_difference,
     published_match_message, read_published, variant_size, verify,
 )
 
@@ -98,13 +98,13 @@ def test_built_archives_pass_every_level_against_the_source(built, name):
                 "--recipe-sample", "4", "-q")
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stderr == ""  # --quiet: no bar
-    for lv in ("identity", "structure", "images", "source"):
+    for lv in ("identity", "structure", "members", "images", "source"):
         assert f"PASS  {lv}" in r.stdout
-    assert "passed: 4 levels" in r.stdout
+    assert "passed: 5 levels" in r.stdout
     if name.startswith(STEM):
         assert "50 byte-identical" in r.stdout
         # the sweep ranks the build's own recipe first: it reproduces the members exactly
-        assert "by median PSNR: bicubic/floor/q75 inf dB (4/4 exact)" in r.stdout
+        assert "by median PSNR: bicubic/script/q75 inf dB (4/4 exact)" in r.stdout
     else:
         assert "50 of 50 members byte-identical to their source" in r.stdout
 
@@ -113,7 +113,9 @@ def test_built_archive_passes_without_source(built):
     _, manifest_path, out = built
     report = check(out / f"{STEM}.tgz", manifest_path)
     assert report.passed and failed(report) == []
-    assert [lv.name for lv in report.levels] == ["identity", "structure", "images"]
+    assert [lv.name for lv in report.levels] == ["identity", "structure", "members", "images"]
+    members = level(report, "members")
+    assert members.summary == f"51 of 51 members as {STEM}.members.sha256 lists"  # 50 images and the root CSV
     identity = level(report, "identity")
     assert "matches no published upload" in identity.summary
     assert {"SHA256SUMS: matches", "MD5SUMS: matches"} <= set(identity.notes)
@@ -356,6 +358,7 @@ def test_build_report_mismatch_fails_identity(built, tmp_path):
     report_json = json.loads((out / f"{STEM}.json").read_text())
     report_json["archive_bytes"] += 1
     (tmp_path / f"{STEM}.json").write_text(json.dumps(report_json))
+    shutil.copy(out / f"{STEM}.members.sha256", tmp_path)
     report = check(archive, manifest_path)
     assert failed(report) == ["identity"]
     assert level(report, "identity").problems[0].startswith(f"{STEM}.json says archive_bytes ")
@@ -371,9 +374,9 @@ def test_json_report_has_every_level(built):
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["passed"] is True and doc["size"] == 160 and doc["manifest"] == "imagenette2-sample"
-    assert [lv["level"] for lv in doc["levels"]] == ["identity", "structure", "images", "source"]
+    assert [lv["level"] for lv in doc["levels"]] == ["identity", "structure", "members", "images", "source"]
     assert all(lv["passed"] and lv["problems"] == [] for lv in doc["levels"])
-    source = doc["levels"][3]
+    source = doc["levels"][4]
     assert source["identical"] == 50 and source["median_psnr_db"] is None  # null: identical pixels
 
 
@@ -415,15 +418,6 @@ def test_manifest_and_size_inferred_from_the_name():
     assert variant_size("imagenette2", "imagenette2", None) is None
     assert variant_size("renamed", "imagenette2", {"size": "320"}) == 320
     assert variant_size("mystery-64", None, None) == 64
-
-
-def test_sweep_encoder_is_the_builds(sample):
-    """The sweep encodes resized pixels itself; it must give the build's bytes for the same recipe."""
-    root, _ = sample
-    data = next((root / "train" / "n01440764").iterdir()).read_bytes()
-    for recipe in (Recipe(), Recipe("lanczos", 90, "round", "full")):
-        ours = encode_jpeg(resized_images(data, (160,), recipe)[160], recipe.quality)
-        assert ours == resize_image(data, (160,), recipe)[0]
 
 
 def test_pixel_difference():

@@ -1,0 +1,118 @@
+"""Per-member sha256 lists, in `sha256sum` format with paths relative to the archive's top folder.
+
+Two kinds: the list a build writes beside each archive (`<stem>.members.sha256`, named with its own
+sha256 in the build report), so that `verify` can name a changed member without the sources; and
+the lists of published archives, shipped beside the manifests that declare them (`[[published]]
+members = ...`), so that `verify` can say how many members are the published images. After
+`tar xzf`, `cd <stem> && sha256sum -c ../<stem>.members.sha256` checks the extracted files.
+
+Names are written as coreutils does: a name holding a backslash, newline or carriage return is
+escaped and its line starts with a backslash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from pathlib import Path
+
+from .errors import UserError
+
+SUFFIX = ".members.sha256"
+MAX_LIST_BYTES = 256 << 20  # ImageNet-1k's 1.28 M members take ~130 MB; a bigger list is refused
+_LINE = re.compile(r"^(\\?)([0-9a-f]{64}) [ *](.+)$")
+_ESCAPES = {"\\\\": "\\", "\\n": "\n", "\\r": "\r"}
+
+
+def sidecar_name(stem: str) -> str:
+    return f"{stem}{SUFFIX}"
+
+
+def format_line(digest: str, relpath: str) -> str:
+    if any(c in relpath for c in "\\\n\r"):
+        escaped = relpath.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+        return f"\\{digest}  {escaped}\n"
+    return f"{digest}  {relpath}\n"
+
+
+def _unescape(name: str) -> str:
+    return re.sub(r"\\[\\nr]", lambda m: _ESCAPES[m.group(0)], name)
+
+
+def parse(text: str, where: str) -> dict[str, str]:
+    """{relpath: hex digest}; a line that is not `<sha256>  <path>` or a path listed twice is a
+    one-line UserError naming `where` and the line."""
+    out: dict[str, str] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        m = _LINE.match(line)
+        if not m:
+            raise UserError(f"{where} line {lineno}: not a '<sha256>  <path>' line")
+        name = _unescape(m.group(3)) if m.group(1) else m.group(3)
+        if name in out:
+            raise UserError(f"{where} line {lineno}: {name!r} is listed twice")
+        out[name] = m.group(2)
+    return out
+
+
+def read(path: Path) -> tuple[dict[str, str], str]:
+    """A member list from a file (a regular file of at most MAX_LIST_BYTES, UTF-8), and the
+    file's own sha256."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise UserError(f"{path}: not a regular file")
+        data = f.read(MAX_LIST_BYTES + 1)
+    if len(data) > MAX_LIST_BYTES:
+        raise UserError(f"{path}: larger than {MAX_LIST_BYTES >> 20} MiB, too large for a member list")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a UTF-8 text file") from None
+    return parse(text, str(path)), hashlib.sha256(data).hexdigest()
+
+
+class Writer:
+    """The sidecar of an archive being written: lines added as members are packed, under a
+    temporary name until `commit`."""
+
+    def __init__(self, final_path: Path, tmp_path: Path):
+        self.final_path = final_path
+        self.tmp_path = tmp_path
+        self._file = open(tmp_path, "w", encoding="utf-8", newline="\n")
+        self._digest = hashlib.sha256()
+        self.count = 0
+        self.sha256 = ""
+
+    def add(self, relpath: str, digest: str) -> None:
+        line = format_line(digest, relpath)
+        self._file.write(line)
+        self._digest.update(line.encode("utf-8"))
+        self.count += 1
+
+    def close(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self.sha256 = self._digest.hexdigest()
+
+    def commit(self) -> None:
+        os.replace(self.tmp_path, self.final_path)
+
+    def abort(self) -> None:
+        """Remove the temporary file; safe at any point (a full disk may refuse the last flush)."""
+        try:
+            self._file.close()
+        except OSError:
+            pass
+        try:
+            os.unlink(self.tmp_path)
+        except FileNotFoundError:
+            pass
