@@ -378,6 +378,8 @@ def write_subset_manifest(manifest: Manifest, images: list[SampleImage], out: Pa
     for rf in manifest.root_files:
         if rf != list_name:
             (out / rf).write_bytes(manifest.read_root_file(rf))
+    for members in {p.members for p in manifest.published if p.members}:  # named by the copied TOML
+        (out / members).write_bytes((manifest.base_dir / members).read_bytes())
     text = manifest.path.read_text("utf-8")
     text = text.replace(f'name = "{manifest.name}"', f'name = "{manifest.name}-sample"', 1)
     text = text.replace(f'stem = "{manifest.stem}"', f'stem = "{manifest.stem}-sample"', 1)
