@@ -9,13 +9,24 @@ ifeq ($(PYTHON),$(VENV)/bin/python)
 SETUP := $(VENV)/.installed
 endif
 
-.PHONY: install test demo cluster-demo bench bench-layouts bench-cluster clean
+SIMD_VENV ?= .venv-simd
+
+.PHONY: install simd test demo cluster-demo bench bench-layouts bench-cluster clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+simd: $(SIMD_VENV)/.installed  ## .venv-simd: the project with pillow-simd (compiled here), OpenCV and pyvips, for the benchmark
+
+$(SIMD_VENV)/.installed: pyproject.toml
+	python3 -m venv $(SIMD_VENV)
+	$(SIMD_VENV)/bin/python -m pip install --quiet -e ".[test]" opencv-python-headless pyvips pyvips-binary
+	$(SIMD_VENV)/bin/python -m pip uninstall --quiet -y pillow
+	$(SIMD_VENV)/bin/python -m pip install --quiet pillow-simd
 	touch $@
 
 test: $(SETUP)      ## the test suite (what CI runs)
@@ -41,8 +52,8 @@ cluster-demo: $(SETUP)  ## the demo built on a Dask scheduler + 2 workers starte
 clean:
 	rm -rf $(DEMO) dist .pytest_cache
 
-bench: $(SETUP)     ## side-by-side benchmark (minutes; never in CI); table goes to stdout
-	$(PYTHON) bench/bench.py
+bench: $(SETUP) $(SIMD_VENV)/.installed  ## side-by-side benchmark (minutes; never in CI; needs pigz); table goes to stdout
+	$(SIMD_VENV)/bin/python bench/bench.py --stock-python $(PYTHON)
 
 bench-cluster: $(SETUP)  ## local build against LocalCluster and a dask scheduler+workers on loopback (minutes; never in CI)
 	$(PYTHON) bench/cluster.py
