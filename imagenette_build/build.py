@@ -63,6 +63,7 @@ def _bar(quiet: bool, **kwargs) -> tqdm:
 
 def prepare(opts: BuildOptions) -> Plan:
     """Load the manifest, find the ImageNet copy, and plan every member. Touches no output."""
+    source_date_epoch()  # a bad SOURCE_DATE_EPOCH is a usage error: said before the scan, not after
     manifest = manifests.load(opts.manifest)
     source = open_source(opts.imagenet)
 

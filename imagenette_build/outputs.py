@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .errors import DataError
+from .readfile import MAX_TEXT_FILE, read_bytes
 
 SUM_FILES = {"SHA256SUMS": 64, "MD5SUMS": 32}
 _LINE_RE = re.compile(r"^([0-9a-f]+) [ *](.+)$")
@@ -89,11 +90,17 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def read_sums(path: Path, digest_len: int) -> dict[str, str]:
-    """{file name: hex digest} of a coreutils sums file; an empty dict when there is none."""
+    """{file name: hex digest} of a coreutils sums file; an empty dict when there is none. Anything
+    else than a regular UTF-8 text file of '<hash>  <file>' lines is a DataError naming it (the
+    build's and verify's one-line errors)."""
     try:
-        text = path.read_text("utf-8")
+        text = read_bytes(path, MAX_TEXT_FILE, "a sums file").decode("utf-8")
     except FileNotFoundError:
         return {}
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file (byte {exc.start}); move the file away or fix it") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
     out = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

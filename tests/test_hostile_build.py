@@ -26,6 +26,8 @@ from imagenette_build.transform import Recipe, process_batch
 from . import faultkit as fk
 from .conftest import run_cli
 
+TEN_CLASSES = ["n01440764", "n02102040", "n02979186", "n03000684", "n03028079", "n03394916",
+               "n03417042", "n03425413", "n03445777", "n03888257"]
 TIMEOUT = 60  # seconds: a build of the 50-image sample takes a few; a hang must fail, not wait forever
 
 
@@ -150,3 +152,152 @@ def test_a_fault_in_a_cache_pack_remakes_the_image_and_blames_no_source(sample, 
         else:
             assert report["cache"]["hits"] == 50
     fk.assert_consistent(out)
+
+
+# ------------------------------------------------------------------------------ item 6: a manifest's root files
+
+
+def _manifest_with_root_file(tmp_path: Path, make) -> Path:
+    """A one-class manifest with root file `notes.txt`, made by `make(path)`."""
+    folder = tmp_path / "m"
+    folder.mkdir()
+    make(folder / "notes.txt")
+    toml = folder / "one.toml"
+    toml.write_text('name = "one"\nstem = "one"\nroot_files = ["notes.txt"]\n[split]\npolicy = "imagenet"\n'
+                    '[[classes]]\nwnid = "n01440764"\n')
+    return toml
+
+
+@pytest.mark.parametrize("kind,phrase", [
+    ("symlink_out", "is a symbolic link"),
+    ("symlink_in", "is a symbolic link"),
+    ("fifo", "not a regular file: a named pipe"),
+    ("device", "is a symbolic link"),
+])
+def test_root_file_must_be_a_regular_file_in_the_manifests_folder(sample, tmp_path, kind, phrase):
+    """A root file that was a symlink was followed (/etc/shadow was packed); a FIFO blocked even
+    --dry-run forever. Each is a one-line error, exit 2, before anything is written."""
+    root, _ = sample
+    secret = tmp_path / "secret"
+    secret.write_text("root:$6$not-for-the-archive\n")
+
+    def make(path: Path) -> None:
+        if kind == "symlink_out":
+            path.symlink_to(secret)
+        elif kind == "symlink_in":
+            (path.parent / "real.txt").write_text("notes\n")
+            path.symlink_to("real.txt")
+        elif kind == "fifo":
+            os.mkfifo(path)
+        else:
+            path.symlink_to("/dev/zero")
+
+    toml = _manifest_with_root_file(tmp_path, make)
+    out = tmp_path / "out"
+    for extra in (("--dry-run",), ()):
+        r = cli("--imagenet", root, "--manifest", toml, "--size", "32", "--out", out, "-q", *extra, timeout=60)
+        fk.one_line_error(r, 2, f"{toml.parent / 'notes.txt'}: {phrase}")
+    assert not out.exists()
+
+
+def test_root_file_changed_after_loading_is_refused(tmp_path):
+    from imagenette_build import manifest as manifests
+    from imagenette_build.errors import UserError
+
+    toml = _manifest_with_root_file(tmp_path, lambda p: p.write_text("notes\n"))
+    m = manifests.load(str(toml))
+    assert m.read_root_file("notes.txt") == b"notes\n"
+    (toml.parent / "notes.txt").write_text("other notes\n")
+    with pytest.raises(UserError, match="changed since the manifest"):
+        m.read_root_file("notes.txt")
+
+
+# ------------------------------------------------------------------------------ item 12: SOURCE_DATE_EPOCH, sums files
+
+
+@pytest.mark.parametrize("value", ["abc", "1.5", "-1", " 12", "\u00b2", "1e9", str(10 ** 20), str(8 ** 11)])
+def test_bad_source_date_epoch_is_a_usage_error(sample, tmp_path, value):
+    root, manifest_path = sample
+    out = tmp_path / "out"
+    r = cli("--imagenet", root, "--manifest", manifest_path, "--size", "8", "--out", out, "-q",
+            env=dict(os.environ, SOURCE_DATE_EPOCH=value))
+    fk.one_line_error(r, 2, "SOURCE_DATE_EPOCH=", "must be a whole number of seconds from 0 to 8589934591")
+    assert not out.exists()
+
+
+def test_largest_source_date_epoch_makes_an_archive_gnu_tar_reads(sample, tmp_path):
+    root, manifest_path = sample
+    out = tmp_path / "out"
+    r = cli("--imagenet", root, "--manifest", manifest_path, "--size", "8", "--out", out, "-q",
+            env=dict(os.environ, SOURCE_DATE_EPOCH=str(8 ** 11 - 1)))
+    assert r.returncode == 0, r.stderr
+    listed = subprocess.run(["tar", "-tvzf", out / "imagenette2-sample-8.tgz"], capture_output=True, text=True)
+    assert listed.returncode == 0 and "2242-03-16" in listed.stdout, listed.stderr
+
+
+def test_sums_file_that_is_not_utf8_is_a_one_line_error_in_build_and_verify(sample, tmp_path):
+    root, manifest_path = sample
+    out = tmp_path / "out"
+    r = cli("--imagenet", root, "--manifest", manifest_path, "--size", "8", "--out", out, "-q")
+    assert r.returncode == 0, r.stderr
+    sums = out / "SHA256SUMS"
+    sums.write_bytes(sums.read_bytes() + b"\xff\xfe  caf\xe9.tgz\n")
+    r = cli("verify", out / "imagenette2-sample-8.tgz", "--manifest", manifest_path, "-q")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"{sums}: not a UTF-8 text file" in r.stdout
+    r = cli("--imagenet", root, "--manifest", manifest_path, "--size", "8", "--out", out, "-q")
+    fk.one_line_error(r, 1, f"{sums}: not a UTF-8 text file", "move the file away")
+
+
+# ------------------------------------------------------------------------------ item 13: big file lists, --jobs
+
+
+def _write_big_list(folder: Path, rows: int) -> Path:
+    """A `files` manifest over 10 classes whose list has `rows` valid rows of the published list's
+    7 columns (about 94 bytes a row)."""
+    wnids = TEN_CLASSES
+    folder.mkdir()
+    with open(folder / "list.csv", "w") as f:
+        f.write("path,noisy_labels_0,noisy_labels_1,noisy_labels_5,noisy_labels_25,noisy_labels_50,is_valid\n")
+        for i in range(rows):
+            w = wnids[i % len(wnids)]
+            f.write(f"train/{w}/{w}_{i}.JPEG,{w},{w},{w},{w},{w},False\n")
+    toml = folder / "big.toml"
+    toml.write_text('name = "big"\nstem = "big"\n[split]\npolicy = "files"\nlist = "list.csv"\n'
+                    + "".join(f'[[classes]]\nwnid = "{w}"\n' for w in wnids))
+    return toml
+
+
+def test_file_list_is_read_row_by_row(tmp_path):
+    """A 37 MB list (400,000 rows) took 613 MB to load (its bytes, its text, every row's fields, two
+    dicts of names); a 300 MB one took 6.4 GB. Read row by row, only the listed images are held:
+    measured 117 MB peak for the whole process."""
+    toml = _write_big_list(tmp_path / "m", 400_000)
+    assert (tmp_path / "m" / "list.csv").stat().st_size > 35 << 20
+    code = ("import resource, sys; from imagenette_build import manifest; "
+            "n = len(manifest.load(sys.argv[1]).listed_images()); "
+            "print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    r = subprocess.run([sys.executable, "-c", code, str(toml)], capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    n, peak_kib = map(int, r.stdout.split())
+    assert n == 400_000
+    assert peak_kib < 250 << 10, f"peak RSS {peak_kib >> 10} MB"
+
+
+def test_file_list_with_an_endless_line_is_refused(tmp_path):
+    toml = _write_big_list(tmp_path / "m", 10)
+    with open(tmp_path / "m" / "list.csv", "a") as f:
+        f.write("train/" + "x" * (1 << 20) + "\n")
+    r = cli("--imagenet", tmp_path, "--manifest", toml, "--dry-run", "-q")
+    fk.one_line_error(r, 2, f"{tmp_path / 'm' / 'list.csv'} line 12: longer than 65,536 characters")
+
+
+def test_jobs_beyond_four_per_core_is_a_usage_error(sample, tmp_path):
+    root, manifest_path = sample
+    cores = len(os.sched_getaffinity(0))
+    r = cli("--imagenet", root, "--manifest", manifest_path, "--jobs", str(4 * cores + 1), "--out", tmp_path / "o", "-q")
+    fk.one_line_error(r, 2, f"--jobs {4 * cores + 1}: at most {4 * cores}")
+    assert not (tmp_path / "o").exists()
+    r = cli("--imagenet", root, "--manifest", manifest_path, "--jobs", str(4 * cores), "--size", "8",
+            "--out", tmp_path / "o", "-q")
+    assert r.returncode == 0, r.stderr
