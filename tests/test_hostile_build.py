@@ -301,3 +301,58 @@ def test_jobs_beyond_four_per_core_is_a_usage_error(sample, tmp_path):
     r = cli("--imagenet", root, "--manifest", manifest_path, "--jobs", str(4 * cores), "--size", "8",
             "--out", tmp_path / "o", "-q")
     assert r.returncode == 0, r.stderr
+
+
+# ------------------------------------------------------------------------------ item 4: file names in noisy_<name>.csv
+
+
+def _two_class_manifest(tmp_path: Path) -> Path:
+    """The imagenet split policy: the generated noisy_two.csv names every image found."""
+    toml = tmp_path / "two.toml"
+    toml.write_text('name = "two"\nstem = "two"\n[split]\npolicy = "imagenet"\n'
+                    '[[classes]]\nwnid = "n01440764"\n[[classes]]\nwnid = "n02102040"\n')
+    return toml
+
+
+def test_a_file_name_with_a_comma_or_quote_is_one_quoted_row(sample, tmp_path):
+    """Unquoted, `a,b.JPEG` gave its row an eighth column (and a name with a line break a second row)."""
+    import csv
+
+    root, _ = sample
+    copy = fk.copy_imagenet(root, tmp_path / "imagenet")
+    folder = copy / "train" / "n01440764"
+    for odd in ('n01440764_1,2.JPEG', 'n01440764_"q".JPEG'):
+        (folder / odd).write_bytes(fk.good_jpeg())
+    out = tmp_path / "out"
+    r = cli("--imagenet", copy, "--manifest", _two_class_manifest(tmp_path), "--size", "16", "--out", out, "-q",
+            "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    with tarfile.open(out / "two-16.tgz") as tar:
+        text = tar.extractfile("two-16/noisy_two.csv").read().decode()
+        members = sorted(t.name.split("/", 1)[1] for t in tar if t.isfile() and t.name.endswith(".JPEG"))
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert all(len(row) == 7 for row in rows)
+    assert sorted(row[0] for row in rows[1:]) == members and len(members) == report["images"]
+    assert "train/n01440764/n01440764_1,2.JPEG" in members
+
+
+@pytest.mark.parametrize("name", [b"n01440764_1\nn01440764_2.JPEG", b"n01440764_1\r.JPEG",
+                                  b"n01440764_\x1b[2J.JPEG", b"n01440764_\xff.JPEG"])
+def test_a_file_name_with_a_line_break_or_not_utf8_is_refused_in_build_and_verify(sample, tmp_path, name):
+    """A line break in a name gave noisy_two.csv an extra row, which `verify --imagenet` passed; a
+    name that is not UTF-8 gave a UnicodeEncodeError traceback in noisy._flips. Both are refused
+    when planning, by the build and by verify (which plans the same way), in one line."""
+    root, _ = sample
+    copy = fk.copy_imagenet(root, tmp_path / "imagenet")
+    manifest = _two_class_manifest(tmp_path)
+    out = tmp_path / "out"
+    r = cli("--imagenet", copy, "--manifest", manifest, "--size", "16", "--out", out, "-q")
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(os.fsencode(copy / "train" / "n01440764"), name), "wb") as f:
+        f.write(fk.good_jpeg())
+    what = "is not UTF-8" if b"\xff" in name else "holds a control character"
+    r = cli("--imagenet", copy, "--manifest", manifest, "--size", "16", "--out", out, "-q")
+    fk.one_line_error(r, 1, repr(name), what, "rename or remove the file")
+    r = cli("verify", out / "two-16.tgz", "--manifest", manifest, "--imagenet", copy, "-q")
+    fk.one_line_error(r, 1, repr(name), what)
