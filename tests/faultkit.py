@@ -24,6 +24,7 @@ from PIL import Image
 
 FINAL_NAMES = re.compile(r"^(SHA256SUMS|MD5SUMS|.+\.tgz|.+\.json)$")
 PARTIAL = re.compile(r"^\..+\.partial-.+-[0-9]+$")
+LOCK = re.compile(r"^\..+\.lock$")  # a build's locks (outputs.py); left only by a kill -9, harmless
 CACHE = ".imagenette-cache"
 
 
@@ -194,7 +195,7 @@ def assert_consistent(out: Path, allow_partials: bool = False) -> dict[str, str]
     line and report matches the archive beside it, nothing else is there. Returns {archive: sha256}."""
     if not out.exists():
         return {}
-    names = set(os.listdir(out)) - {CACHE}
+    names = {n for n in os.listdir(out) if n != CACHE and not LOCK.match(n)}
     partials = {n for n in names if PARTIAL.match(n)}
     assert allow_partials or not partials, partials
     finals = names - partials
