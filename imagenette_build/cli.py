@@ -189,8 +189,8 @@ def _check_cluster(scheduler: str, imagenet: Path, quiet: bool) -> Path:
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--manifest", default="imagenette2", show_default=True,
               help="Lay out the images this manifest needs (its file list, or --per-class images).")
-@click.option("--layout", type=click.Choice(["folders", "flat-devkit", "flat-kaggle-csv", "kaggle",
-                                             "ilsvrc-tars", "hf-shards", "hf-parquet"]),
+@click.option("--layout", type=click.Choice(["folders", "flat-devkit", "flat-devkit-archive", "flat-kaggle-csv",
+                                             "kaggle", "ilsvrc-tars", "hf-shards", "hf-parquet"]),
               default="folders", show_default=True,
               help="Which ImageNet layout to write: extracted folders, or the downloads as they come "
                    "(ilsvrc-tars: the original tars and devkit; hf-shards / hf-parquet: Hugging Face's).")

@@ -511,3 +511,59 @@ def test_a_second_build_of_the_same_archive_is_refused_while_the_first_runs(samp
     fk.assert_consistent(out)
     assert subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=out).returncode == 0
     assert not [n for n in os.listdir(out) if n.endswith(".lock")]
+
+
+# ------------------------------------------------------------------------------ item 14: every val form x label source
+
+
+@pytest.fixture(scope="module")
+def label_layouts(tmp_path_factory):
+    """The sample subset with a flat val/ labelled by each source: the devkit extracted, the devkit
+    still packed (torchvision's instructions leave train/, val/ and ILSVRC2012_devkit_t12.tar.gz),
+    Kaggle's CSV."""
+    from imagenette_build import manifest as manifests
+    from imagenette_build.samplegen import SampleSpec, generate
+
+    base = tmp_path_factory.mktemp("labels")
+    m = manifests.load("imagenette2")
+    out = {}
+    for layout in ("folders", "flat-devkit", "flat-devkit-archive", "flat-kaggle-csv"):
+        stats = generate(SampleSpec(out=base / layout, layout=layout, per_class=2), m, jobs=1)
+        out[layout] = (base / layout, stats["manifest"])
+    return out
+
+
+LABEL_FILES = {"flat-devkit": "ILSVRC2012_devkit_t12", "flat-devkit-archive": "ILSVRC2012_devkit_t12.tar.gz",
+               "flat-kaggle-csv": "LOC_val_solution.csv"}
+
+
+@pytest.mark.parametrize("val_form", ["per-class", "flat"])
+@pytest.mark.parametrize("labels", list(LABEL_FILES))
+def test_every_val_form_with_every_label_source_builds_the_same_archive(label_layouts, tmp_path, val_form, labels):
+    """Flat val/ with the devkit still packed was refused ("flat validation images need labels").
+    Per-class val/ needs no labels (a label file beside it is left alone); flat val/ is labelled by
+    whichever is there. Every combination gives the bytes of the per-class build."""
+    import shutil
+
+    folders, manifest_path = label_layouts["folders"]
+    r = cli("--imagenet", folders, "--manifest", manifest_path, "--size", "16", "--out", tmp_path / "ref", "-q",
+            "--no-cache", "--json")
+    assert r.returncode == 0, r.stderr
+    reference = json.loads(r.stdout)["sha256"]
+    if val_form == "flat":
+        root = label_layouts[labels][0]
+    else:
+        root = fk.copy_imagenet(folders, tmp_path / "imagenet")
+        label_file = label_layouts[labels][0] / LABEL_FILES[labels]
+        (shutil.copytree if label_file.is_dir() else shutil.copy)(label_file, root / LABEL_FILES[labels])
+    r = cli("--imagenet", root, "--manifest", manifest_path, "--size", "16", "--out", tmp_path / "out", "-q",
+            "--no-cache", "--json", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert ("flat val labelled by" in plan["source"]) == (val_form == "flat"), plan["source"]
+    if val_form == "flat":
+        assert f"labelled by {root / LABEL_FILES[labels]}" in plan["source"], plan["source"]
+    r = cli("--imagenet", root, "--manifest", manifest_path, "--size", "16", "--out", tmp_path / "out", "-q",
+            "--no-cache", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["sha256"] == reference
