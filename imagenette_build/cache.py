@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .outputs import create_new
 from .readfile import open_regular
 
 FORMAT = "imagenette-build image cache 2"
@@ -194,7 +195,7 @@ class PendingPack:
         # (the thread too: two threads of one process may make the same pack at once)
         tmp = os.path.join(self.root, "tmp", f"{_host()}-{os.getpid()}-{threading.get_ident()}-{name}")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = create_new(tmp, 0o644)
             try:
                 if os.write(fd, data) != len(data):
                     raise OSError(f"short write to {tmp}")

@@ -293,9 +293,13 @@ def new_manifest_command(name, wnids, classes_file, random_k, split, val_fractio
     out = out or Path(f"{name}.toml")
     if out.exists() and not force:
         raise UserError(f"{out}: already exists (use --force to overwrite)")
+    from .errors import DataError
     from .outputs import atomic_write
 
-    atomic_write(out, text.encode())
+    try:
+        atomic_write(out, text.encode())
+    except OSError as exc:
+        raise DataError(f"{out}: cannot write: {exc.strerror or exc}") from None
     click.echo(f"wrote {out} ({len(chosen)} classes, split {split})", err=True)
 
 

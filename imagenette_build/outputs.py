@@ -76,12 +76,24 @@ def sync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def create_new(path: str | os.PathLike, mode: int = 0o666) -> int:
+    """A descriptor of `path` made afresh for writing: whatever was at that name is removed first,
+    and the file is never opened through a symlink. (Temporary names hold the process id, which
+    anyone who can write to a shared folder can guess: a symlink planted there would have had a
+    build write through it, outside its folder.)"""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `path` under its temporary name and rename it into place. An OSError names `path`
     (a failed write or fsync names no file of its own)."""
     tmp = partial_path(path)
     try:
-        with open(tmp, "wb") as f:
+        with open(create_new(tmp), "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .outputs import partial_path
+from .outputs import create_new, partial_path
 
 try:
     from isal import isal_zlib as _deflate
@@ -506,7 +506,7 @@ class ArchiveWriter:
         self.top = top
         self.mtime = mtime
         self.tmp_path = partial_path(final_path)  # `.<name>.partial-<host>-<pid>`
-        self._file = open(self.tmp_path, "wb")
+        self._file = open(create_new(self.tmp_path), "wb")
         self.compressor = compressor_name(stored)
         # A full-size archive's bytes, as big as the sources, skip the page cache where they can.
         self._direct = DirectFile.open(self.tmp_path) if stored else None

@@ -567,3 +567,51 @@ def test_every_val_form_with_every_label_source_builds_the_same_archive(label_la
             "--no-cache", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["sha256"] == reference
+
+
+# ------------------------------------------------------------------------------ siblings
+
+
+def test_a_compressed_shard_member_declaring_more_than_a_source_image_is_refused_before_it_is_read():
+    """A Hugging Face shard is read as a stream and each wanted member held whole: a member of
+    300 MB of zeros (300 kB compressed) was read into memory. Refused at its header now."""
+    from imagenette_build.errors import DataError
+    from imagenette_build.sources.tarscan import stream_members
+
+    info = tarfile.TarInfo("n01440764_1_n01440764.JPEG")
+    info.size = 300 << 20
+    stream = io.BytesIO(info.tobuf(tarfile.GNU_FORMAT))  # only the header: nothing is read past it
+    with pytest.raises(DataError, match="is 314,572,800 bytes, more than a source image may have"):
+        list(stream_members(stream, "train_images_0.tar.gz", lambda name: True))
+
+
+def test_temporary_files_are_never_written_through_a_planted_symlink(tmp_path):
+    """The temporary names (`.<name>.partial-<host>-<pid>`) can be guessed in a shared folder: a
+    symlink planted there had the report, the sums files and the archive written through it, outside
+    the output folder. They are now made afresh (O_EXCL | O_NOFOLLOW, after removing the name)."""
+    from imagenette_build.outputs import atomic_write, partial_path
+    from imagenette_build.pack import ArchiveWriter
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    report = out / "x.json"
+    partial_path(report).symlink_to(victim)
+    atomic_write(report, b"{}\n")
+    archive = out / "x.tgz"
+    partial_path(archive).symlink_to(victim)
+    writer = ArchiveWriter(archive, "x", 0)
+    writer.add_file("a.txt", b"a")
+    writer.close()
+    writer.commit()
+    assert victim.read_text() == "precious\n"
+    assert report.read_bytes() == b"{}\n" and fk.archive_is_complete(archive)
+    assert sorted(os.listdir(out)) == ["x.json", "x.tgz"]
+
+
+def test_classes_file_that_is_a_fifo_is_an_error_not_a_hang(tmp_path):
+    fifo = tmp_path / "classes.txt"
+    os.mkfifo(fifo)
+    r = cli("new-manifest", "x", "--classes-file", fifo, "--out", tmp_path / "x.toml", timeout=30)
+    fk.one_line_error(r, 2, f"{fifo}: cannot read: not a regular file: a named pipe")
