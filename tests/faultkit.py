@@ -133,6 +133,28 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def limit_file_size(limit: int):
+    """A subprocess's `preexec_fn`: no file may grow past `limit` bytes (a full disk, for writes)."""
+    def preexec():
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return preexec
+
+
+def mount_small_tmpfs(mnt: Path, size: str) -> None:
+    """A tmpfs of `size` ("256k") at the new folder `mnt` (a real ENOSPC); skips the test where it
+    cannot be mounted (needs root with CAP_SYS_ADMIN). The caller unmounts it."""
+    import pytest
+
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)")
+
+
 def cli_command(*args) -> list[str]:
     return [sys.executable, "-m", "imagenette_build.cli", *map(str, args)]
 
