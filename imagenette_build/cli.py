@@ -19,6 +19,9 @@ from .toolchain import libjpeg_version, pillow_description
 from .transform import DECODES, FILTERS, ROUNDINGS, Recipe
 
 PROG = "imagenette-build"
+# The build holds a window of up to 32 tasks per worker (8 for full size, ~150 kB an image): 256
+# images a task is ~300 MB of full-size originals per worker; a larger task only adds memory.
+MAX_BATCH_SIZE = 256
 
 
 class SizeType(click.ParamType):
@@ -114,8 +117,8 @@ def cli():
 @click.option("--decode", type=click.Choice(DECODES), default="scaled", show_default=True,
               help="scaled: let libjpeg decode large images at 1/2..1/8 scale when the result stays "
                    ">= 2x the target (faster, pixels differ slightly); full: always decode fully.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
-              help="Images per worker task.")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=32, show_default=True,
+              help=f"Images per worker task (at most {MAX_BATCH_SIZE}: up to 32 tasks per worker are held at once).")
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
               help="Keep resized images in this folder [default: OUT/.imagenette-cache], so a rerun "
                    "after an interruption only does what was not finished.")

@@ -601,3 +601,12 @@ def test_classes_file_that_is_a_fifo_is_an_error_not_a_hang(tmp_path):
     os.mkfifo(fifo)
     r = cli("new-manifest", "x", "--classes-file", fifo, "--out", tmp_path / "x.toml", timeout=30)
     fk.one_line_error(r, 2, f"{fifo}: cannot read: not a regular file: a named pipe")
+
+
+def test_batch_size_is_bounded(sample, tmp_path):
+    """The results of up to 32 tasks per worker are held at once: --batch-size 100000 put every
+    image of a build in one task, and every full-size original in memory at once."""
+    root, manifest_path = sample
+    r = cli("--imagenet", root, "--manifest", manifest_path, "--batch-size", "257", "--out", tmp_path / "o", "-q")
+    fk.one_line_error(r, 2, "--batch-size", "257 is not in the range 1<=x<=256")
+    assert not (tmp_path / "o").exists()
