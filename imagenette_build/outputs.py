@@ -220,7 +220,10 @@ class ArchiveLocks:
         try:
             for archive in archives:
                 path = archive.with_name(f".{archive.name}.lock")
-                fd = _take_lock(path, wait=False)
+                try:
+                    fd = _take_lock(path, wait=False)
+                except OSError as exc:  # (a folder that cannot be written: named by the archive)
+                    raise OSError(exc.errno, exc.strerror or str(exc), str(archive)) from None
                 if fd is None:
                     raise DataError(f"{archive}: another build is writing it ({_holder(path)}); wait for it "
                                     "to end, or build into another --out")

@@ -295,7 +295,8 @@ def test_file_list_with_an_endless_line_is_refused(tmp_path):
 def test_jobs_beyond_four_per_core_is_a_usage_error(sample, tmp_path):
     root, manifest_path = sample
     cores = len(os.sched_getaffinity(0))
-    r = cli("--imagenet", root, "--manifest", manifest_path, "--jobs", str(4 * cores + 1), "--out", tmp_path / "o", "-q")
+    r = cli("--imagenet", root, "--manifest", manifest_path, "--jobs", str(4 * cores + 1), "--out", tmp_path / "o",
+            "-q")
     fk.one_line_error(r, 2, f"--jobs {4 * cores + 1}: at most {4 * cores}")
     assert not (tmp_path / "o").exists()
     r = cli("--imagenet", root, "--manifest", manifest_path, "--jobs", str(4 * cores), "--size", "8",
