@@ -63,6 +63,7 @@ def _bar(quiet: bool, **kwargs) -> tqdm:
 
 def prepare(opts: BuildOptions) -> Plan:
     """Load the manifest, find the ImageNet copy, and plan every member. Touches no output."""
+    source_date_epoch()  # a bad SOURCE_DATE_EPOCH is a usage error: said before the scan, not after
     manifest = manifests.load(opts.manifest)
     source = open_source(opts.imagenet)
 
@@ -128,7 +129,6 @@ def run(opts: BuildOptions, plan: Plan) -> list[dict]:
     skipped = check_complete(plan, opts.skip_broken)
     _warn_not_published(opts)
     _prepare_out_dir(opts.out)
-    outputs.remove_stale_partials(opts.out)
     cache: ImageCache | None = None
     manifest = plan.manifest
     mtime = source_date_epoch()
@@ -136,6 +136,9 @@ def run(opts: BuildOptions, plan: Plan) -> list[dict]:
     writers: dict[int | None, ArchiveWriter] = {}
     stats: dict[int, CacheStats] = {}
     built = plan  # the plan minus the images skipped with --skip-broken
+    # Another build writing one of these archives into this folder: refused now, before any image is read.
+    locks = _lock_archives(opts.out, archive_paths(plan, opts).values())
+    outputs.remove_stale_partials(opts.out)
     try:
         for attempt in (1, 2):
             root_files = root_file_contents(built)
@@ -177,10 +180,11 @@ def run(opts: BuildOptions, plan: Plan) -> list[dict]:
         infos = {size: w.close() for size, w in writers.items()}
         reports = []
         _test_pause("commit")
-        for size, info in infos.items():
-            report = _report(built, opts, size, info, mtime, skipped, cache, stats.get(size))
-            _commit(writers[size], info, report)
-            reports.append(report)
+        with outputs.folder_lock(opts.out):  # the sums files are shared with other builds into --out
+            for size, info in infos.items():
+                report = _report(built, opts, size, info, mtime, skipped, cache, stats.get(size))
+                _commit(writers[size], info, report, [i.path for i in infos.values()][len(reports) + 1:])
+                reports.append(report)
     except OSError as exc:
         where = (outputs.final_path(Path(exc.filename)) if exc.filename
                  else " and ".join(str(p) for p in archive_paths(plan, opts).values()))
@@ -188,6 +192,7 @@ def run(opts: BuildOptions, plan: Plan) -> list[dict]:
     finally:
         for w in writers.values():
             w.abort()
+        locks.release()
         if cache is not None:  # workers ended mid-write (an interrupt) leave their temporary entries
             remove_stale_temp(Path(cache.root))
     _warn_skipped(skipped)
@@ -231,6 +236,13 @@ def _prepare_out_dir(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"--out {out}: cannot create the folder: {exc.strerror or exc}") from None
+
+
+def _lock_archives(out: Path, paths: Iterable[Path]) -> outputs.ArchiveLocks:
+    try:
+        return outputs.ArchiveLocks(paths)
+    except OSError as exc:
+        raise DataError(f"{exc.filename or out}: cannot write: {exc.strerror or exc}") from None
 
 
 def _open_cache(opts: BuildOptions) -> ImageCache | None:
@@ -372,11 +384,16 @@ def _report(plan: Plan, opts: BuildOptions, size: int | None, info: ArchiveInfo,
     }
 
 
-def _commit(writer: ArchiveWriter, info: ArchiveInfo, report: dict) -> None:
+def _commit(writer: ArchiveWriter, info: ArchiveInfo, report: dict, rest: list[Path]) -> None:
     """Put a finished archive in place so that, whenever the process dies, every file under a
     final name is complete and current: the old sums lines, report and member list go first, then
-    the archive is renamed in, then its member list, its report and its sums lines. Each step is one atomic rename, so
-    an interrupt between any two leaves the folder consistent too."""
+    the archive is renamed in, then its member list, its report and its sums lines. Each step is
+    one atomic rename, so an interrupt between any two leaves the folder consistent too. Called
+    with the folder lock held.
+
+    A failed write after the rename (a full disk) names the file that failed and what the archive,
+    complete and in place, is left without; `rest`: the archives of this run not yet committed,
+    which the error leaves unwritten."""
     out = info.path.parent
     name = info.path.name
     report_path = out / f"{report['stem']}.json"
@@ -385,11 +402,28 @@ def _commit(writer: ArchiveWriter, info: ArchiveInfo, report: dict) -> None:
     info.members_file.unlink(missing_ok=True)  # an old member list must not outlive its archive
     _test_pause("commit-archive")
     writer.commit()
-    writer.commit_members()
+    unwritten = f"; not written: {', '.join(map(str, rest))}" if rest else ""
+    placed = f"{info.path} is complete and in place"
+    try:
+        writer.commit_members()
+    except OSError as exc:
+        raise DataError(f"{info.members_file}: cannot write the member list: {exc.strerror or exc}; {placed}, "
+                        f"without its member list, its report and its lines in SHA256SUMS and MD5SUMS "
+                        f"(build again){unwritten}") from None
     _test_pause("commit-report")
-    outputs.write_report(report_path, report)
+    try:
+        outputs.write_report(report_path, report)
+    except OSError as exc:
+        raise DataError(f"{report_path}: cannot write the build report: {exc.strerror or exc}; {placed}, without "
+                        f"its report and its lines in SHA256SUMS and MD5SUMS (build again){unwritten}") from None
     _test_pause("commit-sums")
-    outputs.set_sums(out, name, {"SHA256SUMS": info.sha256, "MD5SUMS": info.md5})
+    try:
+        outputs.set_sums(out, name, {"SHA256SUMS": info.sha256, "MD5SUMS": info.md5})
+    except OSError as exc:
+        failed = Path(exc.filename or out / "SHA256SUMS")
+        lines = "SHA256SUMS and MD5SUMS" if failed.name == "SHA256SUMS" else failed.name
+        raise DataError(f"{failed}: cannot write: {exc.strerror or exc}; {placed} with its report, without its "
+                        f"line in {lines} (build again){unwritten}") from None
     outputs.sync_dir(out)
 
 

@@ -48,6 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .outputs import create_new
+from .readfile import open_regular
+
 FORMAT = "imagenette-build image cache 2"
 DEFAULT_DIRNAME = ".imagenette-cache"  # under --out
 TAG = "CACHEDIR.TAG"  # https://bford.info/cachedir/: backup tools skip the folder
@@ -122,13 +125,22 @@ class ImageCache:
         return h.digest()
 
     def get(self, key: bytes, stats: CacheStats) -> bytes | None:
+        """The entry's bytes, or None: a miss. A fault of the cache itself (an index entry pointing
+        past its pack, a bit flipped in an offset, anything raised while looking) counts as a
+        damaged entry and the image is made again: the caller must never take it for a fault of
+        the source image, which it would report as unreadable (or, with --skip-broken, leave out)."""
         damaged = False
-        for path, offset, length in _index(self).find(key):
+        try:
+            places = _index(self).find(key)
+        except Exception:  # noqa: BLE001 - any failure here is the cache's, never the source's
+            places, damaged = [], True
+        for path, offset, length in places:
             try:
-                with open(path, "rb") as f:
-                    f.seek(offset)
-                    raw = f.read(RECORD_HEAD + length)
-            except OSError:  # the pack was removed meanwhile: a miss
+                raw = _read_record(path, offset, length)
+            except FileNotFoundError:  # the pack was removed meanwhile: a miss
+                continue
+            except Exception:  # noqa: BLE001 - as above: a damaged entry
+                damaged = True
                 continue
             payload = raw[RECORD_HEAD:]
             if len(payload) != length or hashlib.sha256(raw[:32] + payload).digest() != raw[32:64]:
@@ -146,6 +158,18 @@ class ImageCache:
     def pending(self) -> PendingPack:
         """Where a task puts the images it made; `PendingPack.write` stores them as one pack."""
         return PendingPack(self.root)
+
+
+def _read_record(path: str, offset: int, length: int) -> bytes:
+    """The record at `offset` of a pack, or b"" when the index points past the pack's end (a
+    damaged index: the record's check then fails)."""
+    fd = open_regular(path)
+    try:
+        if offset + RECORD_HEAD + length > os.fstat(fd).st_size:
+            return b""
+        return os.pread(fd, RECORD_HEAD + length, offset)
+    finally:
+        os.close(fd)
 
 
 class PendingPack:
@@ -166,7 +190,7 @@ class PendingPack:
         # (the thread too: two threads of one process may make the same pack at once)
         tmp = os.path.join(self.root, "tmp", f"{_host()}-{os.getpid()}-{threading.get_ident()}-{name}")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = create_new(tmp, 0o644)
             try:
                 if os.write(fd, data) != len(data):
                     raise OSError(f"short write to {tmp}")
@@ -202,7 +226,7 @@ def pack_bytes(entries: list[tuple[bytes, bytes]]) -> bytes:
 def read_pack_index(path: str) -> np.ndarray | None:
     """The index entries of one pack (`_SLOT_DTYPE`), or None when it is not a readable pack."""
     try:
-        with open(path, "rb") as f:
+        with open(open_regular(path), "rb") as f:  # (a FIFO among the packs would block a plain open)
             head = f.read(INDEX_READ)
             start = len(MAGIC) + _COUNT.size
             if len(head) < start or not head.startswith(MAGIC):

@@ -13,12 +13,15 @@ import click
 
 from . import __version__
 from .build import BuildOptions, describe_plan, dry_run_summary, prepare, run
-from .engine import BACKENDS, SCHEDULER_ENV, default_jobs
+from .engine import BACKENDS, JOBS_PER_CORE, SCHEDULER_ENV, default_jobs, max_jobs
 from .errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError
 from .toolchain import libjpeg_version, pillow_description, resampler_description
 from .transform import DECODES, FILTERS, ROUNDINGS, Recipe
 
 PROG = "imagenette-build"
+# The build holds a window of up to 32 tasks per worker (8 for full size, ~150 kB an image): 256
+# images a task is ~300 MB of full-size originals per worker; a larger task only adds memory.
+MAX_BATCH_SIZE = 256
 
 
 class SizeType(click.ParamType):
@@ -38,6 +41,17 @@ class SizeType(click.ParamType):
         if not 1 <= size <= 16384:
             self.fail(f"{size} is out of range: sizes are 1..16384 pixels", param, ctx)
         return size
+
+
+def _jobs(jobs: int | None) -> int:
+    """--jobs, or every core; more than JOBS_PER_CORE per core is refused (64 workers on 2 cores
+    took 2.9 GB for 240 images and were no faster)."""
+    if jobs is None:
+        return default_jobs()
+    if jobs > max_jobs():
+        raise click.UsageError(f"--jobs {jobs}: at most {max_jobs()} ({JOBS_PER_CORE} per core; this process may "
+                               f"use {default_jobs()} cores): more workers only take memory")
+    return jobs
 
 
 class DefaultGroup(click.Group):
@@ -105,8 +119,8 @@ def cli():
 @click.option("--decode", type=click.Choice(DECODES), default="full", show_default=True,
               help="full: decode every pixel, as published; scaled: let libjpeg decode large JPEGs at "
                    "1/2 scale when that stays >= 2x the target (faster; pixels differ slightly).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
-              help="Images per worker task.")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=32, show_default=True,
+              help=f"Images per worker task (at most {MAX_BATCH_SIZE}: up to 32 tasks per worker are held at once).")
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
               help="Keep resized images in this folder [default: OUT/.imagenette-cache], so a rerun "
                    "after an interruption only does what was not finished.")
@@ -148,7 +162,7 @@ def build_command(imagenet, manifest, sizes, out, jobs, backend, resample, quali
         imagenet = _check_cluster(scheduler, imagenet, quiet)
     opts = BuildOptions(
         imagenet=imagenet, manifest=manifest, sizes=unique_sizes, out=out,
-        jobs=jobs or default_jobs(), backend=backend,
+        jobs=_jobs(jobs), backend=backend,
         recipe=Recipe(filter=resample, quality=quality, rounding=rounding, decode=decode),
         batch_size=batch_size, quiet=quiet, scheduler=scheduler,
         use_cache=not no_cache, cache=cache_dir, skip_broken=skip_broken,
@@ -183,8 +197,8 @@ def _check_cluster(scheduler: str, imagenet: Path, quiet: bool) -> Path:
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--manifest", default="imagenette2", show_default=True,
               help="Lay out the images this manifest needs (its file list, or --per-class images).")
-@click.option("--layout", type=click.Choice(["folders", "flat-devkit", "flat-kaggle-csv", "kaggle",
-                                             "ilsvrc-tars", "hf-shards", "hf-parquet"]),
+@click.option("--layout", type=click.Choice(["folders", "flat-devkit", "flat-devkit-archive", "flat-kaggle-csv",
+                                             "kaggle", "ilsvrc-tars", "hf-shards", "hf-parquet"]),
               default="folders", show_default=True,
               help="Which ImageNet layout to write: extracted folders, or the downloads as they come "
                    "(ilsvrc-tars: the original tars and devkit; hf-shards / hf-parquet: Hugging Face's).")
@@ -209,7 +223,7 @@ def sample_imagenet_command(out, manifest, layout, per_class, photos, jobs, quie
 
     m = manifests.load(manifest)
     stats = generate(SampleSpec(out=out, layout=layout, per_class=per_class, photos=photos),
-                     m, jobs=jobs or default_jobs(), quiet=quiet)
+                     m, jobs=_jobs(jobs), quiet=quiet)
     if not quiet:
         click.echo(f"wrote {stats['images']} images ({stats['decoys']} decoys) to {out} as {layout}", err=True)
         if stats["manifest"]:
@@ -287,9 +301,13 @@ def new_manifest_command(name, wnids, classes_file, random_k, split, val_fractio
     out = out or Path(f"{name}.toml")
     if out.exists() and not force:
         raise UserError(f"{out}: already exists (use --force to overwrite)")
+    from .errors import DataError
     from .outputs import atomic_write
 
-    atomic_write(out, text.encode())
+    try:
+        atomic_write(out, text.encode())
+    except OSError as exc:
+        raise DataError(f"{out}: cannot write: {exc.strerror or exc}") from None
     click.echo(f"wrote {out} ({len(chosen)} classes, split {split})", err=True)
 
 
@@ -324,7 +342,7 @@ def verify_command(archive, manifest, imagenet, as_json, strict, jobs, recipe_sa
     from .verify import RecipeGrid, VerifyOptions, verify
 
     report = verify(VerifyOptions(archive=archive, manifest=manifest, imagenet=imagenet, strict=strict,
-                                  jobs=jobs or default_jobs(), quiet=quiet, grid=RecipeGrid(sample=recipe_sample)))
+                                  jobs=_jobs(jobs), quiet=quiet, grid=RecipeGrid(sample=recipe_sample)))
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:

@@ -55,6 +55,13 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
+JOBS_PER_CORE = 4  # --jobs above this many per core only adds workers' memory (each holds its own decoder)
+
+
+def max_jobs() -> int:
+    return JOBS_PER_CORE * default_jobs()
+
+
 def ordered_map(func: Callable, tasks: Iterable[tuple], jobs: int, backend: str = "loky",
                 window: int = 8, scheduler: str | None = None,
                 initializer: tuple[Callable, tuple] | None = None) -> Iterator:

@@ -10,14 +10,20 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import re
+import stat
 import sys
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import count
 from pathlib import Path
 from typing import Any
 
 from . import classes as imagenet_classes
 from .errors import UserError
+from .readfile import MAX_TEXT_FILE, kind_of, opened, read_bytes, sha256_of
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,6 +34,8 @@ SPLIT_POLICIES = ("files", "imagenet", "random")
 DEFAULT_SPLITS = ("train", "val")
 # Names that end up as archive members or file names: no separators, no dot-only names.
 SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+MAX_LIST_LINE = 1 << 16  # characters in one line of a file list (a real row has about 100)
+MAX_FILE_LIST = 4 << 30  # bytes; read row by row (every image of ImageNet-1k, 7 columns: ~140 MB)
 
 _TOP_KEYS = {"name", "description", "stem", "root_files", "split", "classes", "published", "noisy_labels"}
 _SPLIT_KEYS = {"policy", "list", "splits", "val_fraction", "seed", "extra"}
@@ -60,6 +68,7 @@ class Published:
 class ListedImage:
     """One image a `files` manifest lists: it goes to `<split>/<wnid>/<filename>` in the archive."""
 
+    __slots__ = ("split", "wnid", "filename")  # a list may hold millions
     split: str
     wnid: str
     filename: str
@@ -134,7 +143,16 @@ class Manifest:
         return self.stem if size is None else f"{self.stem}-{size}"
 
     def read_root_file(self, name: str) -> bytes:
-        return (self.base_dir / name).read_bytes()
+        """The bytes of root file `name`, as hashed when the manifest was loaded (a file changed
+        since then is an error: the report would give the wrong hash)."""
+        path = self.base_dir / name
+        try:
+            data = read_bytes(path, MAX_TEXT_FILE, "a manifest's file", follow_symlinks=False)
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        if name in self.file_hashes and hashlib.sha256(data).hexdigest() != self.file_hashes[name]:
+            raise UserError(f"{path}: changed since the manifest {self.path} was read; build again")
+        return data
 
     def listed_images(self) -> list[ListedImage]:
         """The explicit file list of a `files` manifest, in the list's own order."""
@@ -213,7 +231,7 @@ def _get(where: str, table: dict[str, Any], key: str, kind: type | tuple[type, .
 def load_path(path: Path) -> Manifest:
     where = str(path)
     try:
-        raw = path.read_bytes()
+        raw = read_bytes(path, MAX_TEXT_FILE, "a manifest")
     except OSError as exc:
         raise UserError(f"{where}: cannot read manifest: {exc.strerror or exc}") from None
     try:
@@ -251,13 +269,8 @@ def load_path(path: Path) -> Manifest:
     named = list(root_files) + ([split.list_file] if split.list_file else [])
     named += sorted({p.members for p in published if p.members} - set(named))
     for fname in named:
-        fpath = path.parent / fname
-        try:
-            hashes[fname] = hashlib.sha256(fpath.read_bytes()).hexdigest()
-        except FileNotFoundError:
-            raise UserError(f"{where}: names {fname!r}, but {fpath} does not exist") from None
-        except OSError as exc:
-            raise UserError(f"{fpath}: cannot read: {exc.strerror or exc}") from None
+        limit = MAX_FILE_LIST if fname == split.list_file else MAX_TEXT_FILE
+        hashes[fname] = _hash_named_file(where, path.parent, fname, limit)
 
     manifest = Manifest(name=name, description=description, stem=stem, classes=classes, split=split,
                         root_files=root_files, published=published, noisy_labels=noisy, path=path,
@@ -265,6 +278,30 @@ def load_path(path: Path) -> Manifest:
     if split.policy == "files":
         manifest.listed_images()  # validate the list now, not half way through a build
     return manifest
+
+
+def _hash_named_file(where: str, folder: Path, fname: str, limit: int) -> str:
+    """The sha256 of a file the manifest names (a root file, the file list). It must be a regular
+    file in the manifest's own folder: a root file is packed into the archive, so a symlink could
+    pack any file on the machine (/etc/shadow), and a FIFO would block the read forever."""
+    fpath = folder / fname
+    try:
+        info = os.lstat(fpath)
+    except FileNotFoundError:
+        raise UserError(f"{where}: names {fname!r}, but {fpath} does not exist") from None
+    except OSError as exc:
+        raise UserError(f"{fpath}: cannot read: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise UserError(f"{fpath}: is a symbolic link; the files a manifest names must be regular files "
+                        f"in its folder {folder}")
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"{fpath}: not a regular file: {kind_of(info.st_mode)}")
+    if fpath.resolve().parent != folder.resolve():  # (a plain name: only a symlink could lead out)
+        raise UserError(f"{fpath}: is not in the manifest's folder {folder}")
+    try:  # (no symlink followed here either: it may have been swapped in since the lstat)
+        return sha256_of(fpath, limit, "a manifest's file", follow_symlinks=False)
+    except OSError as exc:
+        raise UserError(f"{fpath}: cannot read: {exc.strerror or exc}") from None
 
 
 def _parse_classes(where: str, items: list) -> tuple[ClassEntry, ...]:
@@ -405,34 +442,50 @@ def read_file_list(path: Path, splits: tuple[str, ...], wnids: set[str]) -> list
     """Read and check a file list: a CSV with a `path` column of `<split>/<wnid>/<file>`.
 
     The published lists carry more columns (noisy labels, `is_valid`); when `is_valid` is there it
-    must agree with the split, which catches a list whose columns were shuffled.
+    must agree with the split, which catches a list whose columns were shuffled. Read row by row:
+    only the listed images are held, never the file's text or its rows.
     """
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        with opened(path, MAX_FILE_LIST, "a file list") as (raw, _):
+            text = io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8-sig", newline="")
+            return _read_list_rows(path, csv.reader(_list_lines(path, text), strict=True), splits, wnids)
     except FileNotFoundError:
         raise UserError(f"{path}: file list not found") from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a UTF-8 text file") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-        rows = list(reader)
     except csv.Error as exc:
         raise UserError(f"{path}: not a valid CSV file: {exc}") from None
-    if not rows or "path" not in rows[0]:
-        got = ",".join(rows[0])[:80] if rows else "an empty file"
+
+
+def _list_lines(path: Path, text: io.TextIOWrapper) -> Iterator[str]:
+    """The lines of a file list, none longer than MAX_LIST_LINE (one line is never held whole)."""
+    for number in count(1):
+        line = text.readline(MAX_LIST_LINE + 1)
+        if not line:
+            return
+        if len(line) > MAX_LIST_LINE:
+            raise UserError(f"{path} line {number}: longer than {MAX_LIST_LINE:,} characters; not a file list")
+        yield line
+
+
+def _read_list_rows(path: Path, reader: Iterator[list[str]], splits: tuple[str, ...],
+                    wnids: set[str]) -> list[ListedImage]:
+    header = next(reader, None)
+    if not header or "path" not in header:
+        got = ",".join(header)[:80] if header else "an empty file"
         raise UserError(f"{path}: the first line must be a header with a 'path' column, got {got!r}")
-    header = rows[0]
     if len(set(header)) != len(header):
         raise UserError(f"{path}: the header names a column twice")
     path_col = header.index("path")
     valid_col = header.index("is_valid") if "is_valid" in header else None
 
     out: list[ListedImage] = []
-    seen_members: dict[str, int] = {}
-    seen_files: dict[str, int] = {}
-    for lineno, row in enumerate(rows[1:], start=2):
+    seen: dict[str, int] = {}  # file name -> its index in `out` (unique names make unique members)
+    lines = array("L")  # the line of each image in `out`, for messages
+    names: dict[str, str] = {}  # one copy of each split and class name, however many rows repeat it
+    for lineno, row in enumerate(reader, start=2):
         if not row:
             continue
         if len(row) != len(header):
@@ -453,14 +506,13 @@ def read_file_list(path: Path, splits: tuple[str, ...], wnids: set[str]) -> list
                 raise UserError(f"{path} line {lineno}: is_valid must be True or False, not {flag!r}")
             if (flag == "True") != (split == "val"):
                 raise UserError(f"{path} line {lineno}: is_valid={flag} disagrees with the split of {member!r}")
-        if member in seen_members:
-            raise UserError(f"{path} line {lineno}: {member} is listed twice (first on line {seen_members[member]})")
-        if filename in seen_files:
-            raise UserError(f"{path} line {lineno}: image {filename} is listed twice "
-                            f"(first on line {seen_files[filename]})")
-        seen_members[member] = lineno
-        seen_files[filename] = lineno
-        out.append(ListedImage(split, wnid, filename))
+        first = seen.get(filename)
+        if first is not None:
+            what = f"{member} is" if out[first].member == member else f"image {filename} is"
+            raise UserError(f"{path} line {lineno}: {what} listed twice (first on line {lines[first]})")
+        seen[filename] = len(out)
+        lines.append(lineno)
+        out.append(ListedImage(names.setdefault(split, split), names.setdefault(wnid, wnid), filename))
     if not out:
         raise UserError(f"{path}: the file list has a header but no images")
     return out

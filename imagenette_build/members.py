@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import stat
 from pathlib import Path
 
 from .errors import UserError
+from .outputs import create_new
+from .readfile import read_bytes
 
 SUFFIX = ".members.sha256"
 MAX_LIST_BYTES = 256 << 20  # ImageNet-1k's 1.28 M members take ~130 MB; a bigger list is refused
@@ -62,16 +63,9 @@ def read(path: Path) -> tuple[dict[str, str], str]:
     """A member list from a file (a regular file of at most MAX_LIST_BYTES, UTF-8), and the
     file's own sha256."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        data = read_bytes(path, MAX_LIST_BYTES, "a member list")
     except OSError as exc:
         raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise UserError(f"{path}: not a regular file")
-        data = f.read(MAX_LIST_BYTES + 1)
-    if len(data) > MAX_LIST_BYTES:
-        raise UserError(f"{path}: larger than {MAX_LIST_BYTES >> 20} MiB, too large for a member list")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -86,7 +80,8 @@ class Writer:
     def __init__(self, final_path: Path, tmp_path: Path):
         self.final_path = final_path
         self.tmp_path = tmp_path
-        self._file = open(tmp_path, "w", encoding="utf-8", newline="\n")
+        # never through a symlink planted at the temporary name (outputs.create_new)
+        self._file = open(create_new(tmp_path), "w", encoding="utf-8", newline="\n")
         self._digest = hashlib.sha256()
         self.count = 0
         self.sha256 = ""

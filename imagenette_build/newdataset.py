@@ -14,6 +14,7 @@ from pathlib import Path
 from . import classes as imagenet
 from .errors import UserError
 from .manifest import SAFE_NAME_RE
+from .readfile import MAX_TEXT_FILE, read_bytes
 
 
 def search(pattern: str | None) -> list[imagenet.ImageNetClass]:
@@ -43,7 +44,7 @@ def random_classes(k: int, seed: int) -> list[str]:
 def read_classes_file(path: Path) -> list[str]:
     """One WNID per line (anything after it on the line, and lines starting with #, are ignored)."""
     try:
-        lines = path.read_text("utf-8").splitlines()
+        lines = read_bytes(path, MAX_TEXT_FILE, "a classes file").decode("utf-8").splitlines()
     except OSError as exc:
         raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:

@@ -15,7 +15,9 @@ arithmetic: the same on every machine and Python version.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import math
 from collections.abc import Iterator
 
@@ -88,15 +90,22 @@ class NoisyCsv:
                 t += 1
 
     def chunks(self) -> Iterator[bytes]:
-        """The file's bytes, header first, in pieces of about CHUNK bytes."""
-        out = bytearray((",".join(HEADER) + "\n").encode())
+        """The file's bytes, header first, in pieces of about CHUNK bytes. Written by the csv module:
+        a file name with a comma or a quote is quoted (one row, as any CSV reader reads it back);
+        the names of ImageNet's images need none, so their bytes are those of a plain join. (The
+        planner refuses names with line breaks or other control characters, and names that are not
+        UTF-8: plan.py.)"""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(HEADER)
         for row in self.rows():
-            out += (",".join(row) + "\n").encode()
-            if len(out) >= self.CHUNK:
-                yield bytes(out)
-                out.clear()
-        if out:
-            yield bytes(out)
+            writer.writerow(row)
+            if out.tell() >= self.CHUNK:
+                yield out.getvalue().encode()
+                out.seek(0)
+                out.truncate()
+        if out.tell():
+            yield out.getvalue().encode()
 
 
 def noisy_csv(plan: Plan, manifest: Manifest) -> bytes:

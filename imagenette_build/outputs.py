@@ -7,14 +7,18 @@ touches those of a live process or of another machine writing to a shared folder
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import socket
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
 from .errors import DataError
+from .readfile import MAX_TEXT_FILE, read_bytes
 
 SUM_FILES = {"SHA256SUMS": 64, "MD5SUMS": 32}
 _LINE_RE = re.compile(r"^([0-9a-f]+) [ *](.+)$")
@@ -72,28 +76,50 @@ def sync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def create_new(path: str | os.PathLike, mode: int = 0o666) -> int:
+    """A descriptor of `path` made afresh for writing: whatever was at that name is removed first,
+    and the file is never opened through a symlink. (Temporary names hold the process id, which
+    anyone who can write to a shared folder can guess: a symlink planted there would have had a
+    build write through it, outside its folder.)"""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+
+
 def atomic_write(path: Path, data: bytes) -> None:
+    """Write `path` under its temporary name and rename it into place. An OSError names `path`
+    (a failed write or fsync names no file of its own)."""
     tmp = partial_path(path)
     try:
-        with open(tmp, "wb") as f:
+        with open(create_new(tmp), "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         raise
 
 
 def read_sums(path: Path, digest_len: int) -> dict[str, str]:
-    """{file name: hex digest} of a coreutils sums file; an empty dict when there is none."""
+    """{file name: hex digest} of a coreutils sums file; an empty dict when there is none. Anything
+    else than a regular UTF-8 text file of '<hash>  <file>' lines is a DataError naming it (the
+    build's and verify's one-line errors)."""
     try:
-        text = path.read_text("utf-8")
+        text = read_bytes(path, MAX_TEXT_FILE, "a sums file").decode("utf-8")
     except FileNotFoundError:
         return {}
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file (byte {exc.start}); move the file away or fix it") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
     out = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -132,3 +158,90 @@ def set_sums(out_dir: Path, name: str, digests: dict[str, str | None]) -> None:
 
 def write_report(path: Path, report: dict) -> None:
     atomic_write(path, (json.dumps(report, indent=2, sort_keys=False) + "\n").encode())
+
+
+# ---------------------------------------------------------------------------------------- locks
+# The output folder is shared by every build writing to it. Two locks, both flock(2) (released by
+# the kernel when a process dies, kill -9 included), on hidden files that their holder removes:
+# - `.<archive>.lock`, held by the build writing that archive from start to end: a second build of
+#   the same archive is refused at once, naming the first (two writers of one final name would leave
+#   the sums line of one beside the bytes of the other);
+# - `.imagenette-build.lock`, held around each build's commit (sums read-modify-write, report,
+#   rename): builds of different archives wait there for each other, so none loses another's line.
+FOLDER_LOCK = ".imagenette-build.lock"
+
+
+def _take_lock(path: Path, wait: bool) -> int | None:
+    """A descriptor holding an exclusive flock on `path` (created if needed), or None when another
+    process holds it and `wait` is False."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        # Its holder removes the file before letting go: the lock counts only on the file still there.
+        try:
+            if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _drop_lock(path: Path, fd: int) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    os.close(fd)
+
+
+@contextmanager
+def folder_lock(out: Path) -> Iterator[None]:
+    """Held around a commit: waits for another build's commit in the same folder to end."""
+    path = out / FOLDER_LOCK
+    fd = _take_lock(path, wait=True)
+    try:
+        yield
+    finally:
+        _drop_lock(path, fd)
+
+
+class ArchiveLocks:
+    """The locks of the archives one build writes; `release` lets them go."""
+
+    def __init__(self, archives: Iterable[Path]):
+        self.held: list[tuple[Path, int]] = []
+        try:
+            for archive in archives:
+                path = archive.with_name(f".{archive.name}.lock")
+                try:
+                    fd = _take_lock(path, wait=False)
+                except OSError as exc:  # (a folder that cannot be written: named by the archive)
+                    raise OSError(exc.errno, exc.strerror or str(exc), str(archive)) from None
+                if fd is None:
+                    raise DataError(f"{archive}: another build is writing it ({_holder(path)}); wait for it "
+                                    "to end, or build into another --out")
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{_host()} {os.getpid()}\n".encode())
+                self.held.append((path, fd))
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        while self.held:
+            _drop_lock(*self.held.pop())
+
+
+def _holder(lock: Path) -> str:
+    try:
+        host, pid = read_bytes(lock, 1024, "a lock file").decode("ascii").split()
+    except (OSError, UnicodeDecodeError, ValueError):
+        return "a process that has just started"
+    return f"process {pid}" + ("" if host == _host() else f" on {host}")

@@ -43,7 +43,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import members
-from .outputs import partial_path
+from .outputs import create_new, partial_path
 
 try:
     from isal import isal_zlib as _deflate
@@ -81,15 +81,22 @@ STORED_END = b"\x01\x00\x00\xff\xff"  # an empty stored block with BFINAL set: t
 GZIP_HEADER = b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + b"\x00\xff"  # no name, mtime 0, XFL 0, OS 255
 
 
+# The tar header's mtime field holds 11 octal digits; GNU tar reads nothing larger from it.
+MAX_MTIME = 8 ** 11 - 1  # 2242-03-16
+
+
 def source_date_epoch() -> int:
-    """SOURCE_DATE_EPOCH when set (reproducible-builds.org), else DEFAULT_MTIME."""
+    """SOURCE_DATE_EPOCH when set (reproducible-builds.org), else DEFAULT_MTIME. Only plain ASCII
+    digits that fit the tar header's mtime field: str.isdigit() also took "²" (then int() raised),
+    and 10**20 made an archive GNU tar refuses."""
     value = os.environ.get("SOURCE_DATE_EPOCH")
     if value is None or value == "":
         return DEFAULT_MTIME
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()) or len(value) > 20 or int(value) > MAX_MTIME:
         from .errors import UserError
 
-        raise UserError(f"SOURCE_DATE_EPOCH={value!r}: must be a whole number of seconds")
+        raise UserError(f"SOURCE_DATE_EPOCH={value[:40]!r}: must be a whole number of seconds from 0 to "
+                        f"{MAX_MTIME} (what a tar header holds)")
     return int(value)
 
 
@@ -502,7 +509,7 @@ class ArchiveWriter:
         self.top = top
         self.mtime = mtime
         self.tmp_path = partial_path(final_path)  # `.<name>.partial-<host>-<pid>`
-        self._file = open(self.tmp_path, "wb")
+        self._file = open(create_new(self.tmp_path), "wb")
         self.compressor = compressor_name(stored)
         # A full-size archive's bytes, as big as the sources, skip the page cache where they can.
         self._direct = DirectFile.open(self.tmp_path) if stored else None

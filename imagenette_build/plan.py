@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,35 @@ _ROW = np.dtype([("prefix", "<u4"), ("label", "<u4"), ("base_start", "<u4"), ("b
                  ("length", "<i8")])  # 40 bytes
 _AS_BASE = 0xFFFF_FFFF
 _CHUNK = 4096  # rows turned into objects at a time when iterating
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _checked_names(images: Iterable[SourceImage]) -> Iterator[SourceImage]:
+    """The source's images, each file name UTF-8 without control characters: it becomes a tar
+    member's name and a row of the generated noisy_<name>.csv, where a line break would make a
+    second row (and a terminal would act on an escape). No ImageNet image has such a name: it is
+    refused, not mangled. (A `files` manifest's names come from its list, which allows none.)"""
+    for img in images:
+        if not img.filename.isascii() or _CONTROL.search(img.filename):
+            _check_name(img.filename, img.ref)
+        yield img
+
+
+def _check_name(name: str, ref: SourceRef) -> None:
+    from .errors import DataError
+
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        problem = "is not UTF-8"
+    else:
+        if not _CONTROL.search(name):
+            return
+        problem = "holds a control character (a line break, tab, escape...)"
+    raise DataError(f"{str(ref)!r}: the file name {_encode(name)!r} {problem}; rename or remove the file "
+                    "(it would name an archive member and a row of the noisy-labels CSV)")
 
 
 def _encode(text: str) -> bytes:
@@ -351,7 +381,8 @@ def make_plan(manifest: Manifest, source: Source, progress: Callable[[Iterable],
     source.prepare(manifest.wnids, progress)  # one-pass layouts (compressed shards) read here
     builder = _Builder()
     for wnid in progress(manifest.wnids):
-        seen = _Counting(source.images(wnid))
+        imgs = source.images(wnid)
+        seen = _Counting(imgs if manifest.split.policy == "files" else _checked_names(imgs))
         planned = _plan_class(manifest, wnid, seen, listed.get(wnid, []), missing)
         if manifest.split.extra:
             planned = _apply_extra_splits(list(planned), wnid, manifest)

@@ -11,7 +11,8 @@ With `photos`, each image is instead the bytes of one real photo from that folde
 its file name added in a JPEG comment so that every file is distinct, for benchmarks on real JPEG
 content.
 
-Layouts: the extracted ones (`folders`, `flat-devkit`, `flat-kaggle-csv`, `kaggle`) and the
+Layouts: the extracted ones (`folders`, `flat-devkit`, `flat-devkit-archive`: flat val with the devkit
+still packed, `flat-kaggle-csv`, `kaggle`) and the
 downloaded files as they come, never extracted: `ilsvrc-tars` (ILSVRC2012_img_train.tar of class
 tars, ILSVRC2012_img_val.tar, ILSVRC2012_devkit_t12.tar.gz), `hf-shards` (Hugging Face
 data/train_images_<n>.tar.gz, data/val_images.tar.gz) and `hf-parquet` (data/train-*.parquet,
@@ -43,7 +44,7 @@ from .sources.ilsvrc_tars import TRAIN_TAR, VAL_TAR
 from .sources.labels import (DEVKIT_ARCHIVE, DEVKIT_DIR, DEVKIT_GROUND_TRUTH, KAGGLE_SOLUTION, VAL_IMAGES,
                              VAL_PER_CLASS, val_filename)
 
-FOLDER_LAYOUTS = ("folders", "flat-devkit", "flat-kaggle-csv", "kaggle")
+FOLDER_LAYOUTS = ("folders", "flat-devkit", "flat-devkit-archive", "flat-kaggle-csv", "kaggle")
 ARCHIVE_LAYOUTS = ("ilsvrc-tars", "hf-shards", "hf-parquet")
 LAYOUTS = FOLDER_LAYOUTS + ARCHIVE_LAYOUTS
 HF_TRAIN_SHARDS = 5  # data/train_images_0..4.tar.gz, as on the Hub
@@ -244,7 +245,7 @@ def _write_labels(out: Path, layout: str, images: list[SampleImage]) -> None:
         path = out / DEVKIT_DIR / "data" / DEVKIT_GROUND_TRUTH
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(_devkit_lines(wnid_of))
-    elif layout == "ilsvrc-tars":
+    elif layout in ("ilsvrc-tars", "flat-devkit-archive"):
         _write_devkit_archive(out / DEVKIT_ARCHIVE, _devkit_lines(wnid_of).encode())
     elif layout in ("flat-kaggle-csv", "kaggle"):
         rows = [f"ILSVRC2012_val_{n:08d},{w} 10 10 100 100 \n" for n, w in enumerate(wnid_of, start=1)]

@@ -237,12 +237,17 @@ def check_full_size(data: bytes) -> None:
     """The cheap check for full-size copies, which are not decoded: the bytes open as an image and
     are not cut short. A JPEG must have its end-of-image marker after the start of its last scan
     (neither marker can occur inside entropy-coded data), a PNG its IEND chunk: exactly the files
-    Pillow would refuse as truncated. A decompression bomb is refused as in a resize."""
+    Pillow would refuse as truncated. Any other format (GIF, TIFF, BMP, PCX, TGA, ... named .JPEG:
+    rare in ImageNet) is decoded, as a resize would, so both refuse the same files. A
+    decompression bomb is refused as in a resize."""
     if not data:
         raise ValueError("empty file (0 bytes)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        fmt = _open(data).format
+        img = _open(data)
+        fmt = img.format
+        if fmt not in ("JPEG", "PNG"):
+            img.load()
     if fmt == "JPEG":
         # "an EOI after the last SOS" is "an EOI, and no SOS after the last one": searched from the
         # end, this reads a few bytes, where searching the scans for SOS read the whole file (265 us

@@ -25,6 +25,7 @@ from PIL import Image
 FINAL_NAMES = re.compile(r"^(SHA256SUMS|MD5SUMS|.+\.tgz|.+\.json|.+\.members\.sha256)$")
 MEMBERS_SUFFIX = ".members.sha256"
 PARTIAL = re.compile(r"^\..+\.partial-.+-[0-9]+$")
+LOCK = re.compile(r"^\..+\.lock$")  # a build's locks (outputs.py); left only by a kill -9, harmless
 CACHE = ".imagenette-cache"
 
 
@@ -103,6 +104,12 @@ BROKEN = {
     "truncated_png": (lambda: _save(Image.fromarray(_pixels(), "RGB"), "PNG")[:-40], ("truncated", "truncated")),
     "bomb": (bomb_png, ("decompression bomb", "decompression bomb")),
 }
+# The rarer formats Pillow reads, named .JPEG and cut to two thirds (issue 19: full-size builds
+# copied them while resized builds refused them).
+for _fmt in ("GIF", "TIFF", "BMP", "PCX", "TGA"):
+    BROKEN[f"truncated_{_fmt.lower()}"] = (
+        lambda fmt=_fmt: (lambda d: d[: len(d) * 2 // 3])(_save(Image.fromarray(_pixels(), "RGB"), fmt)),
+        ("truncated", "truncated"))
 
 
 def install(path: Path, kind: str) -> None:
@@ -125,6 +132,28 @@ def default_sigint() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def limit_file_size(limit: int):
+    """A subprocess's `preexec_fn`: no file may grow past `limit` bytes (a full disk, for writes)."""
+    def preexec():
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return preexec
+
+
+def mount_small_tmpfs(mnt: Path, size: str) -> None:
+    """A tmpfs of `size` ("256k") at the new folder `mnt` (a real ENOSPC); skips the test where it
+    cannot be mounted (needs root with CAP_SYS_ADMIN). The caller unmounts it."""
+    import pytest
+
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)")
 
 
 def cli_command(*args) -> list[str]:
@@ -189,7 +218,7 @@ def assert_consistent(out: Path, allow_partials: bool = False) -> dict[str, str]
     line and report matches the archive beside it, nothing else is there. Returns {archive: sha256}."""
     if not out.exists():
         return {}
-    names = set(os.listdir(out)) - {CACHE}
+    names = {n for n in os.listdir(out) if n != CACHE and not LOCK.match(n)}
     partials = {n for n in names if PARTIAL.match(n)}
     assert allow_partials or not partials, partials
     finals = names - partials

@@ -8,8 +8,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import resource
-import signal
 import subprocess
 import tarfile
 from pathlib import Path
@@ -323,13 +321,6 @@ def test_cache_option_that_is_a_file(sample, tmp_path):
     assert list(out.iterdir()) == []
 
 
-def _limit_file_size(limit: int):
-    def preexec():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return preexec
-
-
 def test_full_disk_simulated_with_rlimit_fsize(sample, tmp_path):
     """Files may not grow past 64 kB: the 160 px archive (~500 kB) cannot be written. The archive of the earlier
     build, its sums line and report stay as they were; nothing new appears under a final name."""
@@ -340,7 +331,7 @@ def test_full_disk_simulated_with_rlimit_fsize(sample, tmp_path):
     before = fk.assert_consistent(out)
     assert (out / "imagenette2-sample-8.tgz").stat().st_size < (64 << 10)
     r = subprocess.run(fk.cli_command("--imagenet", root, "--manifest", manifest_path, "--size", "160", "--out", out, "-q"),
-                       capture_output=True, text=True, preexec_fn=_limit_file_size(64 << 10))
+                       capture_output=True, text=True, preexec_fn=fk.limit_file_size(64 << 10))
     fk.one_line_error(r, 1, "imagenette2-sample-160.tgz", "cannot write", "file too large")
     assert fk.assert_consistent(out) == before
     assert set(fk.parse_sums(out / "SHA256SUMS")) == {"imagenette2-sample-8.tgz"}
@@ -350,10 +341,7 @@ def test_full_disk_on_a_small_tmpfs(sample, tmp_path):
     """A real ENOSPC: a 256 kB tmpfs (needs root with CAP_SYS_ADMIN, else skipped)."""
     root, manifest_path = sample
     mnt = tmp_path / "small"
-    mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)")
+    fk.mount_small_tmpfs(mnt, "256k")
     try:
         r = run_cli("--imagenet", root, "--manifest", manifest_path, "--size", "128", "--out", mnt, "-q")
         fk.one_line_error(r, 1, "cannot write", "no space left on device")

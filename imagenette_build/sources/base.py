@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..readfile import MAX_SOURCE_IMAGE, open_regular, read_bytes
+
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 
 
@@ -20,10 +22,10 @@ class SourceRef:
     length: int = -1  # -1: up to the end of the file
 
     def read(self) -> bytes:
-        with open(self.path, "rb") as f:
-            if self.offset:
-                f.seek(self.offset)
-            data = f.read() if self.length < 0 else f.read(self.length)
+        """The image's bytes: the one place every source image is read (by every layout, in every
+        worker). Only from a regular file, and at most MAX_SOURCE_IMAGE bytes (readfile.py): a FIFO
+        or a symlink to /dev/zero in place of an image is an error for that image, not a hang."""
+        data = read_bytes(self.path, MAX_SOURCE_IMAGE, "a source image", self.offset, self.length)
         if self.length >= 0 and len(data) != self.length:
             raise OSError(f"{self.path}: expected {self.length} bytes at offset {self.offset}, "
                           f"found {len(data)} (truncated file?)")
@@ -36,7 +38,7 @@ class SourceRef:
         if not hasattr(os, "posix_fadvise"):
             return
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = open_regular(self.path)  # (a FIFO would block a plain open)
         except OSError:
             return
         try:

@@ -1,6 +1,7 @@
 """Extracted ImageNet folders: `train/<wnid>/*.JPEG` and a val folder that is either per class
 (`val/<wnid>/`, after valprep.sh) or flat (`val/ILSVRC2012_val_*.JPEG`, labelled by the devkit's
-ground truth or Kaggle's LOC_val_solution.csv). The Kaggle download is the same tree under
+ground truth, extracted or still in ILSVRC2012_devkit_t12.tar.gz, or by Kaggle's
+LOC_val_solution.csv). The Kaggle download is the same tree under
 `ILSVRC/Data/CLS-LOC/`, with LOC_val_solution.csv at its top.
 
 Only the asked-for classes are listed: a train class folder is one `scandir`, flat val images are
@@ -17,7 +18,7 @@ from pathlib import Path
 from .. import classes
 from ..errors import UserError
 from .base import Source, SourceImage, SourceRef, is_image_name
-from .labels import DEVKIT_GROUND_TRUTH, KAGGLE_SOLUTION, read_devkit_ground_truth, read_kaggle_solution
+from .labels import DEVKIT_ARCHIVE, DEVKIT_DIR, DEVKIT_GROUND_TRUTH, KAGGLE_SOLUTION, read_label_file
 
 KAGGLE_SUBDIR = Path("ILSVRC", "Data", "CLS-LOC")
 
@@ -27,9 +28,11 @@ def _label_candidates(top: Path) -> list[Path]:
     names = []
     for base in (top, top.parent, top.parent.parent.parent):  # the last: --imagenet .../ILSVRC/Data/CLS-LOC
         names += [base / DEVKIT_GROUND_TRUTH,
-                  base / "ILSVRC2012_devkit_t12" / "data" / DEVKIT_GROUND_TRUTH,
+                  base / DEVKIT_DIR / "data" / DEVKIT_GROUND_TRUTH,
                   base / "devkit" / "data" / DEVKIT_GROUND_TRUTH,
                   base / "data" / DEVKIT_GROUND_TRUTH,
+                  base / DEVKIT_ARCHIVE,  # still packed, as torchvision's ImageNet instructions leave it
+                  base / DEVKIT_ARCHIVE.removesuffix(".gz"),
                   base / KAGGLE_SOLUTION]
     seen, out = set(), []
     for p in names:
@@ -73,12 +76,10 @@ class FolderSource(Source):
         found = next((p for p in candidates if p.is_file()), None)
         if found is None:
             raise UserError(f"{self.val_dir}: flat validation images need labels; looked for "
-                            f"{DEVKIT_GROUND_TRUTH} (devkit) or {KAGGLE_SOLUTION} (Kaggle) in "
-                            f"{self.top}, {self.top / 'ILSVRC2012_devkit_t12' / 'data'} and their parents")
+                            f"{DEVKIT_GROUND_TRUTH} or {DEVKIT_ARCHIVE} (devkit) or {KAGGLE_SOLUTION} (Kaggle) in "
+                            f"{self.top}, {self.top / DEVKIT_DIR / 'data'} and their parents")
         self.labels_file = found
-        labels = (read_kaggle_solution(found) if found.name == KAGGLE_SOLUTION
-                  else read_devkit_ground_truth(found))
-        for filename, wnid in labels.items():
+        for filename, wnid in read_label_file(found).items():
             self.val_labels.setdefault(wnid, []).append(filename)
 
     def describe(self) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .. import classes
 from ..errors import UserError
+from ..readfile import MIB, read_bytes
 
 VAL_IMAGES = 50_000
 VAL_PER_CLASS = 50
@@ -28,6 +29,7 @@ DEVKIT_DIR = "ILSVRC2012_devkit_t12"
 DEVKIT_ARCHIVE = "ILSVRC2012_devkit_t12.tar.gz"
 DEVKIT_GROUND_TRUTH = "ILSVRC2012_validation_ground_truth.txt"
 KAGGLE_SOLUTION = "LOC_val_solution.csv"
+MAX_LABELS = 64 * MIB  # bytes of a label file (the real ones: 190 kB, and 13 MB for Kaggle's CSV)
 
 
 def val_filename(number: int) -> str:
@@ -36,7 +38,7 @@ def val_filename(number: int) -> str:
 
 def read_devkit_ground_truth(path: Path) -> dict[str, str]:
     try:
-        text = path.read_text("ascii")
+        text = read_bytes(path, MAX_LABELS, "a label file").decode("ascii")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read the devkit ground truth: {exc}") from None
     return parse_devkit_ground_truth(text, str(path))
@@ -74,6 +76,8 @@ def read_devkit_archive(path: Path) -> dict[str, str]:
             if member is None:
                 raise UserError(f"{path}: has no data/{DEVKIT_GROUND_TRUTH}; is this the ILSVRC2012 devkit "
                                 f"({DEVKIT_ARCHIVE})?")
+            if member.size > MAX_LABELS:  # (the real one: 190 kB; a forged size would be read whole)
+                raise UserError(f"{where}: {member.size:,} bytes, more than a label file may have ({MAX_LABELS:,})")
             text = tar.extractfile(member).read().decode("ascii")
     except (OSError, EOFError, tarfile.TarError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read the devkit archive: {' '.join(str(exc).split())}") from None
@@ -86,20 +90,24 @@ def find_val_labels(folder: Path) -> tuple[Path, dict[str, str]] | None:
     candidates = [folder / DEVKIT_ARCHIVE, folder / DEVKIT_ARCHIVE.removesuffix(".gz"),
                   folder / DEVKIT_DIR / "data" / DEVKIT_GROUND_TRUTH, folder / "data" / DEVKIT_GROUND_TRUTH,
                   folder / DEVKIT_GROUND_TRUTH, folder / KAGGLE_SOLUTION]
-    for path in candidates:
-        if path.is_file():
-            if path.name == KAGGLE_SOLUTION:
-                return path, read_kaggle_solution(path)
-            if path.name.startswith(DEVKIT_DIR):
-                return path, read_devkit_archive(path)
-            return path, read_devkit_ground_truth(path)
-    return None
+    found = next((p for p in candidates if p.is_file()), None)
+    return None if found is None else (found, read_label_file(found))
+
+
+def read_label_file(path: Path) -> dict[str, str]:
+    """{file name: wnid} from any of the label files: Kaggle's CSV, the devkit archive (.tar.gz or
+    .tar) or the devkit's ground-truth file, told apart by name."""
+    if path.name == KAGGLE_SOLUTION:
+        return read_kaggle_solution(path)
+    if path.name.startswith(DEVKIT_DIR):
+        return read_devkit_archive(path)
+    return read_devkit_ground_truth(path)
 
 
 def read_kaggle_solution(path: Path) -> dict[str, str]:
     known = classes.by_wnid()
     try:
-        lines = path.read_text("utf-8").splitlines()
+        lines = read_bytes(path, MAX_LABELS, "a label file").decode("utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read the Kaggle validation labels: {exc}") from None
     if not lines or lines[0].strip() != "ImageId,PredictionString":

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from ..errors import DataError
+from ..readfile import MAX_SOURCE_IMAGE
 
 BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)
@@ -229,6 +230,9 @@ def stream_members(f: BinaryIO, where: str, want: Callable[[str], bool]) -> Iter
             continue
         name, size = pending.take(header)
         if header.typeflag in REGULAR and want(name):
+            if size > MAX_SOURCE_IMAGE:  # (held whole once read: refused before the read)
+                raise DataError(f"{where}: {name} is {size:,} bytes, more than a source image may have "
+                                f"({MAX_SOURCE_IMAGE:,})")
             data = _read_exact(f, size, where, name)
             _skip(f, _padded(size) - size, where, name)
             yield name, data
