@@ -1,11 +1,13 @@
 """A cache of resized images, so that a rerun after an interruption redoes only what was not finished.
 
 Each entry is one resized image (one source, one size), stored under a key that is the sha256 of:
-the entry format version, the toolchain that made the bytes (this package's version and the code of
-`transform.py`, Pillow flavour and version, libjpeg version, all as seen by the worker that made
-it), the recipe, the size, and the sha256 of the source bytes the worker read. A changed source,
-recipe or toolchain therefore never finds a stale entry: it finds no entry. Full-size outputs are the
-source bytes themselves and are never cached.
+the entry format version, the toolchain that made the bytes (`toolchain.fingerprint`: this
+package's version and the code that makes the bytes, Pillow flavour and version, libjpeg version,
+the resampler, all as seen by the worker that made it), the recipe, the size, and the identity of
+the source file the worker read (`SourceRef.read_identified`: path, byte range, device, inode, size,
+modification and change times, from the file read). A changed source (any write changes its change
+time; a replaced file has a new inode), recipe or toolchain therefore never finds a stale entry: it
+finds no entry. Full-size outputs are the source bytes themselves and are never cached.
 
 Lookups and writes happen in the workers (`transform.process_batch`), so the cache also works when
 the workers run on other machines that see the cache folder at the same path.
@@ -118,10 +120,10 @@ class ImageCache:
         """The same cache, for a new pass: workers will see the packs written since."""
         return replace(self, generation=os.urandom(8).hex())
 
-    def key(self, source_sha256: bytes, size: int, recipe_json: str) -> bytes:
+    def key(self, source_identity: bytes, size: int, recipe_json: str) -> bytes:
         h = hashlib.sha256(fingerprint().encode())
         h.update(f"\0{recipe_json}\0{size}\0".encode())
-        h.update(source_sha256)
+        h.update(source_identity)
         return h.digest()
 
     def get(self, key: bytes, stats: CacheStats) -> bytes | None:

@@ -72,12 +72,19 @@ def opened(path: str | os.PathLike, limit: int, what: str = "such a file",
 def read_bytes(path: str | os.PathLike, limit: int, what: str = "such a file", offset: int = 0,
                length: int = -1, follow_symlinks: bool = True) -> bytes:
     """`length` bytes at `offset` (-1: up to the end) of a regular file; at most `limit` bytes."""
+    return read_with_stat(path, limit, what, offset, length, follow_symlinks)[0]
+
+
+def read_with_stat(path: str | os.PathLike, limit: int, what: str = "such a file", offset: int = 0,
+                   length: int = -1, follow_symlinks: bool = True) -> tuple[bytes, os.stat_result]:
+    """`read_bytes`, and the fstat of the very file read (for a key naming that file)."""
     fd = open_regular(path, follow_symlinks)
     try:
-        n = os.fstat(fd).st_size - offset if length < 0 else length
+        st = os.fstat(fd)
+        n = st.st_size - offset if length < 0 else length
         if n > limit:
             raise _too_large(os.fspath(path), n, limit, what)
-        return os.pread(fd, n, offset) if n > 0 else b""
+        return (os.pread(fd, n, offset) if n > 0 else b""), st
     finally:
         os.close(fd)
 

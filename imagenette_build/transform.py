@@ -28,7 +28,6 @@ caller stops the build or, with --skip-broken, leaves the image out.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -293,9 +292,9 @@ def process_batch(refs: list[SourceRef], sizes: tuple[int | None, ...], recipe: 
     results = []
     for ref in refs:
         try:
-            data = ref.read()
+            data, identity = ref.read_identified()
             if pixel_sizes:
-                made = _resized(data, pixel_sizes, recipe, cache, pending, recipe_json, stats)
+                made = _resized(data, identity, pixel_sizes, recipe, cache, pending, recipe_json, stats)
             if None in sizes:
                 check_full_size(data)
             results.append(ImageResult(tuple(data if s is None else made[s] for s in sizes), None))
@@ -308,15 +307,14 @@ def process_batch(refs: list[SourceRef], sizes: tuple[int | None, ...], recipe: 
     return BatchResult(results, stats)
 
 
-def _resized(data: bytes, sizes: tuple[int, ...], recipe: Recipe, cache: ImageCache | None,
+def _resized(data: bytes, identity: bytes, sizes: tuple[int, ...], recipe: Recipe, cache: ImageCache | None,
              pending: PendingPack | None, recipe_json: str, stats: dict[int, CacheStats]) -> dict[int, bytes]:
-    """{size: JPEG bytes}, from the cache where it has them (made ones are put in `pending`).
-    Making only the missing sizes gives the same bytes as making all of them (each size's decode
-    does not depend on the others)."""
+    """{size: JPEG bytes}, from the cache where it has them (made ones are put in `pending`), under
+    keys of the source's `identity` (`SourceRef.read_identified`). Making only the missing sizes
+    gives the same bytes as making all of them (each size's decode does not depend on the others)."""
     if cache is None or pending is None:
         return dict(zip(sizes, resize_image(data, sizes, recipe)))
-    digest = hashlib.sha256(data).digest()
-    keys = {s: cache.key(digest, s, recipe_json) for s in sizes}
+    keys = {s: cache.key(identity, s, recipe_json) for s in sizes}
     out = {s: cache.get(keys[s], stats[s]) for s in sizes}
     todo = tuple(s for s in sizes if out[s] is None)
     if todo:
