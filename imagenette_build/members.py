@@ -16,12 +16,13 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import UserError
+from .limits import MAX_LIST_BYTES, MAX_MEMBERS, MAX_NAME_BYTES
 
 SUFFIX = ".members.sha256"
-MAX_LIST_BYTES = 256 << 20  # ImageNet-1k's 1.28 M members take ~130 MB; a bigger list is refused
 _LINE = re.compile(r"^(\\?)([0-9a-f]{64}) [ *](.+)$")
 _ESCAPES = {"\\\\": "\\", "\\n": "\n", "\\r": "\r"}
 
@@ -41,42 +42,67 @@ def _unescape(name: str) -> str:
     return re.sub(r"\\[\\nr]", lambda m: _ESCAPES[m.group(0)], name)
 
 
+def _lines(text: str) -> Iterator[str]:
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        yield text[start:end].removesuffix("\r")
+        start = end + 1
+
+
 def parse(text: str, where: str) -> dict[str, str]:
     """{relpath: hex digest}; a line that is not `<sha256>  <path>` or a path listed twice is a
-    one-line UserError naming `where` and the line."""
+    one-line UserError naming `where` and the line. Lines are read one at a time (a list of all of
+    them held a second copy of the text); a path longer than a member name may be, or more paths
+    than an archive may have members (`limits`), are refused."""
     out: dict[str, str] = {}
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(_lines(text), start=1):
         if not line.strip():
             continue
         m = _LINE.match(line)
         if not m:
             raise UserError(f"{where} line {lineno}: not a '<sha256>  <path>' line")
         name = _unescape(m.group(3)) if m.group(1) else m.group(3)
+        if len(name) > MAX_NAME_BYTES:
+            raise UserError(f"{where} line {lineno}: a path of {len(name):,} characters, longer than a "
+                            f"member name may be ({MAX_NAME_BYTES:,})")
         if name in out:
             raise UserError(f"{where} line {lineno}: {name!r} is listed twice")
+        if len(out) == MAX_MEMBERS:
+            raise UserError(f"{where}: more than {MAX_MEMBERS:,} members listed, more than an archive verify reads")
         out[name] = m.group(2)
     return out
 
 
-def read(path: Path) -> tuple[dict[str, str], str]:
-    """A member list from a file (a regular file of at most MAX_LIST_BYTES, UTF-8), and the
-    file's own sha256."""
+def read_regular(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; a one-line UserError naming `path`
+    otherwise. Opened with O_NONBLOCK, so that a FIFO in its place is refused, not waited on."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise UserError(f"{path}: not a regular file")
-        data = f.read(MAX_LIST_BYTES + 1)
-    if len(data) > MAX_LIST_BYTES:
-        raise UserError(f"{path}: larger than {MAX_LIST_BYTES >> 20} MiB, too large for a member list")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise UserError(f"{path}: larger than {limit >> 20} MiB, too large for {what}")
+    return data
+
+
+def read(path: Path) -> tuple[dict[str, str], str]:
+    """A member list from a file (a regular file of at most MAX_LIST_BYTES, UTF-8), and the
+    file's own sha256."""
+    data = read_regular(path, MAX_LIST_BYTES, "a member list")
+    digest = hashlib.sha256(data).hexdigest()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a UTF-8 text file") from None
-    return parse(text, str(path)), hashlib.sha256(data).hexdigest()
+    del data  # a second copy of the text, not held while the list is parsed
+    return parse(text, str(path)), digest
 
 
 class Writer:
