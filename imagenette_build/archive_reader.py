@@ -278,14 +278,15 @@ class _BoundedTarInfo(tarfile.TarInfo):
         self.size = real_size
         return self
 
-    def _proc_gnusparse_00(self, next, pax_headers, buf) -> None:  # noqa: A002 - tarfile's names
-        next.sparse = []
+    # (Their other arguments differ between Python versions.)
+    def _proc_gnusparse_00(self, member: tarfile.TarInfo, *_) -> None:
+        member.sparse = []
 
-    def _proc_gnusparse_01(self, next, pax_headers) -> None:  # noqa: A002
-        next.sparse = []
+    def _proc_gnusparse_01(self, member: tarfile.TarInfo, *_) -> None:
+        member.sparse = []
 
-    def _proc_gnusparse_10(self, next, pax_headers, tar) -> None:  # noqa: A002
-        next.sparse = []  # the 1.0 map is the start of the member's data, skipped with it
+    def _proc_gnusparse_10(self, member: tarfile.TarInfo, *_) -> None:
+        member.sparse = []  # the 1.0 map is the start of the member's data, skipped with it
 
 
 class _BoundedTarFile(tarfile.TarFile):

@@ -64,9 +64,9 @@ def parse(text: str, where: str) -> dict[str, str]:
         if not m:
             raise UserError(f"{where} line {lineno}: not a '<sha256>  <path>' line")
         name = _unescape(m.group(3)) if m.group(1) else m.group(3)
-        if len(name) > MAX_NAME_BYTES:
-            raise UserError(f"{where} line {lineno}: a path of {len(name):,} characters, longer than a "
-                            f"member name may be ({MAX_NAME_BYTES:,})")
+        if (size := len(name.encode())) > MAX_NAME_BYTES:
+            raise UserError(f"{where} line {lineno}: a path of {size:,} bytes, longer than a member name may be "
+                            f"({MAX_NAME_BYTES:,})")
         if name in out:
             raise UserError(f"{where} line {lineno}: {name!r} is listed twice")
         if len(out) == MAX_MEMBERS:

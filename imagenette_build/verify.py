@@ -39,8 +39,8 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
 from importlib import resources
+from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
