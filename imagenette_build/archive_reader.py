@@ -360,7 +360,8 @@ class ArchiveStream:
             raise StreamProblem(f"member {clip(name)} declares a negative size ({info.size:,} bytes)")
         name_bytes = len(name.encode("utf-8", "surrogatepass"))
         if name_bytes > MAX_NAME_BYTES:
-            name, unsafe = clip(name), f"a name of {name_bytes:,} bytes, longer than the {MAX_NAME_BYTES:,} verify reads"
+            unsafe = f"a name of {name_bytes:,} bytes, longer than the {MAX_NAME_BYTES:,} verify reads"
+            name = clip(name)
         self._hold(min(name_bytes, MAX_NAME_BYTES))
         self._last_member = name
         data = None

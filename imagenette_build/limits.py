@@ -29,10 +29,12 @@ MAX_HEADER_BYTES = 1 * MIB  # one pax, GNU long name or long link header
 MAX_GLOBAL_HEADER_BYTES = 8 * 1024  # all pax global headers together
 MAX_HEADER_CHAIN = 8  # extension headers before one member (tarfile reads them recursively)
 
-# Member bytes sent to the workers, whatever --jobs says: a task ends once it holds BATCH_BYTES,
-# the tasks in flight once they hold IN_FLIGHT_BYTES (each with the member or task that passed it).
+# Member bytes sent to the workers: a task ends once it holds BATCH_BYTES, the tasks in flight
+# once they hold IN_FLIGHT_BYTES_PER_JOB for each worker (each with the member or task that passed
+# it). Per worker, as each needs tasks at hand to stay busy: images of a usual size fill the 8 tasks
+# per worker of the engine's window first (32 full-size ImageNet JPEGs are ~4 MB).
 BATCH_BYTES = 16 * MIB
-IN_FLIGHT_BYTES = 64 * MIB
+IN_FLIGHT_BYTES_PER_JOB = 32 * MIB
 
 # Files beside the archive. A build report is a few kB (more with a long --skip-broken list);
 # ImageNet-1k's member list takes about 130 MB.

@@ -53,7 +53,7 @@ from . import members as member_lists
 from .archive_reader import ArchiveStream, Digests, Entry, clip
 from .engine import default_jobs, ordered_map
 from .errors import UserError
-from .limits import BATCH_BYTES, IN_FLIGHT_BYTES, MAX_REPORT_BYTES
+from .limits import BATCH_BYTES, IN_FLIGHT_BYTES_PER_JOB, MAX_REPORT_BYTES
 from .manifest import Manifest, Published
 from .outputs import read_sums
 from .plan import Plan, make_plan
@@ -1093,8 +1093,9 @@ def verify(opts: VerifyOptions) -> Report:
             _bar(opts.quiet, total=_expected_images(target, plan), desc="verify", unit="img") as bar:
         tasks = _tasks(stream, scan, plan, sample, spec)
         # Workers watch this process as a build's do: after a kill -9 of verify they end too.
-        for results in ordered_map(check_batch, tasks, opts.jobs, "loky", initializer=(worker_setup, (os.getpid(), True)),
-                                   window_bytes=(IN_FLIGHT_BYTES, _task_bytes)):
+        watch = (worker_setup, (os.getpid(), True))
+        in_flight = (IN_FLIGHT_BYTES_PER_JOB * opts.jobs, _task_bytes)
+        for results in ordered_map(check_batch, tasks, opts.jobs, "loky", initializer=watch, window_bytes=in_flight):
             for r in results:
                 images.add(r)
                 if sources is not None:

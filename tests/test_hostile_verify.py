@@ -190,7 +190,7 @@ def level(report, name):
 ])
 def test_extension_header_declaring_a_gib_is_refused_before_it_is_read(tmp_path, type, what):
     """A pax header declaring 1 GiB (a 1 MB .tgz) took 3.1 GB: tarfile reads the payload whole. Here
-    it holds 256 MiB of zeros (the code before the fix: ~800 MB, and a MemoryError under GUARD)."""
+    it holds 256 MiB of zeros (the code before the fix: 578 MiB; with 1 GiB, a MemoryError under GUARD)."""
     archive = GzipFile().add(header("x/././@LongLink", type, GIB)).zeros(256).add(END).write(tmp_path / "x.tgz")
     r, peak = measured(tmp_path, "verify", archive, "-q", "-j", "2")
     assert r.returncode == 1 and r.stderr == "", r.stderr[-2000:]
@@ -224,11 +224,13 @@ def _sparse_10_endless_map() -> bytes:
      "more than 8 extension headers in a row (the next at offset 8,192 of the tar)"),
     # ValueError from tarfile: a pax record length of 5,000 digits, GNU sparse sizes that are not numbers
     (_pax(b"9" * 5000 + b" path=x\n", header("t/a")) + END,  # (Python 3.13's tarfile refuses it itself)
-     ("unreadable tar header at offset 0 (Exceeds the limit", "not a valid tar stream inside the gzip: invalid header")),
+     ("unreadable tar header at offset 0 (Exceeds the limit",
+      "not a valid tar stream inside the gzip: invalid header")),
     (_pax(pax_record("GNU.sparse.realsize", "abc"), header("t/a")) + END,
      "unreadable tar header at offset 0 (invalid literal"),
     # IndexError from tarfile: an old GNU sparse map cut short (the stream ends after its header)
-    (_sparse_old_gnu_truncated(), "not a valid tar stream inside the gzip: unexpected end of data in a GNU sparse header"),
+    (_sparse_old_gnu_truncated(),
+     "not a valid tar stream inside the gzip: unexpected end of data in a GNU sparse header"),
     # a negative size (base-256), which tarfile would seek backwards to skip
     (with_field(header("t/a"), 124, b"\xff" * 12) + END, "member t/a declares a negative size (-1 bytes)"),
     # pax global headers apply to every later member: they add up
@@ -243,7 +245,8 @@ def test_broken_tar_headers_are_one_line_problems(tmp_path, tar, problem):
 
 @pytest.mark.parametrize("tar", [
     _sparse_10_endless_map(),
-    _pax(pax_record("GNU.sparse.map", "0,x,5") + pax_record("GNU.sparse.name", f"t/train/{WNID}/s.JPEG"), header("t/s")),
+    _pax(pax_record("GNU.sparse.map", "0,x,5") + pax_record("GNU.sparse.name", f"t/train/{WNID}/s.JPEG"),
+         header("t/s")),
 ])
 def test_gnu_sparse_members_are_refused_unread(tmp_path, tar):
     """Their maps were read by tarfile: ValueError tracebacks, and a map of any count held whole."""
@@ -262,8 +265,7 @@ def test_sparse_files_written_by_gnu_tar_are_unsafe_members(tmp_path):
         f.truncate(4 * MIB)
         f.write(b"end")
     (src / "train" / WNID / "after.JPEG").write_bytes(jpeg())
-    for fmt in (["--format=gnu"], ["--format=posix", "--sparse-version=0.0"], ["--format=posix", "--sparse-version=0.1"],
-                ["--format=posix", "--sparse-version=1.0"]):
+    for fmt in (["--format=gnu"], *(["--format=posix", f"--sparse-version={v}"] for v in ("0.0", "0.1", "1.0"))):
         archive = tmp_path / "sp.tgz"
         r = subprocess.run(["tar", "--sparse", *fmt, "-czf", archive, "-C", tmp_path, "sp"], capture_output=True)
         if r.returncode != 0:
@@ -309,7 +311,8 @@ def test_members_larger_than_an_image_are_skipped_unread(tmp_path):
 
 def test_member_bytes_in_flight_are_bounded_in_bytes(tmp_path):
     """Members just under the 64 MiB bound are read and sent to the workers; the tasks in flight are
-    bounded by IN_FLIGHT_BYTES, not by 8 x jobs tasks (measured: 297 MiB; before the fix 526)."""
+    bounded in bytes (IN_FLIGHT_BYTES_PER_JOB), not by 8 x jobs tasks (measured: 297 MiB; before the
+    fix 526)."""
     r, peak = measured(tmp_path, "verify", zero_members(tmp_path / "z.tgz", 6, 60), "-q", "-j", "2")
     assert r.returncode == 1 and r.stderr == ""
     assert problem_lines(r.stdout)[0].startswith(f"6 members do not decode: z/train/{WNID}/0.JPEG")
@@ -448,7 +451,8 @@ def _huge(path: Path) -> None:
     (lambda p: p.write_text('{"size": "' + "9" * 5000 + '", "sha256": [[1]]}'),
      "good.json has a sha256 that is neither a number nor a string"),
     (lambda p: p.write_text('{"fidelity": [1], "options": "x", "archive_bytes": 0}'), "good.json says archive_bytes 0"),
-    (lambda p: p.write_text('{"archive_bytes": 1' + "0" * 5000 + "}"), "good.json: not a readable build report (Exceeds"),
+    (lambda p: p.write_text('{"archive_bytes": 1' + "0" * 5000 + "}"),
+     "good.json: not a readable build report (Exceeds"),
     (_fifo, "good.json: not a regular file"),
     (_dev_zero, "good.json: not a regular file"),
     (_huge, "good.json: larger than 16 MiB, too large for a build report"),
@@ -464,15 +468,18 @@ def test_hostile_build_report_is_a_one_line_problem(archive, make, problem):
 
 
 @pytest.mark.parametrize("listing,problem", [
-    ("a" * 64 + "  train/" + "x" * 5000 + "\n", " line 1: a path of 5,006 bytes, longer than a member name may be (4,096)"),
-    ("".join(f"{'a' * 64}  train/{i}\n" for i in range(30)), ": more than 20 members listed, more than an archive verify reads"),
+    ("a" * 64 + "  train/" + "x" * 5000 + "\n",
+     " line 1: a path of 5,006 bytes, longer than a member name may be (4,096)"),
+    ("".join(f"{'a' * 64}  train/{i}\n" for i in range(30)),
+     ": more than 20 members listed, more than an archive verify reads"),
 ])
 def test_hostile_member_list_is_a_one_line_problem(archive, monkeypatch, listing, problem):
     monkeypatch.setattr("imagenette_build.members.MAX_MEMBERS", 20)
     member_list = archive.with_name("good.members.sha256")
     member_list.write_text(listing)
     digest = hashlib.sha256(listing.encode()).hexdigest()
-    archive.with_name("good.json").write_text(json.dumps({"members_sha256": {"file": member_list.name, "sha256": digest}}))
+    named = {"members_sha256": {"file": member_list.name, "sha256": digest}}
+    archive.with_name("good.json").write_text(json.dumps(named))
     members = level(check(archive), "members")
     assert not members.passed and members.problems == [f"{member_list}{problem}"]
 
@@ -536,10 +543,12 @@ def test_control_characters_in_member_names_are_escaped_in_text_output(tmp_path)
     assert r.returncode == 1 and r.stderr == b"", r.stderr
     text = r.stdout.decode("ascii")  # nothing but escapes outside ASCII's printable range here
     assert "\x1b" not in text and "\r" not in text
-    assert all(ln.startswith(("verify ", "PASS  ", "FAIL  ", "      - ", "        ", "FAILED: ")) for ln in text.splitlines())
+    starts = ("verify ", "PASS  ", "FAIL  ", "      - ", "        ", "FAILED: ")
+    assert all(ln.startswith(starts) for ln in text.splitlines())
     assert not any(ln.startswith("FAIL  forged") for ln in text.splitlines())
     line = next(ln for ln in problem_lines(text) if "do not decode" in ln)
-    for shown in ("a\\x0aFAIL  forged\\x0a.JPEG", "\\x1b[2Jb.JPEG", "c\\x0dd.JPEG", "\\xffe\\\\.JPEG", "f\\u2028g.JPEG"):
+    for shown in ("a\\x0aFAIL  forged\\x0a.JPEG", "\\x1b[2Jb.JPEG", "c\\x0dd.JPEG", "\\xffe\\\\.JPEG",
+                  "f\\u2028g.JPEG"):
         assert shown in line, shown
     r = subprocess.run(fk.cli_command("verify", archive, "-q", "-j", "1", "--json"), capture_output=True, timeout=60)
     doc = json.loads(r.stdout)
