@@ -105,8 +105,9 @@ class _GunzipStream:
 
     def read(self, size: int = -1) -> bytes:
         if self.ended:
-            # tarfile skips a member's data by reading on, and takes no answer for the end: a member
-            # declaring more than the stream holds (a GNU header can say 2^88 bytes) read nothing forever.
+            # tarfile skips a member's data by reading on, whatever the reads return: a member that
+            # declares more than the stream holds (a GNU header can declare 2^88 bytes) kept it
+            # reading nothing, forever.
             raise StreamProblem("truncated: the tar ends inside a member's data (the gzip stream itself is complete)")
         limit = size if size and size > 0 else RAW_CHUNK
         while True:
