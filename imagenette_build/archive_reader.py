@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import tarfile
 import zlib
 from collections.abc import Iterator
@@ -39,6 +38,7 @@ from .limits import (
     MAX_GLOBAL_HEADER_BYTES, MAX_HEADER_BYTES, MAX_HEADER_CHAIN, MAX_MEMBER_BYTES, MAX_MEMBERS, MAX_NAME_BYTES,
     MAX_NAMES_BYTES,
 )
+from .readfile import open_regular
 
 GZIP_MAGIC = b"\x1f\x8b"
 FIRST_MIB = 1 << 20
@@ -303,18 +303,11 @@ class ArchiveStream:
     def __init__(self, path: Path):
         self.path = path
         try:
-            # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            self._file = os.fdopen(open_regular(path), "rb")  # a FIFO is refused, not waited on
         except FileNotFoundError:
             raise UserError(f"{path}: no such file") from None
         except OSError as exc:
             raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            os.close(fd)
-            raise UserError(f"{path}: is a folder, not an archive" if stat.S_ISDIR(mode) else
-                            f"{path}: not a regular file")
-        self._file = os.fdopen(fd, "rb")
         self._raw = _HashingReader(self._file)
         self._gunzip = _GunzipStream(self._raw)
         self.problem: str | None = None

@@ -36,7 +36,7 @@ MAX_HEADER_CHAIN = 8  # extension headers before one member (tarfile reads them 
 BATCH_BYTES = 16 * MIB
 IN_FLIGHT_BYTES_PER_JOB = 32 * MIB
 
-# Files beside the archive. A build report is a few kB (more with a long --skip-broken list);
-# ImageNet-1k's member list takes about 130 MB.
+# Files beside the archive, read by readfile (regular files only). A build report is a few kB (more
+# with a long --skip-broken list); ImageNet-1k's member list takes about 130 MB.
 MAX_REPORT_BYTES = 16 * MIB
 MAX_LIST_BYTES = 256 * MIB

@@ -15,12 +15,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import UserError
 from .limits import MAX_LIST_BYTES, MAX_MEMBERS, MAX_NAME_BYTES
+from .readfile import read_bytes
 
 SUFFIX = ".members.sha256"
 _LINE = re.compile(r"^(\\?)([0-9a-f]{64}) [ *](.+)$")
@@ -42,22 +41,14 @@ def _unescape(name: str) -> str:
     return re.sub(r"\\[\\nr]", lambda m: _ESCAPES[m.group(0)], name)
 
 
-def _lines(text: str) -> Iterator[str]:
-    start = 0
-    while start < len(text):
-        end = text.find("\n", start)
-        end = len(text) if end < 0 else end
-        yield text[start:end].removesuffix("\r")
-        start = end + 1
-
-
 def parse(text: str, where: str) -> dict[str, str]:
     """{relpath: hex digest}; a line that is not `<sha256>  <path>` or a path listed twice is a
     one-line UserError naming `where` and the line. Lines are read one at a time (a list of all of
     them held a second copy of the text); a path longer than a member name may be, or more paths
     than an archive may have members (`limits`), are refused."""
     out: dict[str, str] = {}
-    for lineno, line in enumerate(_lines(text), start=1):
+    for lineno, found in enumerate(re.finditer(r"^(.*?)\r?$", text, re.MULTILINE), start=1):
+        line = found.group(1)
         if not line.strip():
             continue
         m = _LINE.match(line)
@@ -75,34 +66,18 @@ def parse(text: str, where: str) -> dict[str, str]:
     return out
 
 
-def read_regular(path: Path, limit: int, what: str) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes; a one-line UserError naming `path`
-    otherwise. Opened with O_NONBLOCK, so that a FIFO in its place is refused, not waited on."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise UserError(f"{path}: not a regular file")
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise UserError(f"{path}: larger than {limit >> 20} MiB, too large for {what}")
-    return data
-
-
 def read(path: Path) -> tuple[dict[str, str], str]:
     """A member list from a file (a regular file of at most MAX_LIST_BYTES, UTF-8), and the
     file's own sha256."""
-    data = read_regular(path, MAX_LIST_BYTES, "a member list")
-    digest = hashlib.sha256(data).hexdigest()
+    try:
+        data = read_bytes(path, MAX_LIST_BYTES, "a member list")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a UTF-8 text file") from None
-    del data  # a second copy of the text, not held while the list is parsed
-    return parse(text, str(path)), digest
+    return parse(text, str(path)), hashlib.sha256(data).hexdigest()
 
 
 class Writer:

@@ -57,6 +57,7 @@ from .limits import BATCH_BYTES, IN_FLIGHT_BYTES_PER_JOB, MAX_REPORT_BYTES
 from .manifest import Manifest, Published
 from .outputs import read_sums
 from .plan import Plan, make_plan
+from .readfile import read_bytes
 from .sources import SourceRef, open_source
 from .toolchain import jpeg_problem
 from .transform import ROUNDINGS, Recipe, encode, resize_image, resized_images, worker_setup
@@ -175,12 +176,12 @@ def variant_size(stem: str, manifest_stem: str | None, report: dict | None) -> i
 
 
 def _read_build_report(path: Path) -> tuple[dict | None, str | None]:
-    if not os.path.lexists(path):
-        return None, None
     try:
-        report = json.loads(member_lists.read_regular(path, MAX_REPORT_BYTES, "a build report").decode("utf-8"))
-    except UserError as exc:
-        return None, str(exc)
+        report = json.loads(read_bytes(path, MAX_REPORT_BYTES, "a build report").decode("utf-8"))
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:  # a FIFO, a device, too large: refused before it is read
+        return None, f"{path.name}: cannot read: {exc.strerror or exc}"
     except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deep, a number of 5,000 digits
         return None, f"{path.name}: not a readable build report ({clip(str(exc) or type(exc).__name__)})"
     if not isinstance(report, dict):

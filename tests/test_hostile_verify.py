@@ -453,9 +453,9 @@ def _huge(path: Path) -> None:
     (lambda p: p.write_text('{"fidelity": [1], "options": "x", "archive_bytes": 0}'), "good.json says archive_bytes 0"),
     (lambda p: p.write_text('{"archive_bytes": 1' + "0" * 5000 + "}"),
      "good.json: not a readable build report (Exceeds"),
-    (_fifo, "good.json: not a regular file"),
-    (_dev_zero, "good.json: not a regular file"),
-    (_huge, "good.json: larger than 16 MiB, too large for a build report"),
+    (_fifo, "good.json: cannot read: not a regular file: a named pipe"),
+    (_dev_zero, "good.json: cannot read: not a regular file: a character device"),
+    (_huge, "good.json: cannot read: 17,825,792 bytes, more than a build report may have (16,777,216)"),
 ])
 def test_hostile_build_report_is_a_one_line_problem(archive, make, problem):
     """RecursionError, ValueError and AttributeError tracebacks before; a FIFO or a device was
@@ -497,7 +497,7 @@ def test_archive_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
         with open(fifo, "wb"):
             pass
         pytest.fail("ArchiveStream waited on a FIFO")
-    assert outcome == [f"{fifo}: not a regular file"]
+    assert outcome == [f"{fifo}: cannot read: not a regular file: a named pipe"]
 
 
 def _open_stream(path: Path) -> str:
