@@ -9,15 +9,24 @@ The gzip layer is ours rather than tarfile's `r|gz` because tarfile's stream mod
 gzip trailer (CRC-32 and length), inflates without an output limit, and cannot tell a clean end from
 a truncated file or from garbage after the stream. Here zlib checks the trailer (`wbits=31`),
 output is bounded per read, and every way the stream can be broken becomes one `StreamProblem`
-message, never an exception out of `entries()`.
+message, never an exception out of `entries()`. A file of several gzip members (`cat a.gz b.gz`,
+which gzip and tar read as one) is one stream; after the last member, anything is garbage.
 
-Members that could do harm if extracted (absolute paths, `..`, links, devices, FIFOs) are reported
-with the reason and their data is never read.
+tarfile parses every header format it knows, through subclasses that check, before tarfile reads
+them, the parts it would read whole or without end (`limits`): the size of a pax or GNU long-name
+header, pax global headers, chains of extension headers, GNU sparse maps. Any other fault in a
+header becomes a `StreamProblem` naming its offset, and a member that declares more data than the
+stream holds ends the walk (tarfile would skip on past the end forever).
+
+Members that could do harm if extracted (absolute paths, `..`, links, devices, FIFOs, sparse files)
+are reported with the reason and their data is never read; so are names longer than PATH_MAX.
+Members larger than any image are skipped in the stream, never read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import tarfile
 import zlib
 from collections.abc import Iterator
@@ -25,13 +34,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
+from .limits import (
+    MAX_GLOBAL_HEADER_BYTES, MAX_HEADER_BYTES, MAX_HEADER_CHAIN, MAX_MEMBER_BYTES, MAX_MEMBERS, MAX_NAME_BYTES,
+    MAX_NAMES_BYTES,
+)
+from .readfile import open_regular
 
 GZIP_MAGIC = b"\x1f\x8b"
 FIRST_MIB = 1 << 20
 RAW_CHUNK = 1 << 20
-# No image of any ImageNet subset comes near this; a bigger member is not read into memory.
-MAX_MEMBER_BYTES = 256 << 20
 END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE  # two zero blocks close a tar
+SHOWN_CHARS = 200  # of a long name or message: enough to recognise it, never the whole of it
 
 
 class StreamProblem(Exception):
@@ -85,12 +98,22 @@ class _GunzipStream:
         self._inflate = zlib.decompressobj(wbits=31)  # gzip: header parsed, CRC-32 and length checked
         self._tail = b""  # compressed input not yet inflated (output limit reached)
         self._started = False
+        self.ended = False  # the last gzip member has ended and `read` has said so
+        self._garbage = 0  # bytes read after the last gzip member that do not start another
         self.tar_bytes = 0  # inflated bytes handed out
         self.last_nonzero = -1  # offset of the last non-zero inflated byte (garbage after the tar's end)
 
     def read(self, size: int = -1) -> bytes:
+        if self.ended:
+            # tarfile skips a member's data by reading on, whatever the reads return: a member that
+            # declares more than the stream holds (a GNU header can declare 2^88 bytes) kept it
+            # reading nothing, forever.
+            raise StreamProblem("truncated: the tar ends inside a member's data (the gzip stream itself is complete)")
         limit = size if size and size > 0 else RAW_CHUNK
-        while not self._inflate.eof:
+        while True:
+            if self._inflate.eof and not self._next_member():
+                self.ended = True
+                return b""
             data = self._tail or self._next_raw()
             try:
                 out = self._inflate.decompress(data, limit)
@@ -101,7 +124,23 @@ class _GunzipStream:
             if out:
                 self._note(out)
                 return out
-        return b""
+
+    def _next_member(self) -> bool:
+        """At the end of a gzip member: start the next one if another follows (`cat a.gz b.gz`)."""
+        rest = self._inflate.unused_data
+        while len(rest) < len(GZIP_MAGIC) and (more := self.raw.read()):
+            rest += more
+        if rest[:len(GZIP_MAGIC)] != GZIP_MAGIC:
+            self._garbage = len(rest)
+            return False
+        self._inflate = zlib.decompressobj(wbits=31)
+        self._tail = rest
+        return True
+
+    def drain(self) -> None:
+        """Inflate to the end, where each member's CRC-32 and length are checked."""
+        while not self.ended:
+            self.read(RAW_CHUNK)
 
     def _next_raw(self) -> bytes:
         data = self.raw.read()
@@ -123,12 +162,13 @@ class _GunzipStream:
 
     def trailing_bytes(self) -> int:
         """After the gzip stream ended: how many bytes follow it in the file (all read and hashed)."""
-        return len(self._inflate.unused_data) + self.raw.drain()
+        return self._garbage + self.raw.drain()
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One tar member. `data` is set only for a safe regular file no bigger than MAX_MEMBER_BYTES."""
+    """One tar member. `data` is set only for a safe regular file no bigger than MAX_MEMBER_BYTES.
+    `name`: a name longer than MAX_NAME_BYTES is cut to its first SHOWN_CHARS characters."""
 
     name: str
     kind: str  # "file", "dir", or what else it is ("symlink", "fifo", ...)
@@ -149,11 +189,22 @@ _KINDS = {
 }
 
 
+def _kind(info: tarfile.TarInfo) -> str:
+    if info.sparse is not None:  # a GNU sparse file in any of its formats (old GNU, pax 0.0, 0.1, 1.0)
+        return "sparse file"
+    return _KINDS.get(info.type, f"member of type {info.type!r}")
+
+
+def clip(text: str) -> str:
+    """At most SHOWN_CHARS characters of `text`, marked when cut."""
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text):,} characters)"
+
+
 def unsafe_reason(info: tarfile.TarInfo) -> str | None:
     """Why extracting this member could write outside the target folder or make a special file."""
-    kind = _KINDS.get(info.type, f"member of type {info.type!r}")
+    kind = _kind(info)
     if kind not in ("file", "dir"):
-        target = f" -> {info.linkname}" if info.issym() or info.islnk() else ""
+        target = f" -> {clip(info.linkname)}" if info.issym() or info.islnk() else ""
         return f"{kind}{target}"
     name = info.name
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
@@ -165,6 +216,86 @@ def unsafe_reason(info: tarfile.TarInfo) -> str | None:
     return None
 
 
+_EXTENSION_HEADERS = {
+    tarfile.GNUTYPE_LONGNAME: "GNU long name header", tarfile.GNUTYPE_LONGLINK: "GNU long link name header",
+    tarfile.XHDTYPE: "pax header", tarfile.XGLTYPE: "pax global header",
+    tarfile.SOLARIS_XHDTYPE: "Solaris extended header",
+}
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile's own parsing of every header format, with what it would read whole or without end
+    checked first, and any other fault in a header (tarfile lets ValueError and IndexError out, on a
+    sparse size that is not a number, a pax record length of 5,000 digits, a header cut short) made
+    a StreamProblem naming its offset."""
+
+    @classmethod
+    def fromtarfile(cls, tar: _BoundedTarFile) -> tarfile.TarInfo:
+        # An extension header reads the header after it recursively: a long chain of them ended in
+        # a RecursionError.
+        if tar.chain >= MAX_HEADER_CHAIN:
+            raise StreamProblem(f"more than {MAX_HEADER_CHAIN} extension headers in a row (the next at offset "
+                                f"{tar.fileobj.tell():,} of the tar)")
+        tar.chain += 1
+        try:
+            return super().fromtarfile(tar)
+        finally:
+            tar.chain -= 1
+
+    def _proc_member(self, tar: _BoundedTarFile) -> tarfile.TarInfo:
+        what = _EXTENSION_HEADERS.get(self.type)
+        if what is not None:
+            self._check_extension(tar, what)
+        try:
+            return super()._proc_member(tar)
+        except (ValueError, IndexError, OverflowError) as exc:
+            raise StreamProblem(f"unreadable tar header at offset {self.offset:,} ({clip(str(exc))})") from None
+
+    def _check_extension(self, tar: _BoundedTarFile, what: str) -> None:
+        """Before tarfile reads the payload of an extension header whole."""
+        if not 0 <= self.size <= MAX_HEADER_BYTES:
+            raise StreamProblem(f"a {what} at offset {self.offset:,} of the tar declares {self.size:,} bytes, "
+                                f"more than the {MAX_HEADER_BYTES:,} verify reads")
+        if self.type == tarfile.XGLTYPE:  # tarfile applies them to every later member: they add up
+            tar.global_bytes += self.size
+            if tar.global_bytes > MAX_GLOBAL_HEADER_BYTES:
+                raise StreamProblem(f"pax global headers of more than {MAX_GLOBAL_HEADER_BYTES:,} bytes in all "
+                                    f"(the last at offset {self.offset:,} of the tar)")
+
+    # GNU sparse members are refused unread, so only their framing matters, never their maps, which
+    # tarfile holds whole: every entry of any number of old GNU extension blocks, and a 1.0 map of
+    # any count, read on past the member's end.
+    def _proc_sparse(self, tar: _BoundedTarFile) -> tarfile.TarInfo:
+        _, extended, real_size = self._sparse_structs
+        del self._sparse_structs
+        while extended:  # the map's extension blocks: skipped
+            block = tar.fileobj.read(tarfile.BLOCKSIZE)
+            if len(block) < tarfile.BLOCKSIZE:
+                raise tarfile.ReadError("unexpected end of data in a GNU sparse header")
+            extended = bool(block[504])
+        self.sparse = []
+        self.offset_data = tar.fileobj.tell()
+        tar.offset = self.offset_data + self._block(self.size)
+        self.size = real_size
+        return self
+
+    # (Their other arguments differ between Python versions.)
+    def _proc_gnusparse_00(self, member: tarfile.TarInfo, *_) -> None:
+        member.sparse = []
+
+    def _proc_gnusparse_01(self, member: tarfile.TarInfo, *_) -> None:
+        member.sparse = []
+
+    def _proc_gnusparse_10(self, member: tarfile.TarInfo, *_) -> None:
+        member.sparse = []  # the 1.0 map is the start of the member's data, skipped with it
+
+
+class _BoundedTarFile(tarfile.TarFile):
+    tarinfo = _BoundedTarInfo
+    chain = 0  # extension headers being read, each inside the one before
+    global_bytes = 0  # pax global header bytes so far
+
+
 class ArchiveStream:
     """`for entry in stream.entries()`, then `stream.problem` (None when the stream was sound) and
     `stream.digests()`. Open errors (no such file, permission) are UserErrors: exit code 2."""
@@ -172,11 +303,9 @@ class ArchiveStream:
     def __init__(self, path: Path):
         self.path = path
         try:
-            self._file = open(path, "rb")
+            self._file = os.fdopen(open_regular(path), "rb")  # a FIFO is refused, not waited on
         except FileNotFoundError:
             raise UserError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise UserError(f"{path}: is a folder, not an archive") from None
         except OSError as exc:
             raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
         self._raw = _HashingReader(self._file)
@@ -184,6 +313,8 @@ class ArchiveStream:
         self.problem: str | None = None
         self.complete = False  # every member was read (a problem, if any, came after the last one)
         self._last_member: str | None = None
+        self._members = 0
+        self._names_bytes = 0
         self.io_error: str | None = None  # reading the file itself failed: exit code 2, not a verdict
 
     def close(self) -> None:
@@ -202,11 +333,10 @@ class ArchiveStream:
         """Every member in stream order. Never raises: a broken stream ends the iteration and sets
         `problem`; the whole file is read (and hashed) either way."""
         try:
-            tar = tarfile.open(fileobj=self._gunzip, mode="r|")
+            tar = _BoundedTarFile.open(fileobj=self._gunzip, mode="r|")
             while (info := tar.next()) is not None:
                 tar.members.clear()  # stream mode keeps every TarInfo; memory must not grow with members
-                self._last_member = info.name
-                yield self._entry(tar, info)
+                yield self._entry(tar, info)  # not bound here: held while the next member is read
             self.complete = True
             self.problem = self._end_problem(tar.offset)
         except StreamProblem as exc:
@@ -219,12 +349,29 @@ class ArchiveStream:
             self._finish_hashing()
 
     def _entry(self, tar: tarfile.TarFile, info: tarfile.TarInfo) -> Entry:
-        unsafe = unsafe_reason(info)
-        kind = _KINDS.get(info.type, "other")
+        name, unsafe, kind = info.name, unsafe_reason(info), _kind(info)
+        if info.size < 0:
+            raise StreamProblem(f"member {clip(name)} declares a negative size ({info.size:,} bytes)")
+        name_bytes = len(name.encode("utf-8", "surrogatepass"))
+        if name_bytes > MAX_NAME_BYTES:
+            unsafe = f"a name of {name_bytes:,} bytes, longer than the {MAX_NAME_BYTES:,} verify reads"
+            name = clip(name)
+        self._hold(min(name_bytes, MAX_NAME_BYTES))
+        self._last_member = name
         data = None
         if kind == "file" and unsafe is None and info.size <= MAX_MEMBER_BYTES:
             data = tar.extractfile(info).read()
-        return Entry(info.name, kind, info.size, data, unsafe)
+        return Entry(name, kind, info.size, data, unsafe)
+
+    def _hold(self, name_bytes: int) -> None:
+        """Count a member whose name the caller will hold until the end; refuse past the bounds."""
+        self._members += 1
+        self._names_bytes += name_bytes
+        if self._members > MAX_MEMBERS:
+            raise StreamProblem(f"more than {MAX_MEMBERS:,} members, more than verify holds; the rest was not read")
+        if self._names_bytes > MAX_NAMES_BYTES:
+            raise StreamProblem(f"member names of more than {MAX_NAMES_BYTES:,} bytes in all (at member "
+                                f"{self._members:,}), more than verify holds; the rest was not read")
 
     def _where(self, message: str) -> str:
         return f"{message} (last member read: {self._last_member})" if self._last_member else message
@@ -232,8 +379,7 @@ class ArchiveStream:
     def _end_problem(self, tar_end: int) -> str | None:
         """After tarfile's last member: the rest must be the end-of-archive zeros, then the gzip
         trailer, then nothing. tarfile stops quietly at a damaged header, so check here."""
-        while self._gunzip.read(RAW_CHUNK):  # inflate to the end: the CRC is checked there
-            pass
+        self._gunzip.drain()
         if self._gunzip.last_nonzero >= tar_end:
             return self._where(f"damaged tar header or garbage at offset {tar_end:,} of the tar; "
                                "the members after it cannot be read")
@@ -249,3 +395,4 @@ class ArchiveStream:
             self._raw.drain()
         except OSError as exc:
             self.io_error = self.io_error or f"{self.path}: cannot read: {exc.strerror or exc}"
+

@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import CancelledError
 from contextlib import ExitStack, contextmanager
 from functools import lru_cache
-from itertools import islice
 from pathlib import Path
 
 from joblib import Parallel, delayed, parallel_config
@@ -46,6 +45,7 @@ DEFAULT_NO_WORKERS_TIMEOUT = 60.0
 DASK_HINT = ("--scheduler needs Dask's distributed scheduler, which is not installed: "
              "pip install 'imagenette-build[dask]'")
 CLUSTER_DOC = 'README "Running on a Dask cluster"'
+ByteWindow = tuple[int, Callable[[tuple], int]]  # (limit, weigh): see ordered_map
 
 
 def default_jobs() -> int:
@@ -64,22 +64,27 @@ def max_jobs() -> int:
 
 def ordered_map(func: Callable, tasks: Iterable[tuple], jobs: int, backend: str = "loky",
                 window: int = 8, scheduler: str | None = None,
-                initializer: tuple[Callable, tuple] | None = None) -> Iterator:
+                initializer: tuple[Callable, tuple] | None = None,
+                window_bytes: ByteWindow | None = None) -> Iterator:
     """func(*task) for each task, yielded in task order.
 
     Runs on `jobs` local workers with a joblib `backend`, or, given a Dask `scheduler` address, on
     every thread of that cluster (`jobs` and `backend` are then unused). At most `window` tasks per
     worker are submitted, and their results held, at once. `initializer`: (function, args) run
     once in each worker process the process backends (loky, multiprocessing) start, when it starts,
-    whether or not it ever gets a task.
+    whether or not it ever gets a task. `window_bytes`: (limit, weigh): the window also ends
+    once its tasks weigh `limit` by `weigh(task)` (the last task may pass it), so that tasks of
+    very different sizes are bounded in bytes, not in count.
     """
     if scheduler:
-        yield from _dask_map(func, tasks, scheduler, window)
+        yield from _dask_map(func, tasks, scheduler, window, window_bytes)
         return
     if jobs == 1:
         # In-process: no worker start-up, and tracebacks stay simple. Same results, same order.
         for task in tasks:
-            yield func(*task)
+            result = func(*task)
+            del task  # not held while the next task is made
+            yield result
         return
     # joblib's multiprocessing backend cannot stream results (return_as="generator" is refused):
     # there each window comes back as a list, in the same order and within the same memory bound.
@@ -104,7 +109,7 @@ def ordered_map(func: Callable, tasks: Iterable[tuple], jobs: int, backend: str 
                 warm_up = parallel(delayed(os.getpid)() for _ in range(jobs))
         for _ in warm_up:
             pass
-        yield from _in_windows(parallel, func, tasks, window * jobs)
+        yield from _in_windows(parallel, func, tasks, window * jobs, window_bytes)
 
 
 @contextmanager
@@ -122,10 +127,27 @@ def _sigint_ignored(wanted: bool = True):
         signal.signal(signal.SIGINT, before)
 
 
-def _in_windows(parallel: Parallel, func: Callable, tasks: Iterable[tuple], size: int) -> Iterator:
-    it = iter(tasks)
-    while chunk := list(islice(it, size)):
-        yield from parallel(delayed(func)(*task) for task in chunk)
+def _in_windows(parallel: Parallel, func: Callable, tasks: Iterable[tuple], size: int,
+                window_bytes: ByteWindow | None = None, first_args: tuple = ()) -> Iterator:
+    """func(*first_args, *task) for each task, a window at a time."""
+    for chunk in _windows(tasks, size, window_bytes):
+        yield from parallel(delayed(func)(*first_args, *task) for task in chunk)
+        del chunk  # one window held at a time: not this one while the next is made
+
+
+def _windows(tasks: Iterable[tuple], size: int, window_bytes: ByteWindow | None) -> Iterator[list[tuple]]:
+    """Consecutive lists of at most `size` tasks, and of about `window_bytes[0]` by weight."""
+    limit, weigh = window_bytes or (0, None)
+    chunk: list[tuple] = []
+    held = 0
+    for task in tasks:
+        chunk.append(task)
+        held += weigh(task) if weigh else 0
+        if len(chunk) >= size or (weigh and held >= limit):
+            yield chunk
+            chunk, held = [], 0
+    if chunk:
+        yield chunk
 
 
 def batches(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -270,7 +292,8 @@ def _checked_call(fingerprint: dict, func: Callable, *args):
     return func(*args)
 
 
-def _dask_map(func: Callable, tasks: Iterable[tuple], address: str, window: int) -> Iterator:
+def _dask_map(func: Callable, tasks: Iterable[tuple], address: str, window: int,
+              window_bytes: ByteWindow | None = None) -> Iterator:
     distributed = import_distributed()
     fingerprint = bytes_fingerprint()
     with dask_client(address) as client:
@@ -283,8 +306,8 @@ def _dask_map(func: Callable, tasks: Iterable[tuple], address: str, window: int)
         watch.start()
         try:
             with parallel:
-                yield from _in_windows(parallel, _checked_call,
-                                       ((fingerprint, func, *task) for task in tasks), window * threads)
+                yield from _in_windows(parallel, _checked_call, tasks, window * threads, window_bytes,
+                                       first_args=(fingerprint, func))
         except UserError:
             raise
         except Exception as exc:  # noqa: BLE001 - the tasks catch every image error: this is the cluster

@@ -18,11 +18,11 @@ import re
 from pathlib import Path
 
 from .errors import UserError
+from .limits import MAX_LIST_BYTES, MAX_MEMBERS, MAX_NAME_BYTES
 from .outputs import create_new
 from .readfile import read_bytes
 
 SUFFIX = ".members.sha256"
-MAX_LIST_BYTES = 256 << 20  # ImageNet-1k's 1.28 M members take ~130 MB; a bigger list is refused
 _LINE = re.compile(r"^(\\?)([0-9a-f]{64}) [ *](.+)$")
 _ESCAPES = {"\\\\": "\\", "\\n": "\n", "\\r": "\r"}
 
@@ -44,17 +44,25 @@ def _unescape(name: str) -> str:
 
 def parse(text: str, where: str) -> dict[str, str]:
     """{relpath: hex digest}; a line that is not `<sha256>  <path>` or a path listed twice is a
-    one-line UserError naming `where` and the line."""
+    one-line UserError naming `where` and the line. Lines are read one at a time (a list of all of
+    them held a second copy of the text); a path longer than a member name may be, or more paths
+    than an archive may have members (`limits`), are refused."""
     out: dict[str, str] = {}
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, found in enumerate(re.finditer(r"^(.*?)\r?$", text, re.MULTILINE), start=1):
+        line = found.group(1)
         if not line.strip():
             continue
         m = _LINE.match(line)
         if not m:
             raise UserError(f"{where} line {lineno}: not a '<sha256>  <path>' line")
         name = _unescape(m.group(3)) if m.group(1) else m.group(3)
+        if (size := len(name.encode())) > MAX_NAME_BYTES:
+            raise UserError(f"{where} line {lineno}: a path of {size:,} bytes, longer than a member name may be "
+                            f"({MAX_NAME_BYTES:,})")
         if name in out:
             raise UserError(f"{where} line {lineno}: {name!r} is listed twice")
+        if len(out) == MAX_MEMBERS:
+            raise UserError(f"{where}: more than {MAX_MEMBERS:,} members listed, more than an archive verify reads")
         out[name] = m.group(2)
     return out
 

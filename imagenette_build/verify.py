@@ -15,8 +15,12 @@
    regeneration with the build's recipe; a sample also tries other recipes and names the best.
 
 The archive is read once, as a stream (`archive_reader`): hashes, structure and member bytes all
-come from that one pass, and member bytes go to workers in bounded batches (`engine.ordered_map`).
-Nothing is extracted or written.
+come from that one pass, and member bytes go to workers in batches bounded in bytes, as are the
+batches in flight (`engine.ordered_map`). What is held per member is bounded by `limits`; the lists
+of problems keep their first few items and a count. Nothing is extracted or written.
+
+Text output shows member names (and every other string) through `printable`: a name cannot forge
+a line of the report or send escape sequences to a terminal. JSON output escapes them by itself.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import heapq
 import io
 import json
 import math
+import os
 import re
 import statistics
 import sys
@@ -35,6 +40,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
+from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
@@ -44,15 +50,17 @@ from tqdm import tqdm
 
 from . import manifest as manifests
 from . import members as member_lists
-from .archive_reader import ArchiveStream, Digests, Entry
+from .archive_reader import ArchiveStream, Digests, Entry, clip
 from .engine import default_jobs, ordered_map
 from .errors import UserError
+from .limits import BATCH_BYTES, IN_FLIGHT_BYTES_PER_JOB, MAX_REPORT_BYTES
 from .manifest import Manifest, Published
 from .outputs import read_sums
 from .plan import Plan, make_plan
+from .readfile import read_bytes
 from .sources import SourceRef, open_source
 from .toolchain import jpeg_problem
-from .transform import ROUNDINGS, Recipe, encode, resize_image, resized_images
+from .transform import ROUNDINGS, Recipe, encode, resize_image, resized_images, worker_setup
 
 # A member at least this close to its regeneration is the same image made the same way, give or
 # take the toolchain. Measured on the synthetic sample: a DCT-scaled build regenerated with a full
@@ -64,7 +72,6 @@ JUNK_NAMES = (".DS_Store", "Thumbs.db")
 JUNK_PREFIXES = ("._",)
 JUNK_FOLDERS = ("__MACOSX",)
 BATCH_IMAGES = 32
-BATCH_BYTES = 16 << 20  # member bytes per worker task: in flight at most 2 x jobs tasks
 
 
 # --------------------------------------------------------------------------- options and target
@@ -120,7 +127,7 @@ class Target:
         that its images are the published ones."""
         if self.report is None:
             return True
-        return self.recipe.published and bool((self.report.get("fidelity") or {}).get("published_bytes_possible", True))
+        return self.recipe.published and bool(_section(self.report, "fidelity").get("published_bytes_possible", True))
 
     @property
     def report_path(self) -> Path:
@@ -162,26 +169,34 @@ def variant_size(stem: str, manifest_stem: str | None, report: dict | None) -> i
     reported = str((report or {}).get("size", ""))
     if reported == "full":
         return None
-    if reported.isdigit():
+    if reported.isdigit() and len(reported) < 10:  # int() refuses thousands of digits
         return int(reported)
     m = re.fullmatch(r".+-(\d+)", stem)
     return int(m.group(1)) if m else None
 
 
 def _read_build_report(path: Path) -> tuple[dict | None, str | None]:
-    if not path.is_file():
-        return None, None
     try:
-        report = json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"{path.name}: not a readable build report ({exc})"
+        report = json.loads(read_bytes(path, MAX_REPORT_BYTES, "a build report").decode("utf-8"))
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:  # a FIFO, a device, too large: refused before it is read
+        return None, f"{path.name}: cannot read: {exc.strerror or exc}"
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deep, a number of 5,000 digits
+        return None, f"{path.name}: not a readable build report ({clip(str(exc) or type(exc).__name__)})"
     if not isinstance(report, dict):
         return None, f"{path.name}: not a build report (not a JSON object)"
     return report, None
 
 
+def _section(report: dict | None, key: str) -> dict:
+    """A JSON object inside the build report, or {} when it is missing or something else."""
+    value = (report or {}).get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _build_recipe(report: dict | None, report_name: str) -> tuple[Recipe, str]:
-    recipe = ((report or {}).get("options") or {}).get("recipe")
+    recipe = _section(report, "options").get("recipe")
     if not isinstance(recipe, dict):
         return Recipe(), f"the published recipe {Recipe().name} (no build report)"
     try:
@@ -196,7 +211,7 @@ def _build_member_list(path: Path, report: dict | None) -> tuple[dict | None, st
     if entry is None:
         return None, None, None
     name = entry.get("file") if isinstance(entry, dict) else None
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+    if not isinstance(name, str) or not name or "/" in name or "\0" in name or name.startswith("."):
         return None, None, f"{path.name}: members_sha256 does not name a file beside it"
     list_path = path.with_name(name)
     if not list_path.exists():
@@ -246,14 +261,53 @@ class LevelResult:
     data: dict = field(default_factory=dict)  # the numbers, for --json
 
 
+class FirstFew:
+    """A count and the first FIRST_FEW items: all a problem line shows, in bounded memory (a hostile
+    archive can hold millions of bad members)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: list[str] = []
+
+    def append(self, item: str) -> None:
+        self.count += 1
+        if len(self.first) < FIRST_FEW:
+            self.first.append(item)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.first)
+
+
 def _first_few(items: Iterable[str]) -> str:
-    items = list(items)
-    shown = ", ".join(items[:FIRST_FEW])
+    items = items if isinstance(items, FirstFew) else list(items)
+    shown = ", ".join(islice(items, FIRST_FEW))
     return shown + (f", ... ({len(items) - FIRST_FEW} more)" if len(items) > FIRST_FEW else "")
 
 
-def _counted(label: str, items: list[str]) -> str:
+def _counted(label: str, items: list[str] | FirstFew) -> str:
     return f"{len(items)} {label}: {_first_few(items)}"
+
+
+def printable(text: str) -> str:
+    r"""`text` safe for a terminal and a line-based log: a backslash and every character that is not
+    printable (CR, LF, ESC and the other control characters, format characters, line separators)
+    as a Python-style escape (\\, \x1b, \u2028), a byte that was not UTF-8 (tarfile keeps it as
+    a surrogate) as \xNN. A member name cannot forge a report line or move the cursor."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(c if c.isprintable() and c != "\\" else _escaped(c) for c in text)
+
+
+def _escaped(c: str) -> str:
+    n = ord(c)
+    if c == "\\":
+        return "\\\\"
+    if 0xDC80 <= n <= 0xDCFF:  # surrogateescape's stand-in for the byte n - 0xDC00
+        n -= 0xDC00
+    return f"\\x{n:02x}" if n <= 0xFF else f"\\u{n:04x}" if n <= 0xFFFF else f"\\U{n:08x}"
 
 
 # --------------------------------------------------------------------------- level 1: identity
@@ -334,8 +388,13 @@ def _check_build_report(target: Target, d: Digests) -> tuple[list[str], list[str
         return [], [], None
     problems = []
     for key, actual in (("archive_bytes", d.size), ("sha256", d.sha256), ("md5", d.md5)):
-        if key in target.report and str(target.report[key]).lower() != str(actual):
-            problems.append(f"{name} says {key} {target.report[key]}, the file has {actual}")
+        if key not in target.report:
+            continue
+        said = target.report[key]
+        if not isinstance(said, (str, int)):  # nothing else is printed: it could be nested a thousand deep
+            problems.append(f"{name} has a {key} that is neither a number nor a string")
+        elif str(said).lower() != str(actual):
+            problems.append(f"{name} says {key} {clip(str(said))}, the file has {actual}")
     return problems, ([] if problems else [f"{name}: size, sha256 and md5 match"]), ("differs" if problems else "matches")
 
 
@@ -366,14 +425,15 @@ class StructureScan:
     def __init__(self, top: str):
         self.top = top
         self.tops: Counter[str] = Counter()
+        # Held for every member (names bounded by limits.MAX_NAMES_BYTES, counted by the stream)
         self.seen: set[str] = set()
-        self.duplicates: list[str] = []
-        self.unsafe: list[str] = []
         self.root_files: dict[str, str] = {}  # relpath -> sha256
         self.digests: dict[str, str] = {}  # every file member below the top folder: relpath -> sha256
         self.images: list[str] = []  # relpaths below the top folder
-        self.junk: list[str] = []
-        self.too_large: list[str] = []
+        self.duplicates = FirstFew()
+        self.unsafe = FirstFew()
+        self.junk = FirstFew()
+        self.too_large = FirstFew()
         self.members = 0
 
     def add(self, entry: Entry) -> str | None:
@@ -516,7 +576,7 @@ def structure_level(scan: StructureScan, manifest: Manifest | None, stream_probl
     counts = scan.counts()
     data: dict = {"members": scan.members, "images": len(scan.images), "counts": counts,
                   "top_folders": sorted(scan.tops), "root_files": sorted(scan.root_files),
-                  "unsafe": scan.unsafe[:FIRST_FEW], "junk": scan.junk[:FIRST_FEW], "stream_problem": stream_problem}
+                  "unsafe": scan.unsafe.first, "junk": scan.junk.first, "stream_problem": stream_problem}
     if stream_problem:
         problems.append(f"archive stream: {stream_problem}")
     if scan.unsafe:
@@ -745,8 +805,8 @@ class ImageTally:
     def __init__(self, size: int | None):
         self.size = size
         self.checked = 0
-        self.errors: list[str] = []
-        self.wrong_size: list[str] = []
+        self.errors = FirstFew()
+        self.wrong_size = FirstFew()
         self.modes: Counter[str] = Counter()
         self.shortest: list[int] = []  # min and max so far
 
@@ -777,8 +837,8 @@ class ImageTally:
             sides = f"shortest side {self.size} px on every image"
         decoded = self.checked - len(self.errors)
         summary = f"{decoded} of {self.checked} decode fully; {sides}; modes {modes}"
-        data = {"checked": self.checked, "decode_errors": len(self.errors), "decode_errors_first": self.errors[:FIRST_FEW],
-                "wrong_size": len(self.wrong_size), "wrong_size_first": self.wrong_size[:FIRST_FEW],
+        data = {"checked": self.checked, "decode_errors": len(self.errors), "decode_errors_first": self.errors.first,
+                "wrong_size": len(self.wrong_size), "wrong_size_first": self.wrong_size.first,
                 "modes": dict(self.modes), "shortest_side_min": self.shortest[0] if self.shortest else None,
                 "shortest_side_max": self.shortest[1] if self.shortest else None, "expected_shortest_side": self.size}
         return LevelResult("images", not problems, summary, problems, notes, data)
@@ -823,9 +883,9 @@ class SourceTally:
         self.has_list = plan.manifest.split.policy == "files"
         self.compared: list[Compared] = []
         self.identical = 0
-        self.errors: list[str] = []
-        self.source_missing: list[str] = []
-        self.unplaced: list[str] = []
+        self.errors = FirstFew()
+        self.source_missing = FirstFew()
+        self.unplaced = FirstFew()
         self.sweep: list[tuple[str, tuple[float, ...]]] = []
 
     def add(self, r: ImageResult, rel: str) -> None:
@@ -952,6 +1012,10 @@ class Report:
         }
 
     def lines(self) -> list[str]:
+        """The text report, every line through `printable`."""
+        return [printable(line) for line in self._lines()]
+
+    def _lines(self) -> list[str]:
         t = self.target
         size = "full size" if t.size is None else f"{t.size} px"
         manifest = t.manifest.name if t.manifest else "none"
@@ -987,16 +1051,21 @@ def _tasks(stream: ArchiveStream, scan: StructureScan, plan: Plan | None, sample
     size = 0
     for entry in stream.entries():
         rel = scan.add(entry)
-        if rel is None:
-            continue
-        planned = plan.images.find(rel) if plan is not None else None
-        batch.append((entry.name, entry.data, planned.ref if planned else None, rel in sample))
-        size += len(entry.data)
+        if rel is not None:
+            planned = plan.images.find(rel) if plan is not None else None
+            batch.append((entry.name, entry.data, planned.ref if planned else None, rel in sample))
+            size += len(entry.data)
+        del entry  # its bytes are not held while the stream reads the next member
         if len(batch) >= BATCH_IMAGES or size >= BATCH_BYTES:
             yield batch, spec
             batch, size = [], 0
     if batch:
         yield batch, spec
+
+
+def _task_bytes(task: tuple) -> int:
+    batch, _ = task
+    return sum(len(data) for _, data, _, _ in batch)
 
 
 def _expected_images(target: Target, plan: Plan | None) -> int | None:
@@ -1024,7 +1093,10 @@ def verify(opts: VerifyOptions) -> Report:
     with ArchiveStream(target.path) as stream, \
             _bar(opts.quiet, total=_expected_images(target, plan), desc="verify", unit="img") as bar:
         tasks = _tasks(stream, scan, plan, sample, spec)
-        for results in ordered_map(check_batch, tasks, opts.jobs, "loky"):
+        # Workers watch this process as a build's do: after a kill -9 of verify they end too.
+        watch = (worker_setup, (os.getpid(), True))
+        in_flight = (IN_FLIGHT_BYTES_PER_JOB * opts.jobs, _task_bytes)
+        for results in ordered_map(check_batch, tasks, opts.jobs, "loky", initializer=watch, window_bytes=in_flight):
             for r in results:
                 images.add(r)
                 if sources is not None:

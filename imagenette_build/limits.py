@@ -1,0 +1,42 @@
+"""How much `verify` reads from input it must not trust (an archive downloaded from anywhere, and the
+files beside it), in one place. README "Verifying an archive" lists them; each refusal is one line.
+
+Every bound is far above what a dataset this tool makes can need (ImageNet-1k whole: 1.33 M
+members, names under 100 bytes, JPEGs under 16 MB, pax headers of a few hundred bytes), and low
+enough that memory stays bounded whatever the input: without them a 1 MB .tgz took 3 GB.
+"""
+
+from __future__ import annotations
+
+MIB = 1 << 20
+
+# Members: one is held in memory at a time (then in a worker task); a larger one is refused and
+# skipped in the stream, never read. ImageNet's largest JPEG is about 15 MB.
+MAX_MEMBER_BYTES = 64 * MIB
+# A member name longer than PATH_MAX is refused, and only its first bytes are kept to name it.
+MAX_NAME_BYTES = 4096
+# Every member's name is held until the end (duplicates, the member lists, the manifest's list):
+# about 290 bytes a member plus twice its name (measured), so ImageNet-1k whole (1,333,170 members,
+# 66 MB of names) holds ~500 MB, and these bounds at most ~700 MB.
+MAX_MEMBERS = 1_500_000
+MAX_NAMES_BYTES = 128 * MIB
+
+# tar headers: tarfile reads a pax or GNU long-name header's payload whole before it can be
+# checked, and applies every pax global header's keys to each later member (copying them all, so
+# many small keys cost time on every member). Global headers in the wild are a few dozen bytes
+# (`git archive` writes its commit id).
+MAX_HEADER_BYTES = 1 * MIB  # one pax, GNU long name or long link header
+MAX_GLOBAL_HEADER_BYTES = 8 * 1024  # all pax global headers together
+MAX_HEADER_CHAIN = 8  # extension headers before one member (tarfile reads them recursively)
+
+# Member bytes sent to the workers: a task ends once it holds BATCH_BYTES, the tasks in flight
+# once they hold IN_FLIGHT_BYTES_PER_JOB for each worker (each with the member or task that passed
+# it). Per worker, as each needs tasks at hand to stay busy: images of a usual size fill the 8 tasks
+# per worker of the engine's window first (32 full-size ImageNet JPEGs are ~4 MB).
+BATCH_BYTES = 16 * MIB
+IN_FLIGHT_BYTES_PER_JOB = 32 * MIB
+
+# Files beside the archive, read by readfile (regular files only). A build report is a few kB (more
+# with a long --skip-broken list); ImageNet-1k's member list takes about 130 MB.
+MAX_REPORT_BYTES = 16 * MIB
+MAX_LIST_BYTES = 256 * MIB
