@@ -55,6 +55,7 @@ from .engine import default_jobs, ordered_map
 from .errors import UserError
 from .limits import BATCH_BYTES, IN_FLIGHT_BYTES_PER_JOB, MAX_REPORT_BYTES
 from .manifest import Manifest, Published
+from .noisy import HEADER as NOISY_HEADER
 from .outputs import read_sums
 from .plan import Plan, make_plan
 from .readfile import read_bytes
@@ -360,7 +361,7 @@ def _check_sums_files(target: Target, d: Digests) -> tuple[list[str], list[str],
     problems, notes, data = [], [], {}
     for sums_name, digest_len, actual in (("SHA256SUMS", 64, d.sha256), ("MD5SUMS", 32, d.md5)):
         path = target.path.with_name(sums_name)
-        if not path.is_file():
+        if not os.path.lexists(path):  # (anything else there, a FIFO say, read_sums names and refuses)
             continue
         try:
             listed = read_sums(path, digest_len).get(target.path.name)
@@ -422,8 +423,10 @@ def is_junk(relpath: str) -> bool:
 class StructureScan:
     """What the stream held, member by member; `add` says which members are images to check."""
 
-    def __init__(self, top: str):
+    def __init__(self, top: str, keep: tuple[str, ...] = ()):
         self.top = top
+        self.keep = keep  # root files whose bytes are kept (a generated noisy-labels CSV, checked row by row)
+        self.kept: dict[str, bytes] = {}
         self.tops: Counter[str] = Counter()
         # Held for every member (names bounded by limits.MAX_NAMES_BYTES, counted by the stream)
         self.seen: set[str] = set()
@@ -460,6 +463,8 @@ class StructureScan:
             return None
         if "/" not in rel:
             self.root_files[rel] = self.digests[rel]
+            if rel in self.keep:
+                self.kept[rel] = entry.data
             return None
         self.images.append(rel)
         return rel
@@ -539,7 +544,7 @@ def _root_file_problems(scan: StructureScan, manifest: Manifest, notes: list[str
             shown = ", ".join(sorted(scan.root_files)) or "none"
             notes.append(f"root files ({shown}) as in the published {scan.top}.tgz {earlier}")
             return []
-    problems = []
+    problems = _noisy_csv_problems(scan, manifest)
     for name in expected:
         digest = scan.root_files.get(name)
         if digest is None:
@@ -549,6 +554,48 @@ def _root_file_problems(scan: StructureScan, manifest: Manifest, notes: list[str
     unexpected = [f"{scan.top}/{n}" for n in sorted(scan.root_files) if n not in expected]
     if unexpected:
         problems.append(_counted("unexpected root files", unexpected))
+    return problems
+
+
+def _noisy_csv_problems(scan: StructureScan, manifest: Manifest) -> list[str]:
+    """A generated noisy_<name>.csv must hold exactly one well-formed row per labelled image of the
+    archive: a row too many (a name with a line break, written unquoted by an old version) or too
+    few is a structure failure."""
+    name = manifest.noisy_labels_file
+    data = scan.kept.get(name) if name else None
+    if data is None:
+        return []
+    where = f"root file {scan.top}/{name}"
+    try:
+        rows = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+        header = next(rows, None)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        return [f"{where}: not a readable CSV ({exc})"]
+    if header != NOISY_HEADER:
+        return [f"{where}: the header is not {','.join(NOISY_HEADER)}"]
+    extra = {e.name for e in manifest.split.extra}
+    labelled = {rel for rel in scan.images if rel.split("/")[0] not in extra}
+    wnids = set(manifest.wnids)
+    seen: set[str] = set()
+    bad = FirstFew()
+    try:
+        for lineno, row in enumerate(rows, start=2):
+            if len(row) != len(NOISY_HEADER) or row[0] not in labelled or row[0] in seen:
+                why = ("not " + str(len(NOISY_HEADER)) + " columns" if len(row) != len(NOISY_HEADER) else
+                       "listed twice" if row[0] in seen else "not an image of the archive")
+                bad.append(f"line {lineno} ({why})")
+                continue
+            seen.add(row[0])
+            split = row[0].split("/")[0]
+            if not set(row[1:-1]) <= wnids or row[-1] != ("True" if split == "val" else "False"):
+                bad.append(f"line {lineno} (labels or is_valid do not fit {row[0]})")
+    except csv.Error as exc:
+        bad.append(f"not a readable CSV ({exc})")
+    problems = [f"{where}: " + _counted("bad rows", bad)] if bad else []
+    missing = len(labelled - seen)
+    if missing:
+        problems.append(f"{where}: no row for {missing} images of the archive, first: "
+                        f"{_first_few(sorted(labelled - seen))}")
     return problems
 
 
@@ -1089,7 +1136,8 @@ def verify(opts: VerifyOptions) -> Report:
     images = ImageTally(target.size)
     exact = target.recipe.published and jpeg_problem() is None
     sources = SourceTally(plan, target.size, PSNR_PASS_DB, grid, exact) if plan else None
-    scan = StructureScan(target.stem)
+    noisy = target.manifest.noisy_labels_file if target.manifest is not None else None
+    scan = StructureScan(target.stem, (noisy,) if noisy else ())
     with ArchiveStream(target.path) as stream, \
             _bar(opts.quiet, total=_expected_images(target, plan), desc="verify", unit="img") as bar:
         tasks = _tasks(stream, scan, plan, sample, spec)

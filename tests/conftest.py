@@ -14,10 +14,10 @@ from imagenette_build.samplegen import SampleSpec, generate
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 
-def run_cli(*args, env=None, cwd=None):
+def run_cli(*args, env=None, cwd=None, timeout=None):
     """The real command line in a subprocess: real exit codes, real stderr."""
     return subprocess.run([sys.executable, "-m", "imagenette_build.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env, cwd=cwd)
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

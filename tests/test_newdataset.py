@@ -148,6 +148,29 @@ def test_manifest_from_new_manifest_builds_with_noisy_csv(custom, tmp_path):
     assert hashlib.sha256(shipped).hexdigest() == GOLDEN_NOISY
     report = json.loads((tmp_path / "six-48.json").read_text())
     assert report["root_files"] == ["noisy_six.csv"]
+    r = run_cli("verify", tmp_path / "six-48.tgz", "--manifest", path, "-q", "-j", "1")
+    assert r.returncode == 0, r.stdout
+
+
+def test_verify_fails_a_generated_noisy_csv_with_a_row_too_many(custom, tmp_path):
+    """A name with a line break, written unquoted by an old version, gave an extra row that verify
+    passed (issue 19 item 4): the CSV must hold one row per labelled image, no more."""
+    m, path, roots = custom
+    out = tmp_path / "out"
+    assert run_cli("--imagenet", roots["folders"], "--manifest", path, "--size", "48", "--out", out, "-q").returncode == 0
+    forged = tmp_path / "forged"
+    forged.mkdir()
+    with tarfile.open(out / "six-48.tgz") as tin, tarfile.open(forged / "six-48.tgz", "w:gz") as tout:
+        for info in tin:
+            data = tin.extractfile(info).read() if info.isfile() else None
+            if info.name.endswith("noisy_six.csv"):
+                data += b"train/n01440764/extra.JPEG,n01440764,n01440764,n01440764,n01440764,n01440764,False\n"
+                info.size = len(data)
+            tout.addfile(info, io.BytesIO(data) if data is not None else None)
+    r = run_cli("verify", forged / "six-48.tgz", "--manifest", path, "-q", "-j", "1", "--json")
+    assert r.returncode == 1
+    structure = json.loads(r.stdout)["levels"][1]
+    assert structure["problems"] == ["root file six-48/noisy_six.csv: 1 bad rows: line 146 (not an image of the archive)"]
 
 
 def test_imagewang_like_has_flat_unsup_of_imagewoof_classes(tmp_path):

@@ -434,3 +434,12 @@ def test_recipe_grid_puts_the_build_recipe_first():
     build = Recipe("lanczos", 90, "round")
     recipes = RecipeGrid(filters=("bicubic", "lanczos"), roundings=("floor", "round"), qualities=(75, 90)).recipes(build)
     assert recipes[0] == build and len(recipes) == len(set(recipes)) == 8
+
+
+def test_a_fifo_as_sums_file_beside_the_archive_is_named_not_skipped(built, tmp_path):
+    _, manifest_path, out = built
+    shutil.copy(out / f"{STEM}.tgz", tmp_path)
+    os.mkfifo(tmp_path / "SHA256SUMS")
+    r = run_cli("verify", tmp_path / f"{STEM}.tgz", "--manifest", manifest_path, "-q", "-j", "1", timeout=60)
+    assert r.returncode == 1
+    assert "SHA256SUMS: cannot read: not a regular file: a named pipe" in r.stdout
