@@ -135,7 +135,8 @@ def main() -> None:
     shas = set()
     for i in range(args.runs):  # interleaved, so that a busy moment of the machine hits all three
         for name, out, extra in (("no cache", work / f"nocache{i}", ("--no-cache",)),
-                                 ("empty cache", work / f"cold{i}", ()), ("full cache", work / f"cold{i}", ())):
+                                 ("empty cache", work / f"cold{i}", ("--keep-cache",)),
+                                 ("full cache", work / f"cold{i}", ("--keep-cache",))):
             t, r, cpu = build(args.imagenet, out, *size, *extra)
             times[name].append(t)
             cpus[name].append(cpu)

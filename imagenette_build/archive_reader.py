@@ -47,6 +47,14 @@ END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE  # two zero blocks close a tar
 SHOWN_CHARS = 200  # of a long name or message: enough to recognise it, never the whole of it
 
 
+def archive_stem(name: str) -> str:
+    """`imagenette2-160.tgz` -> `imagenette2-160`: the top folder an archive of that name holds."""
+    for suffix in (".tgz", ".tar.gz"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
 class StreamProblem(Exception):
     """The archive's byte stream is broken (truncated, corrupt, not gzip): a one-line message."""
 
@@ -175,6 +183,8 @@ class Entry:
     size: int
     data: bytes | None
     unsafe: str | None  # why extracting it could do harm, if it could
+    mtime: int = 0  # as the header says (for extract, which sets it as tar does)
+    mode: int = 0o644  # permission bits only
 
     @property
     def too_large(self) -> bool:
@@ -361,7 +371,11 @@ class ArchiveStream:
         data = None
         if kind == "file" and unsafe is None and info.size <= MAX_MEMBER_BYTES:
             data = tar.extractfile(info).read()
-        return Entry(name, kind, info.size, data, unsafe)
+        try:
+            mtime = min(max(int(info.mtime), 0), 8 ** 12)
+        except (TypeError, ValueError, OverflowError):
+            mtime = 0
+        return Entry(name, kind, info.size, data, unsafe, mtime, info.mode & 0o777)
 
     def _hold(self, name_bytes: int) -> None:
         """Count a member whose name the caller will hold until the end; refuse past the bounds."""

@@ -12,11 +12,13 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .build import BuildOptions, describe_plan, dry_run_summary, prepare, run
+from . import api
+from .builder import describe_plan
+from .formats import FORMATS, SHARD_BYTES
 from .engine import BACKENDS, JOBS_PER_CORE, SCHEDULER_ENV, default_jobs, max_jobs
 from .errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError
 from .toolchain import libjpeg_version, pillow_description, resampler_description
-from .transform import DECODES, FILTERS, ROUNDINGS, Recipe
+from .transform import DECODES, FILTERS, ROUNDINGS
 
 PROG = "imagenette-build"
 # The build holds a window of up to 32 tasks per worker (8 for full size, ~150 kB an image): 256
@@ -52,6 +54,22 @@ def _jobs(jobs: int | None) -> int:
         raise click.UsageError(f"--jobs {jobs}: at most {max_jobs()} ({JOBS_PER_CORE} per core; this process may "
                                f"use {default_jobs()} cores): more workers only take memory")
     return jobs
+
+
+class ByteSize(click.ParamType):
+    """A number of bytes: 4096, 64K, 256M, 1G (powers of 1024)."""
+
+    name = "SIZE"
+    UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().removesuffix("B").removesuffix("I")
+        number, unit = (text[:-1], text[-1]) if text[-1:] in "KMG" else (text, "")
+        if not number.isdigit() or not 1 <= int(number) * self.UNITS[unit] <= 1 << 40:
+            self.fail(f"{value!r} is not a size in bytes (like 256M, 64K; 1 byte to 1 TiB)", param, ctx)
+        return int(number) * self.UNITS[unit]
 
 
 class DefaultGroup(click.Group):
@@ -125,6 +143,15 @@ def cli():
               help="Keep resized images in this folder [default: OUT/.imagenette-cache], so a rerun "
                    "after an interruption only does what was not finished.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the cache of resized images.")
+@click.option("--keep-cache", is_flag=True,
+              help="Keep OUT/.imagenette-cache after a successful build (it is removed otherwise; a --cache "
+                   "DIR is always kept).")
+@click.option("--format", "formats", multiple=True, type=click.Choice(list(FORMATS)), default=("tgz",),
+              show_default=True,
+              help="Output format; repeat for several from one resize pass: tgz (the published layout), "
+                   "parquet (Hugging Face shards, needs imagenette-build[parquet]), webdataset (tar shards).")
+@click.option("--shard-size", type=ByteSize(), default=f"{SHARD_BYTES >> 20}M", show_default=True,
+              help="Parquet and WebDataset: image bytes per shard, at most (K, M, G: KiB, MiB, GiB).")
 @click.option("--skip-broken", is_flag=True,
               help="Build without listed images that are missing or cannot be read (named on stderr and "
                    "in the report) instead of stopping.")
@@ -136,7 +163,8 @@ def cli():
                    "workers; --jobs and --backend are then unused. Needs imagenette-build[dask], and the "
                    "workers must see --imagenet at the same path (README \"Running on a Dask cluster\").")
 def build_command(imagenet, manifest, sizes, out, jobs, backend, resample, quality, rounding, decode,
-                  batch_size, dry_run, as_json, quiet, scheduler, cache_dir, no_cache, skip_broken):
+                  batch_size, dry_run, as_json, quiet, scheduler, cache_dir, no_cache, keep_cache, formats,
+                  shard_size, skip_broken):
     """Build the archives of a manifest from a local ImageNet copy.
 
     \b
@@ -144,9 +172,11 @@ def build_command(imagenet, manifest, sizes, out, jobs, backend, resample, quali
       imagenette-build build --imagenet /data/imagenet --size 160 --out dist/
       imagenette-build build --imagenet /data/imagenet --size full --dry-run
       imagenette-build build --imagenet ~/kaggle-imagenet --manifest my.toml --size 64 --jobs 8
+      imagenette-build build --imagenet /data/imagenet --size 160 --format tgz --format parquet
 
-    Writes dist/<stem>-<size>.tgz (dist/<stem>.tgz for full), adds its lines to dist/SHA256SUMS
-    and dist/MD5SUMS, and writes the build report dist/<stem>-<size>.json and the sha256 of every
+    Writes dist/<stem>-<size>.tgz (dist/<stem>.tgz for full; with --format parquet or webdataset
+    the folders dist/<stem>-<size>-parquet/ and -wds/), adds their lines to dist/SHA256SUMS and
+    dist/MD5SUMS, and writes the build report dist/<stem>-<size>.json and the sha256 of every
     member, dist/<stem>-<size>.members.sha256. The default recipe is the published one
     (fastai-2018): with the same ImageNet files, every image is byte-identical to the published
     archives'; --filter, --quality, --rounding and --decode depart from it.
@@ -156,41 +186,15 @@ def build_command(imagenet, manifest, sizes, out, jobs, backend, resample, quali
     """
     if cache_dir is not None and no_cache:
         raise click.UsageError("give --cache DIR or --no-cache, not both")
-    unique_sizes = tuple(dict.fromkeys(sizes))
-    if scheduler and not dry_run and any(s is not None for s in unique_sizes):
-        # (--size full alone is not resized and never goes to the cluster)
-        imagenet = _check_cluster(scheduler, imagenet, quiet)
-    opts = BuildOptions(
-        imagenet=imagenet, manifest=manifest, sizes=unique_sizes, out=out,
-        jobs=_jobs(jobs), backend=backend,
-        recipe=Recipe(filter=resample, quality=quality, rounding=rounding, decode=decode),
-        batch_size=batch_size, quiet=quiet, scheduler=scheduler,
-        use_cache=not no_cache, cache=cache_dir, skip_broken=skip_broken,
-    )
-    plan = prepare(opts)
-    if dry_run:
-        summary = dry_run_summary(plan, opts)
-        if as_json:
-            click.echo(json.dumps(summary, indent=2))
-        else:
-            describe_plan(summary, click.echo)
-        return
-    reports = run(opts, plan)
-    if as_json:
-        click.echo(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
-
-
-def _check_cluster(scheduler: str, imagenet: Path, quiet: bool) -> Path:
-    """Fail fast, before the scan: the cluster answers and its workers can do the work. Returns
-    --imagenet as an absolute path: the workers open the files by path, not from this folder."""
-    from .engine import check_scheduler
-
-    imagenet = imagenet.absolute()
-    must_see = [("--imagenet", imagenet)] if imagenet.exists() else []  # else the scan says it
-    cluster = check_scheduler(scheduler, must_see)
-    if not quiet:
-        click.echo(f"cluster {scheduler}: {cluster['workers']} workers, {cluster['threads']} threads", err=True)
-    return imagenet
+    result = api.build(imagenet, manifest=manifest, sizes=sizes, out=out, formats=formats, jobs=_jobs(jobs),
+                       backend=backend, filter=resample, quality=quality, rounding=rounding, decode=decode,
+                       batch_size=batch_size, scheduler=scheduler, cache=cache_dir, no_cache=no_cache,
+                       keep_cache=keep_cache, shard_bytes=shard_size, skip_broken=skip_broken,
+                       dry_run=dry_run, quiet=quiet)
+    if dry_run and not as_json:
+        describe_plan(result, click.echo)
+    elif as_json:
+        click.echo(json.dumps(result if dry_run or len(result) > 1 else result[0], indent=2))
 
 
 @cli.command("sample-imagenet")
@@ -233,7 +237,13 @@ def sample_imagenet_command(out, manifest, layout, per_class, photos, jobs, quie
 @cli.command("classes")
 @click.argument("pattern", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the matches as JSON.")
-def classes_command(pattern, as_json):
+@click.option("--preview", "preview_png", type=click.Path(path_type=Path), default=None, metavar="PNG",
+              help="Also write a contact sheet of the matching classes (needs --imagenet).")
+@click.option("--imagenet", type=click.Path(path_type=Path), default=None,
+              help="The ImageNet copy the --preview images come from.")
+@click.option("--per-class", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Images a class on the --preview sheet.")
+def classes_command(pattern, as_json, preview_png, imagenet, per_class):
     """Search the 1000 ILSVRC-2012 classes by name, synonym or WNID (case-insensitive).
 
     Prints WNID, index in sorted-WNID order (the usual 0..999 label) and names. Names repeat in
@@ -244,10 +254,16 @@ def classes_command(pattern, as_json):
       imagenette-build classes crane
       imagenette-build classes n0144
       imagenette-build classes terrier --json
+      imagenette-build classes crane --preview cranes.png --imagenet /data/imagenet
     """
     from .newdataset import search
 
     found = search(pattern)
+    if preview_png is not None:
+        if imagenet is None:
+            raise click.UsageError("--preview needs --imagenet: the ImageNet copy to take the images from")
+        if found:
+            api.preview(preview_png, imagenet=imagenet, wnids=[c.wnid for c in found], per_class=per_class)
     if as_json:
         click.echo(json.dumps([{"wnid": c.wnid, "index": c.index, "devkit_id": c.devkit_id,
                                 "names": list(c.names)} for c in found], indent=2))
@@ -326,8 +342,9 @@ def new_manifest_command(name, wnids, classes_file, random_k, split, val_fractio
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def verify_command(archive, manifest, imagenet, as_json, strict, jobs, recipe_sample, quiet):
     """Check an archive level by level: identity (hashes against the published uploads and the
-    sums and report beside it), structure (members against the manifest), images (every member
-    decodes, sizes), and with --imagenet each member against its source image.
+    sums and report beside it), structure (members against the manifest), members (each member's
+    sha256 against the build's list and the published list), images (every member decodes, sizes),
+    and with --imagenet each member against its source image.
 
     \b
     Examples:
@@ -339,10 +356,9 @@ def verify_command(archive, manifest, imagenet, as_json, strict, jobs, recipe_sa
     Exit codes: 0 every level passed, 1 a level failed, 2 usage or I/O error.
     """
     from .errors import EXIT_DATA
-    from .verify import RecipeGrid, VerifyOptions, verify
 
-    report = verify(VerifyOptions(archive=archive, manifest=manifest, imagenet=imagenet, strict=strict,
-                                  jobs=_jobs(jobs), quiet=quiet, grid=RecipeGrid(sample=recipe_sample)))
+    report = api.verify_report(archive, manifest=manifest, imagenet=imagenet, strict=strict, jobs=_jobs(jobs),
+                               recipe_sample=recipe_sample, quiet=quiet)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -350,6 +366,61 @@ def verify_command(archive, manifest, imagenet, as_json, strict, jobs, recipe_sa
             click.echo(line)
     if not report.passed:
         click.get_current_context().exit(EXIT_DATA)
+
+
+@cli.command("extract")
+@click.argument("archive", type=click.Path(path_type=Path))
+@click.option("--into", type=click.Path(path_type=Path), default=Path("."), show_default=True,
+              help="Write <INTO>/<stem>/ (a torchvision root, or ~/.fastai/data for fastai's untar_data).")
+@click.option("--force", is_flag=True, help="Replace an existing <INTO>/<stem>/ (only once the new one is complete).")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written and the load commands as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="Errors only.")
+def extract_command(archive, into, force, as_json, quiet):
+    """Check an archive and write <INTO>/<stem>/ exactly as `tar xzf` would, never outside it.
+
+    The archive is read with verify's safety rules (no links, devices, absolute paths or '..'),
+    every member must lie below <stem>/, and its sha256 and md5 must match SHA256SUMS and MD5SUMS
+    beside it when they have a line for it; anything wrong leaves nothing behind. Prints one-line
+    load commands for torchvision, fastai, Hugging Face and tfds with the real path.
+
+    \b
+    Examples:
+      imagenette-build extract dist/imagenette2-160.tgz --into data
+      imagenette-build extract dist/imagenette2-160.tgz --into ~/.fastai/data
+    Exit codes: 0 done, 1 a bad or unsafe archive or a failed write, 2 usage (no such file, the
+    folder exists without --force).
+    """
+    result = api.extract(archive, into=into.expanduser(), force=force, quiet=quiet or as_json)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    elif not quiet:
+        for library, line in result["load"].items():
+            click.echo(f"{library + ':':<13}{line}")
+
+
+@cli.command("preview")
+@click.argument("archive", type=click.Path(path_type=Path), required=False)
+@click.option("--output", "-o", "out", type=click.Path(path_type=Path), required=True, help="The PNG to write.")
+@click.option("--imagenet", type=click.Path(path_type=Path), default=None,
+              help="Show classes of this ImageNet copy instead of an archive.")
+@click.option("--wnid", "wnids", multiple=True, help="A class to show (repeat it); with --imagenet.")
+@click.option("--manifest", default=None,
+              help="With --imagenet and no --wnid: show the manifest's classes; with an archive: its class names.")
+@click.option("--per-class", type=click.IntRange(1, 64), default=8, show_default=True, help="Images a class.")
+def preview_command(archive, out, imagenet, wnids, manifest, per_class):
+    """A PNG contact sheet: a row per class (its name and WNID), a few images each.
+
+    The images shown are the first of each class by sha256 of their name: the same sheet every run.
+
+    \b
+    Examples:
+      imagenette-build preview dist/imagenette2-160.tgz -o sheet.png
+      imagenette-build preview --imagenet /data/imagenet --wnid n01530575 --wnid n01531178 -o birds.png
+      imagenette-build preview --imagenet /data/imagenet --manifest my.toml -o mine.png
+    """
+    if (archive is None) == (imagenet is None):
+        raise click.UsageError("give an ARCHIVE or --imagenet DIR (not both)")
+    api.preview(out, archive=archive, imagenet=imagenet, wnids=wnids, manifest=manifest, per_class=per_class)
 
 
 EXIT_TERMINATED = 128 + signal.SIGTERM

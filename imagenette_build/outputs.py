@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -42,8 +43,8 @@ def final_path(path: Path) -> Path:
 
 
 def remove_stale_partials(folder: Path) -> list[str]:
-    """Remove the temporary files of dead processes of this host (a build killed with kill -9, or
-    by a power cut); the names removed."""
+    """Remove the temporary files (and the temporary folders of sharded outputs) of dead processes
+    of this host (a build killed with kill -9, or by a power cut); the names removed."""
     from .cache import pid_alive
 
     removed = []
@@ -54,8 +55,12 @@ def remove_stale_partials(folder: Path) -> list[str]:
     for name in names:
         m = _PARTIAL_RE.match(name)
         if m and m["host"] == _host() and not pid_alive(int(m["pid"])):
+            path = folder / name
             try:
-                os.unlink(folder / name)
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
                 removed.append(name)
             except OSError:
                 pass
@@ -141,19 +146,17 @@ def _write_sums(path: Path, entries: dict[str, str]) -> None:
     atomic_write(path, "".join(f"{h}  {name}\n" for name, h in sorted(entries.items())).encode())
 
 
-def set_sums(out_dir: Path, name: str, digests: dict[str, str | None]) -> None:
-    """Set (or, with None, remove) `name`'s line in each sums file, keeping every other line."""
-    for sums_name, digest_len in SUM_FILES.items():
+def update_sums(out_dir: Path, drop=lambda name: False, add: dict[str, tuple[str, str]] | None = None) -> None:
+    """In SHA256SUMS and MD5SUMS: remove the lines whose name `drop` accepts, then set the lines of
+    `add` ({name: (sha256, md5)}), keeping every other line."""
+    add = add or {}
+    for i, (sums_name, digest_len) in enumerate(SUM_FILES.items()):
         path = out_dir / sums_name
         entries = read_sums(path, digest_len)
-        digest = digests[sums_name]
-        if digest is None:
-            if name not in entries:
-                continue
-            entries.pop(name)
-        else:
-            entries[name] = digest
-        _write_sums(path, entries)
+        kept = {n: h for n, h in entries.items() if not drop(n)}
+        kept.update({n: digests[i] for n, digests in add.items()})
+        if kept != entries:
+            _write_sums(path, kept)
 
 
 def write_report(path: Path, report: dict) -> None:

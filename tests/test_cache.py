@@ -22,7 +22,8 @@ STEM = "imagenette2-sample"
 
 
 def _build(root, manifest_path, out, *args):
-    r = run_cli("--imagenet", root, "--manifest", manifest_path, "--out", out, "--json", "-q", *args)
+    # --keep-cache: these tests are about the cache across builds (the default removes it after one)
+    r = run_cli("--imagenet", root, "--manifest", manifest_path, "--out", out, "--json", "-q", "--keep-cache", *args)
     assert r.returncode == 0, r.stderr
     reports = json.loads(r.stdout)
     return reports if isinstance(reports, list) else [reports]

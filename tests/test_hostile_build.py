@@ -131,7 +131,7 @@ def test_a_fault_in_a_cache_pack_remakes_the_image_and_blames_no_source(sample, 
     r = cli(*args, "--out", tmp_path / "clean", "--no-cache", "--json")
     assert r.returncode == 0, r.stderr
     clean = json.loads(r.stdout)["sha256"]
-    r = cli(*args, "--out", out)
+    r = cli(*args, "--out", out, "--keep-cache")
     assert r.returncode == 0, r.stderr
     packs = sorted((out / fk.CACHE / "packs").iterdir())
     if fault == "offset_bit":
@@ -140,7 +140,7 @@ def test_a_fault_in_a_cache_pack_remakes_the_image_and_blames_no_source(sample, 
     else:
         os.mkfifo(out / fk.CACHE / "packs" / ("0" * 32 + ".pack"))
     for extra in ((), ("--skip-broken",)):
-        r = cli(*args, "--out", out, "--json", *extra)
+        r = cli(*args, "--out", out, "--json", "--keep-cache", *extra)
         assert r.returncode == 0, r.stderr
         report = json.loads(r.stdout)
         assert report["sha256"] == clean

@@ -17,7 +17,7 @@ from PIL import Image
 
 from imagenette_build.archive_reader import Digests
 from imagenette_build.transform import Recipe
-from imagenette_build.verify import (
+from imagenette_build.verifier import (
     RecipeGrid, VerifyOptions, infer_manifest, matches_upload, pixel_difference,
     published_match_message, read_published, variant_size, verify,
 )

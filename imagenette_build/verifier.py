@@ -50,7 +50,7 @@ from tqdm import tqdm
 
 from . import manifest as manifests
 from . import members as member_lists
-from .archive_reader import ArchiveStream, Digests, Entry, clip
+from .archive_reader import archive_stem, ArchiveStream, Digests, Entry, clip
 from .engine import default_jobs, ordered_map
 from .errors import UserError
 from .limits import BATCH_BYTES, IN_FLIGHT_BYTES_PER_JOB, MAX_REPORT_BYTES
@@ -133,13 +133,6 @@ class Target:
     @property
     def report_path(self) -> Path:
         return self.path.with_name(f"{self.stem}.json")
-
-
-def archive_stem(name: str) -> str:
-    for suffix in (".tgz", ".tar.gz"):
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
 
 
 def _stem_candidates(stem: str) -> list[str]:

@@ -6,6 +6,7 @@ This module only wires the stages together; each stage lives in its own module.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -22,8 +23,10 @@ from .cache import DEFAULT_DIRNAME as DEFAULT_CACHE_DIRNAME
 from .cache import CacheStats, ImageCache, open_cache, remove_stale_temp
 from .engine import batches, default_jobs, ordered_map
 from .errors import DataError, UserError
-from .pack import ArchiveInfo, ArchiveWriter, source_date_epoch
+from .formats import FORMATS, SHARD_BYTES, Context, Output, OutputFile
+from .labels import Labels, classes
 from .noisy import NoisyCsv
+from .pack import source_date_epoch
 from .plan import Plan, make_plan
 from .prefetch import Prefetcher
 from .sources import open_source
@@ -51,6 +54,9 @@ class BuildOptions:
     use_cache: bool = True  # --no-cache: False
     cache: Path | None = None  # --cache DIR; None: <out>/.imagenette-cache
     skip_broken: bool = False  # build without listed images that are missing or cannot be read
+    formats: tuple[str, ...] = ("tgz",)  # formats.FORMATS
+    keep_cache: bool = False  # keep the default cache folder after a successful build
+    shard_bytes: int = SHARD_BYTES  # parquet and webdataset shards
 
 
 def size_label(size: int | None) -> str:
@@ -107,8 +113,10 @@ def root_file_contents(plan: Plan) -> dict[str, bytes | NoisyCsv]:
     return files
 
 
-def archive_paths(plan: Plan, opts: BuildOptions) -> dict[int | None, Path]:
-    return {s: opts.out / f"{plan.manifest.archive_stem(s)}.tgz" for s in opts.sizes}
+def output_paths(plan: Plan, opts: BuildOptions) -> list[Path]:
+    """Every file or folder the build puts in place (the sharded formats: a folder per size)."""
+    suffixes = {"tgz": ".tgz", "parquet": "-parquet", "webdataset": "-wds"}
+    return [opts.out / f"{plan.manifest.archive_stem(s)}{suffixes[f]}" for s in opts.sizes for f in opts.formats]
 
 
 def cache_dir(opts: BuildOptions) -> Path | None:
@@ -120,11 +128,12 @@ def cache_dir(opts: BuildOptions) -> Path | None:
 
 
 def run(opts: BuildOptions, plan: Plan) -> list[dict]:
-    """Build every requested size in one pass over the sources; return one report per archive.
+    """Build every requested size, in every requested format, in one pass over the sources; return
+    one report per size.
 
-    Safe against interruption at any point (README "Faults, resume and the cache"): archives are
-    written under temporary names, and `_commit` puts each in place in an order that leaves every
-    final name complete and current. Temporary files of dead earlier runs are removed first.
+    Safe against interruption at any point (README "Faults, resume and the cache"): outputs are
+    written under temporary names, and `_commit` puts each size's in place in an order that leaves
+    every final name complete and current. Temporary files of dead earlier runs are removed first.
     """
     skipped = check_complete(plan, opts.skip_broken)
     _warn_not_published(opts)
@@ -133,23 +142,16 @@ def run(opts: BuildOptions, plan: Plan) -> list[dict]:
     manifest = plan.manifest
     mtime = source_date_epoch()
     started = time.monotonic()
-    writers: dict[int | None, ArchiveWriter] = {}
+    writers: dict[int | None, list[Output]] = {}
     stats: dict[int, CacheStats] = {}
     built = plan  # the plan minus the images skipped with --skip-broken
-    # Another build writing one of these archives into this folder: refused now, before any image is read.
-    locks = _lock_archives(opts.out, archive_paths(plan, opts).values())
+    # Another build writing one of these outputs into this folder: refused now, before any image is read.
+    locks = _lock_archives(opts.out, output_paths(plan, opts))
     outputs.remove_stale_partials(opts.out)
     try:
         for attempt in (1, 2):
-            root_files = root_file_contents(built)
-            for size, path in archive_paths(plan, opts).items():
-                writers[size] = ArchiveWriter(path, manifest.archive_stem(size), mtime, stored=size is None)
-                for name, data in root_files.items():
-                    if isinstance(data, NoisyCsv):
-                        writers[size].add_chunks(name, data.size, data.chunks())
-                    else:
-                        writers[size].add_file(name, data)
-            if attempt == 1:  # after the archives' files: a folder that cannot be written to says so first
+            writers = _open_outputs(built, opts, mtime)
+            if attempt == 1:  # after the outputs' files: a folder that cannot be written to says so first
                 cache = _open_cache(opts)
                 stats = {s: CacheStats() for s in opts.sizes if s is not None and cache is not None}
             elif cache is not None:  # the workers must see the packs the first pass wrote
@@ -171,41 +173,85 @@ def run(opts: BuildOptions, plan: Plan) -> list[dict]:
                 raise DataError(f"none of the {len(plan.images)} source images could be read, no archive "
                                 f"written. First: {broken[0]['reason']}")
             if not manifest.noisy_labels_file:
-                break  # the images left out were never added: the archives are already right
-            # The generated noisy-labels CSV at the archive root lists every image: write the archives
-            # again without the skipped ones (from the cache, so this pass costs reads, not resizes).
-            for w in writers.values():
-                w.abort()
+                break  # the images left out were never added: the outputs are already right
+            # The generated noisy labels (the CSV at the archive root, the labels of each sample) cover
+            # every image: write the outputs again without the skipped ones (from the cache, so this
+            # pass costs reads, not resizes).
+            _abort(writers)
             writers = {}
-        infos = {size: w.close() for size, w in writers.items()}
+        files = {size: {o.format: o.close() for o in outs} for size, outs in writers.items()}
         reports = []
         _test_pause("commit")
         with outputs.folder_lock(opts.out):  # the sums files are shared with other builds into --out
-            for size, info in infos.items():
-                report = _report(built, opts, size, info, mtime, skipped, cache, stats.get(size))
-                _commit(writers[size], info, report, [i.path for i in infos.values()][len(reports) + 1:])
+            sizes = list(writers)
+            for i, size in enumerate(sizes):
+                report = _report(built, opts, size, writers[size], files[size], mtime, skipped, cache, stats.get(size))
+                rest = [o.final for s in sizes[i + 1:] for o in writers[s]]
+                _commit(writers[size], files[size], report, rest)
                 reports.append(report)
     except OSError as exc:
         where = (outputs.final_path(Path(exc.filename)) if exc.filename
-                 else " and ".join(str(p) for p in archive_paths(plan, opts).values()))
+                 else " and ".join(str(p) for p in output_paths(plan, opts)))
         raise DataError(f"{where}: cannot write: {exc.strerror or exc}") from None
     finally:
-        for w in writers.values():
-            w.abort()
+        _abort(writers)
         locks.release()
         if cache is not None:  # workers ended mid-write (an interrupt) leave their temporary entries
             remove_stale_temp(Path(cache.root))
     _warn_skipped(skipped)
     _warn_cache_errors(stats)
+    _drop_cache(opts, cache)
     if not opts.quiet:
         elapsed = time.monotonic() - started
         for r in reports:
             cached = ""
             if r["cache"]:
                 cached = f"; cache: {r['cache']['hits']} reused, {r['cache']['misses']} made"
-            print(f"wrote {opts.out / r['archive']} ({r['archive_bytes']:,} bytes, {r['images']} images) "
-                  f"in {elapsed:.1f} s{cached}", file=sys.stderr)
+            for fmt, out in r["outputs"].items():
+                total = sum(f["bytes"] for f in out["files"])
+                what = out["files"][0]["path"] if fmt == "tgz" else f"{out['folder']}/ ({len(out['files'])} shards)"
+                print(f"wrote {opts.out / what} ({total:,} bytes, {r['images']} images) in {elapsed:.1f} s{cached}",
+                      file=sys.stderr)
     return reports
+
+
+def _open_outputs(plan: Plan, opts: BuildOptions, mtime: int) -> dict[int | None, list[Output]]:
+    """Every output of every size, opened under temporary names, the root files added."""
+    labels = Labels(plan, plan.manifest) if set(opts.formats) - {"tgz"} else None
+    root_files = root_file_contents(plan)
+    writers: dict[int | None, list[Output]] = {}
+    try:
+        for size in opts.sizes:
+            ctx = Context(opts.out, plan.manifest.archive_stem(size), size, mtime, labels, opts.shard_bytes)
+            writers[size] = []
+            for fmt in opts.formats:
+                out = FORMATS[fmt](ctx)
+                writers[size].append(out)
+                for name, data in root_files.items():
+                    out.add_root_file(name, data)
+    except BaseException:
+        _abort(writers)
+        raise
+    return writers
+
+
+def _abort(writers: dict[int | None, list[Output]]) -> None:
+    for outs in writers.values():
+        for o in outs:
+            o.abort()
+
+
+def _drop_cache(opts: BuildOptions, cache: ImageCache | None) -> None:
+    """The default cache exists for a rerun after an interruption: after a successful build it goes,
+    unless the user named a cache folder (a shared, kept one) or asked to keep it."""
+    if cache is None or opts.cache is not None or opts.keep_cache:
+        return
+    root = Path(cache.root)
+    size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and not f.is_symlink())
+    shutil.rmtree(root, ignore_errors=True)
+    if not opts.quiet:
+        print(f"removed the resize cache {root} ({size / 1e6:,.0f} MB); --keep-cache keeps it for the next "
+              "build", file=sys.stderr)
 
 
 def fidelity(opts: BuildOptions) -> dict:
@@ -238,7 +284,7 @@ def _prepare_out_dir(out: Path) -> None:
         raise DataError(f"--out {out}: cannot create the folder: {exc.strerror or exc}") from None
 
 
-def _lock_archives(out: Path, paths: Iterable[Path]) -> outputs.ArchiveLocks:
+def _lock_archives(out: Path, paths: Iterable[Path]) -> outputs.ArchiveLocks:  # (any output: file or folder)
     try:
         return outputs.ArchiveLocks(paths)
     except OSError as exc:
@@ -259,7 +305,7 @@ def _open_cache(opts: BuildOptions) -> ImageCache | None:
         return None
 
 
-def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, ArchiveWriter],
+def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, list[Output]],
                   cache: ImageCache | None, stats: dict[int, CacheStats], pause: bool = False) -> list[dict]:
     """Resize (in the workers) and pack every image of `plan`; the images that failed, as
     {"member", "source", "reason"}. Cache counters are added to `stats`."""
@@ -299,7 +345,8 @@ def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, Arch
                     broken.append({"member": img.member, "source": str(img.ref), "reason": error})
                     continue
                 for size, data in zip(sizes, outputs_per_size):
-                    writers[size].add_file(img.member, data)
+                    for out in writers[size]:
+                        out.add_image(img, data)
                     pack_bar.update(len(data))
             resize_bar.update(len(batch.images))
             ahead.advance(len(batch.images))
@@ -345,18 +392,21 @@ def _warn_cache_errors(stats: dict[int, CacheStats]) -> None:
               file=sys.stderr)
 
 
-def _report(plan: Plan, opts: BuildOptions, size: int | None, info: ArchiveInfo, mtime: int,
-            skipped: list[dict], cache: ImageCache | None, stats: CacheStats | None) -> dict:
+def _report(plan: Plan, opts: BuildOptions, size: int | None, writers: list[Output],
+            files: dict[str, list[OutputFile]], mtime: int, skipped: list[dict], cache: ImageCache | None,
+            stats: CacheStats | None) -> dict:
     m = plan.manifest
     counts = plan.counts()
-    return {
-        "archive": info.path.name,
+    by_format = {o.format: o for o in writers}
+    report = {
+        "archive": None,
         "stem": m.archive_stem(size),
         "size": size_label(size),
         "manifest": {"name": m.name, "sha256": m.sha256, "files": m.file_hashes},
         "source": plan.source,
         "options": {
             "sizes": [size_label(s) for s in opts.sizes],
+            "formats": list(opts.formats),
             "recipe": opts.recipe.to_json() if size is not None else "original bytes",
             "jobs": opts.jobs,
             "backend": opts.backend,
@@ -367,49 +417,60 @@ def _report(plan: Plan, opts: BuildOptions, size: int | None, info: ArchiveInfo,
         },
         "images": len(plan.images),
         "counts": counts,
+        # label indices of every loader (torchvision ImageFolder, HF, fastai): sorted WNID order
+        "classes": [c.to_json() for c in classes(m)],
         "skipped": skipped,  # --skip-broken: listed images left out, and why
         "root_files": list(m.root_files) + ([m.noisy_labels_file] if m.noisy_labels_file else []),
-        "archive_bytes": info.size,
-        "sha256": info.sha256,
-        "md5": info.md5,
-        "md5_first_mib": info.md5_first_mib,
-        "tar_sha256": info.tar_sha256,
-        "tar_members": info.members,
-        # the sha256 of every file member, `sha256sum -c` format (members.py)
-        "members_sha256": {"file": info.members_file.name, "sha256": info.members_sha256},
+        "outputs": {fmt: {**({"folder": o.final.name} if fmt != "tgz" else {}),
+                          "files": [f.to_json() for f in files[fmt]], **o.describe()}
+                    for fmt, o in by_format.items()},
         "fidelity": fidelity(opts) if size is not None else None,
         # Resized images reused from / added to the cache in this run (None: no cache, or full size).
         "cache": ({"dir": cache.root, **stats.to_json()} if cache is not None and stats is not None else None),
-        "toolchain": toolchain(info.compressor),
     }
+    tgz = by_format.get("tgz")
+    if tgz is not None:  # the archive's own fields, where verify and older tools look for them
+        [f] = files["tgz"]
+        described = tgz.describe()
+        report.update(archive=f.path, archive_bytes=f.bytes, sha256=f.sha256, md5=f.md5,
+                      md5_first_mib=described["md5_first_mib"], tar_sha256=described["tar_sha256"],
+                      tar_members=described["tar_members"], members_sha256=described["members_sha256"])
+    compressor = tgz.describe()["compressor"] if tgz is not None else None
+    report["toolchain"] = toolchain(compressor)
+    return report
 
 
-def _commit(writer: ArchiveWriter, info: ArchiveInfo, report: dict, rest: list[Path]) -> None:
-    """Put a finished archive in place so that, whenever the process dies, every file under a
-    final name is complete and current: the old sums lines, report and member list go first, then
-    the archive is renamed in, then its member list, its report and its sums lines. Each step is
-    one atomic rename, so an interrupt between any two leaves the folder consistent too. Called
-    with the folder lock held.
+def _commit(writers: list[Output], files: dict[str, list[OutputFile]], report: dict, rest: list[Path]) -> None:
+    """Put one size's finished outputs in place so that, whenever the process dies, every file under
+    a final name is complete and current: the old sums lines, report and member list go first, then
+    the outputs are renamed in (the archive, then its member list), then the report and the sums
+    lines. Each step is one atomic rename, so an interrupt between any two leaves the folder
+    consistent too. Called with the folder lock held.
 
-    A failed write after the rename (a full disk) names the file that failed and what the archive,
-    complete and in place, is left without; `rest`: the archives of this run not yet committed,
+    A failed write after the renames (a full disk) names the file that failed and what the outputs,
+    complete and in place, are left without; `rest`: the outputs of this run not yet committed,
     which the error leaves unwritten."""
-    out = info.path.parent
-    name = info.path.name
+    out = writers[0].ctx.out
     report_path = out / f"{report['stem']}.json"
-    outputs.set_sums(out, name, {"SHA256SUMS": None, "MD5SUMS": None})
+    names = [f["path"] for o in report["outputs"].values() for f in o["files"]]
+    folders = [o.final.name + "/" for o in writers if o.format != "tgz"]
+    outputs.update_sums(out, drop=lambda name: name in names or name.startswith(tuple(folders)))
     report_path.unlink(missing_ok=True)
-    info.members_file.unlink(missing_ok=True)  # an old member list must not outlive its archive
+    tgz = next((o for o in writers if o.format == "tgz"), None)
+    if tgz is not None:
+        tgz.writer.final_path.with_name(report["members_sha256"]["file"]).unlink(missing_ok=True)
     _test_pause("commit-archive")
-    writer.commit()
+    for o in writers:
+        o.commit()
     unwritten = f"; not written: {', '.join(map(str, rest))}" if rest else ""
-    placed = f"{info.path} is complete and in place"
-    try:
-        writer.commit_members()
-    except OSError as exc:
-        raise DataError(f"{info.members_file}: cannot write the member list: {exc.strerror or exc}; {placed}, "
-                        f"without its member list, its report and its lines in SHA256SUMS and MD5SUMS "
-                        f"(build again){unwritten}") from None
+    placed = f"{' and '.join(str(o.final) for o in writers)} {'is' if len(writers) == 1 else 'are'} complete and in place"
+    if tgz is not None:
+        try:
+            tgz.commit_members()
+        except OSError as exc:
+            raise DataError(f"{tgz.info.members_file}: cannot write the member list: {exc.strerror or exc}; "
+                            f"{placed}, without its member list, its report and its lines in SHA256SUMS and "
+                            f"MD5SUMS (build again){unwritten}") from None
     _test_pause("commit-report")
     try:
         outputs.write_report(report_path, report)
@@ -418,7 +479,7 @@ def _commit(writer: ArchiveWriter, info: ArchiveInfo, report: dict, rest: list[P
                         f"its report and its lines in SHA256SUMS and MD5SUMS (build again){unwritten}") from None
     _test_pause("commit-sums")
     try:
-        outputs.set_sums(out, name, {"SHA256SUMS": info.sha256, "MD5SUMS": info.md5})
+        outputs.update_sums(out, add={f.path: (f.sha256, f.md5) for fs in files.values() for f in fs})
     except OSError as exc:
         failed = Path(exc.filename or out / "SHA256SUMS")
         lines = "SHA256SUMS and MD5SUMS" if failed.name == "SHA256SUMS" else failed.name
@@ -441,7 +502,7 @@ def _test_pause(point: str) -> None:
 
 def dry_run_summary(plan: Plan, opts: BuildOptions) -> dict:
     summary = plan.to_json()
-    summary["would_write"] = [str(p) for p in archive_paths(plan, opts).values()]
+    summary["would_write"] = [str(p) for p in output_paths(plan, opts)]
     summary["complete"] = not plan.missing and bool(plan.images)
     return summary
 

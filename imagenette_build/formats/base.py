@@ -1,0 +1,215 @@
+"""What every output format is to the build: images in, files under temporary names out, then
+committed into place.
+
+A format is one class with `add_root_file`, `add_image`, `close`, `commit` and `abort`, registered
+in `formats/__init__.py`. The build hands each resized image (once, in member order) to every
+format of its size, so one resize pass feeds them all; it puts the files `close` returns in place
+with `commit`, lists each in SHA256SUMS and MD5SUMS and in the build report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..labels import Labels
+from ..outputs import create_new, partial_path, sync_dir
+from ..plan import PlannedImage
+
+SHARD_BYTES = 256 << 20  # the images a shard holds, at most (a single larger image gets a shard of its own)
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One finished file: its path below --out and its digests."""
+
+    path: str
+    bytes: int
+    sha256: str
+    md5: str
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "bytes": self.bytes, "sha256": self.sha256, "md5": self.md5}
+
+
+@dataclass(frozen=True)
+class Context:
+    out: Path
+    stem: str  # imagenette2-160
+    size: int | None  # None: full size
+    mtime: int  # every file's modification time inside the outputs (SOURCE_DATE_EPOCH)
+    labels: Labels | None  # class indices, names and noisy labels (formats that carry them)
+    shard_bytes: int = SHARD_BYTES
+
+
+class Output(ABC):
+    format: str = "?"
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    @property
+    @abstractmethod
+    def final(self) -> Path:
+        """The file or folder this output puts in place."""
+
+    def add_root_file(self, name: str, data) -> None:
+        """A file at the dataset's root (the noisy-labels CSV): formats that carry the labels in
+        each sample ignore it."""
+
+    @abstractmethod
+    def add_image(self, img: PlannedImage, data: bytes) -> None:
+        """One image, in member order."""
+
+    @abstractmethod
+    def close(self) -> list[OutputFile]:
+        """Finish every file under its temporary name (synced)."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Put the finished files in place (renames)."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Remove what was written; safe at any point, any number of times."""
+
+    def describe(self) -> dict:
+        """What the build report says of this output, besides its files."""
+        return {}
+
+
+class HashingFile:
+    """A file written afresh (never through a symlink) and hashed as it is written."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._f = open(create_new(path), "wb")
+        self._sha256 = hashlib.sha256()
+        self._md5 = hashlib.md5()
+        self.size = 0
+
+    def write(self, data) -> int:
+        self._f.write(data)
+        self._sha256.update(data)
+        self._md5.update(data)
+        self.size += len(data)
+        return len(data)
+
+    # what a file-like sink is asked for (pyarrow writes Parquet through these)
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    @property
+    def closed(self) -> bool:
+        return self._f.closed
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> tuple[int, str, str]:
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+        return self.size, self._sha256.hexdigest(), self._md5.hexdigest()
+
+    def discard(self) -> None:
+        try:
+            self._f.close()
+        except OSError:
+            pass
+
+
+class Shards(Output):
+    """A folder of shards per split (`<split>-NNNNN-of-NNNNN.<ext>`), at most `shard_bytes` of images
+    each, written in a temporary folder beside the final one and renamed into place as a whole."""
+
+    suffix = "?"  # the folder is <stem>-<suffix>/
+    ext = "?"
+
+    def __init__(self, ctx: Context):
+        super().__init__(ctx)
+        self._tmp = partial_path(self.final)
+        if self._tmp.exists():
+            shutil.rmtree(self._tmp)
+        self._tmp.mkdir()
+        self._shards: dict[str, list[Path]] = {}  # split -> temporary shard files, in order
+        self._files: list[OutputFile] = []
+        self._split: str | None = None
+        self._bytes = 0
+        self._closed = False
+
+    @property
+    def final(self) -> Path:
+        return self.ctx.out / f"{self.ctx.stem}-{self.suffix}"
+
+    def add_image(self, img: PlannedImage, data: bytes) -> None:
+        if img.split != self._split or (self._bytes and self._bytes + len(data) > self.ctx.shard_bytes):
+            self._end_shard()
+            self._split = img.split
+            number = len(self._shards.setdefault(img.split, []))
+            path = self._tmp / f".{img.split}-{number:05d}.{self.ext}"
+            self._shards[img.split].append(path)
+            self._start_shard(path)
+            self._bytes = 0
+        self._write(img, data)
+        self._bytes += len(data)
+
+    @abstractmethod
+    def _start_shard(self, path: Path) -> None: ...
+
+    @abstractmethod
+    def _write(self, img: PlannedImage, data: bytes) -> None: ...
+
+    @abstractmethod
+    def _finish_shard(self) -> tuple[int, str, str]:
+        """Close the shard being written: (bytes, sha256, md5)."""
+
+    def _end_shard(self) -> None:
+        if self._split is not None:
+            size, sha256, md5 = self._finish_shard()
+            path = self._shards[self._split][-1]
+            self._files.append(OutputFile(path.name, size, sha256, md5))
+            self._split = None
+
+    def shard_name(self, split: str, number: int, total: int) -> str:
+        return f"{split}-{number:05d}-of-{total:05d}.{self.ext}"
+
+    def close(self) -> list[OutputFile]:
+        self._end_shard()
+        by_temp = {f.path: f for f in self._files}
+        out = []
+        for split, paths in self._shards.items():
+            for number, path in enumerate(paths):
+                name = self.shard_name(split, number, len(paths))
+                os.replace(path, self._tmp / name)
+                f = by_temp[path.name]
+                out.append(OutputFile(f"{self.final.name}/{name}", f.bytes, f.sha256, f.md5))
+        sync_dir(self._tmp)
+        self._closed = True
+        return out
+
+    def commit(self) -> None:
+        """The old folder (an earlier build's) is moved aside, the new one renamed in, the old one
+        removed: at every instant the final name holds a complete folder or nothing."""
+        old = partial_path(self.final.with_name(self.final.name + ".old"))  # a stale one is removed by a later run
+        if self.final.exists():
+            os.replace(self.final, old)
+        os.replace(self._tmp, self.final)
+        if old.exists():
+            shutil.rmtree(old, ignore_errors=True)
+
+    def abort(self) -> None:
+        if not self._closed and self._split is not None:
+            self._discard_shard()
+            self._split = None
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _discard_shard(self) -> None:
+        """Close the shard being written without finishing it (its folder is then removed)."""

@@ -1,0 +1,199 @@
+"""Contact sheets: a row per class (its name and WNID), a few images each, as one PNG.
+
+Of an archive (the images of each class folder in it) or of candidate classes straight from an
+ImageNet copy, so that a person choosing classes for a new dataset can look before building. The
+images shown are the first `per_class` of each class by sha256 of their path (or file name): the
+same sheet on every run and machine. Memory holds the thumbnails only: an archive is read as a
+stream (`archive_reader`, with verify's safety rules) and each class keeps a bounded heap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from .archive_reader import ArchiveStream
+from .errors import UserError
+
+THUMB = 128  # px, the longest side of a thumbnail
+LABEL_WIDTH = 220  # px left of each row for the class name and WNID
+GAP = 4
+MAX_PER_CLASS = 64
+MAX_CLASSES = 200
+
+
+@dataclass
+class _Row:
+    """One class: the `per_class` images with the smallest keys so far, as thumbnails."""
+
+    title: str
+    per_class: int
+    chosen: list[tuple[str, Image.Image]] = field(default_factory=list)  # (key, thumbnail)
+
+    def wants(self, key: str) -> bool:
+        return len(self.chosen) < self.per_class or key < max(k for k, _ in self.chosen)
+
+    def add(self, key: str, thumb: Image.Image) -> None:
+        self.chosen.append((key, thumb))
+        if len(self.chosen) > self.per_class:
+            self.chosen.remove(max(self.chosen, key=lambda item: item[0]))
+
+    def thumbs(self) -> list[Image.Image]:
+        return [t for _, t in sorted(self.chosen, key=lambda item: item[0])]
+
+
+def _key(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def thumbnail(data: bytes, size: int = THUMB) -> Image.Image | None:
+    """A small RGB copy of an image (libjpeg's reduced decode where it can), None if it does not
+    decode: a preview shows what it can."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            img.draft("RGB", (size, size))
+            img = img.convert("RGB")
+            img.thumbnail((size, size), Image.Resampling.BICUBIC)
+        return img
+    except Exception:  # any decoder failure: the image is left out of the sheet
+        return None
+
+
+def _check_counts(per_class: int, classes: int) -> None:
+    if not 1 <= per_class <= MAX_PER_CLASS:
+        raise UserError(f"--per-class {per_class}: give 1..{MAX_PER_CLASS} images a class")
+    if classes > MAX_CLASSES:
+        raise UserError(f"{classes} classes: a sheet shows at most {MAX_CLASSES}; pick fewer")
+
+
+def sheet(rows: list[_Row]) -> Image.Image:
+    """Draw the rows: the title on the left, the thumbnails to its right, on white."""
+    width = LABEL_WIDTH + max((r.per_class for r in rows), default=1) * (THUMB + GAP) + GAP
+    height = max(1, len(rows)) * (THUMB + GAP) + GAP
+    out = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(out)
+    font = ImageFont.load_default()
+    for i, row in enumerate(rows):
+        top = GAP + i * (THUMB + GAP)
+        draw.multiline_text((GAP, top + 4), row.title, fill="black", font=font, spacing=4)
+        for j, thumb in enumerate(row.thumbs()):
+            left = LABEL_WIDTH + j * (THUMB + GAP)
+            out.paste(thumb, (left + (THUMB - thumb.width) // 2, top + (THUMB - thumb.height) // 2))
+    return out
+
+
+def of_archive(path: Path, names: dict[str, str], per_class: int = 8) -> Image.Image:
+    """A sheet of an archive: one row per class folder (`<split>/<wnid>/`, splits merged), titled
+    with `names[wnid]` where the manifest names it."""
+    _check_counts(per_class, 0)
+    rows: dict[str, _Row] = {}
+    with ArchiveStream(path) as stream:
+        for entry in stream.entries():
+            parts = entry.name.split("/")
+            if entry.data is None or len(parts) != 4:  # <top>/<split>/<wnid>/<file>
+                continue
+            wnid = parts[2]
+            row = rows.get(wnid)
+            if row is None:
+                if len(rows) >= MAX_CLASSES:
+                    raise UserError(f"{path}: more than {MAX_CLASSES} class folders; a sheet shows at most that many")
+                row = rows[wnid] = _Row(_title(wnid, names), per_class)
+            key = _key(parts[3])
+            if row.wants(key):
+                thumb = thumbnail(entry.data)
+                if thumb is not None:
+                    row.add(key, thumb)
+    if stream.io_error:
+        raise UserError(stream.io_error)
+    if stream.problem and not rows:
+        raise UserError(f"{path}: {stream.problem}")
+    if not rows:
+        raise UserError(f"{path}: no images in <top>/<split>/<class>/ folders to show")
+    return sheet([rows[w] for w in sorted(rows)])
+
+
+def of_classes(images: dict[str, Iterable[tuple[str, Callable[[], bytes]]]], names: dict[str, str],
+               per_class: int = 8) -> Image.Image:
+    """A sheet of candidate classes: `images[wnid]` yields (file name, a function reading its
+    bytes). Only the chosen images are read: the first `per_class` by sha256 of their name, with
+    the next in that order standing in for one that cannot be read or decoded."""
+    _check_counts(per_class, len(images))
+    rows = []
+    for wnid, files in images.items():
+        row = _Row(_title(wnid, names), per_class)
+        for _, name, read in sorted(((_key(name), name, read) for name, read in files), key=lambda t: t[0]):
+            if len(row.chosen) == per_class:
+                break
+            try:
+                thumb = thumbnail(read())
+            except OSError:
+                thumb = None
+            if thumb is not None:
+                row.add(_key(name), thumb)
+        rows.append(row)
+    return sheet(rows)
+
+
+def _title(wnid: str, names: dict[str, str]) -> str:
+    name = names.get(wnid, "")
+    return f"{name}\n{wnid}" if name else wnid
+
+
+def save_png(img: Image.Image, out: Path) -> None:
+    """Written under a temporary name and renamed: a sheet is whole or absent."""
+    from .outputs import atomic_write
+
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    try:
+        atomic_write(out, buf.getvalue())
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write: {exc.strerror or exc}") from None
+
+
+def sheet_of(out: Path, archive: Path | None = None, imagenet: Path | None = None, wnids: tuple[str, ...] = (),
+             manifest: str | None = None, per_class: int = 8) -> Path:
+    """Write the contact sheet of an archive, or of classes (`wnids`, else the manifest's) of an
+    ImageNet copy, to `out` (PNG); returns `out`."""
+    from . import classes as imagenet_classes
+    from . import manifest as manifests
+    from .newdataset import check_wnid
+
+    if (archive is None) == (imagenet is None):
+        raise UserError("give an archive or --imagenet, not both or neither")
+    table = {c.wnid: c.names[0] for c in imagenet_classes.all_classes()}
+    if archive is not None:
+        if manifest is not None:
+            table.update({c.wnid: c.name for c in manifests.load(manifest).classes})
+        return _saved(of_archive(archive, table, per_class), out)
+    if not wnids:
+        if manifest is None:
+            raise UserError("give the classes to show: --wnid (repeat it) or --manifest")
+        loaded = manifests.load(manifest)
+        wnids = loaded.wnids
+        table.update({c.wnid: c.name for c in loaded.classes})
+    for w in wnids:
+        check_wnid(w, "--wnid")
+    _check_counts(per_class, len(wnids))
+    from .sources import open_source
+
+    source = open_source(imagenet)
+    try:
+        source.prepare(wnids)
+        images = {w: [(i.filename, i.ref.read) for i in source.images(w)] for w in dict.fromkeys(wnids)}
+        return _saved(of_classes(images, table, per_class), out)
+    finally:
+        source.close()
+
+
+def _saved(img: Image.Image, out: Path) -> Path:
+    save_png(img, out)
+    return out
