@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from . import classes
 from .engine import batches, ordered_map
@@ -41,6 +41,7 @@ from .manifest import Manifest
 from .sources.folders import KAGGLE_SUBDIR
 from .errors import UserError
 from .sources.ilsvrc_tars import TRAIN_TAR, VAL_TAR
+from .transform import resize
 from .sources.labels import (DEVKIT_ARCHIVE, DEVKIT_DIR, DEVKIT_GROUND_TRUTH, KAGGLE_SOLUTION, VAL_IMAGES,
                              VAL_PER_CLASS, val_filename)
 
@@ -92,30 +93,37 @@ def image_shape(filename: str) -> tuple[tuple[int, int], str, int]:
 
 
 def synthetic_jpeg(filename: str) -> bytes:
-    """Photo-like JPEG bytes, a pure function of the file name."""
+    """Photo-like JPEG bytes, a pure function of the file name, the same with every Pillow: the
+    pixels are made with numpy and the build's own resize (Pillow's drawing and RGB->L conversion
+    may differ between Pillow versions and pillow-simd), then encoded by libjpeg-turbo."""
     (w, h), mode, subsampling = image_shape(filename)
     rng = np.random.default_rng(_seed(filename) ^ 0x5EED)
-    # Smooth colour gradient, computed at low resolution and upscaled (cheap, photo-like).
+    # Smooth colour gradient: a 4x4 grid of colours, interpolated (cheap, photo-like).
     lo = rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8)
-    img = Image.fromarray(lo, "RGB").resize((w, h), Image.BICUBIC)
-    draw = ImageDraw.Draw(img)
+    # upscaled with pillow-simd's arithmetic, which every Pillow here computes (transform.resize)
+    arr = np.asarray(resize(Image.fromarray(lo, "RGB"), (w, h), "bicubic"), dtype=np.int16).copy()
     for _ in range(int(rng.integers(3, 9))):
         x0, x1 = sorted(rng.integers(0, w, 2).tolist())
         y0, y1 = sorted(rng.integers(0, h, 2).tolist())
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        colour = rng.integers(0, 256, 3)
         shape = int(rng.integers(3))
-        if shape == 0:
-            draw.ellipse((x0, y0, x1, y1), fill=colour)
+        y, x = np.mgrid[y0:y1 + 1, x0:x1 + 1]  # the shape's box only
+        if shape == 0:  # ellipse
+            cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, max((x1 - x0) / 2, 0.5), max((y1 - y0) / 2, 0.5)
+            mask = ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1
         elif shape == 1:
-            draw.rectangle((x0, y0, x1, y1), fill=colour)
-        else:
-            draw.polygon([(x0, y1), ((x0 + x1) // 2, y0), (x1, y1)], fill=colour)
-    arr = np.asarray(img, dtype=np.int16)
+            mask = np.ones(x.shape, dtype=bool)
+        else:  # triangle: apex at the top middle
+            mask = np.abs(x - (x0 + x1) / 2) <= (y - y0) / max(y1 - y0, 1) * max((x1 - x0) / 2, 0.5)
+        arr[y0:y1 + 1, x0:x1 + 1][mask] = colour
     noise = rng.integers(-12, 13, size=(h, w, 1), dtype=np.int16)  # luminance grain
     arr = np.clip(arr + noise, 0, 255).astype(np.uint8)
-    out = Image.fromarray(arr, "RGB")
-    if mode == "L":
-        out = out.convert("L")
+    if mode == "L":  # ITU-R 601 luma in integers
+        rgb = arr.astype(np.int32)
+        luma = (rgb[..., 0] * 299 + rgb[..., 1] * 587 + rgb[..., 2] * 114 + 500) // 1000
+        out = Image.fromarray(luma.astype(np.uint8))
+    else:
+        out = Image.fromarray(arr)
     buf = io.BytesIO()
     out.save(buf, format="JPEG", quality=90, subsampling=subsampling if mode == "RGB" else -1)
     return buf.getvalue()
