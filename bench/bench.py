@@ -150,15 +150,15 @@ def psnr_check(photos: list[Path]) -> dict:
     """Scaled vs full decode, same filter, before JPEG encoding: PSNR per image and size."""
     import numpy as np
 
-    from imagenette_build.transform import Recipe, resized_images
+    from imagenette_build.transform import Recipe, resize_pixels
 
     out = {}
     for size in (160, 320):
         values = []
         for p in photos:
             data = p.read_bytes()
-            a = resized_images(data, (size,), Recipe(decode="scaled"))[size]
-            b = resized_images(data, (size,), Recipe(decode="full"))[size]
+            a = resize_pixels(data, (size,), Recipe(decode="scaled"))[size]
+            b = resize_pixels(data, (size,), Recipe(decode="full"))[size]
             mse = np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
             values.append(float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse))
         changed = [v for v in values if v != float("inf")]
@@ -205,7 +205,7 @@ def others_psnr(photos: list[Path], size: int) -> dict:
     sys.path.insert(0, str(HERE))
     import others
 
-    from imagenette_build.transform import Recipe, resize_image
+    from imagenette_build.transform import Recipe, make_jpegs
 
     def rgb(data: bytes):
         return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float64)
@@ -214,7 +214,7 @@ def others_psnr(photos: list[Path], size: int) -> dict:
     for name, make in others.PIPELINES.items():
         values, other_size = [], 0
         for p in photos:
-            ours = rgb(resize_image(p.read_bytes(), (size,), Recipe())[0])
+            ours = rgb(make_jpegs(p.read_bytes(), (size,), Recipe())[0])
             theirs = rgb(make(str(p), size))
             if ours.shape != theirs.shape:
                 other_size += 1

@@ -26,15 +26,17 @@ def stage_budget(files: list[Path], size: int, work: Path) -> dict:
     ("task") and with ("task, cache") an empty cache. What the task spends besides decode, resize and
     encode is the tool's overhead in the workers."""
     from imagenette_build.cache import open_cache
+    from imagenette_build.toolchain import fingerprint
     from imagenette_build.sources import SourceRef
-    from imagenette_build.transform import Recipe, decoded, encode, process_batch, resize
+    from imagenette_build.transform import Recipe, decode_for, encode, resize
+    from imagenette_build.worker import Task, process_batch
 
     recipe = Recipe()
     datas = [p.read_bytes() for p in files]
     spent = {"decode": 0.0, "resize": 0.0, "encode": 0.0}
     for data in datas:
         t0 = time.perf_counter()
-        img, box, target = decoded(data, size, recipe)
+        img, box, target = decode_for(data, size, recipe)
         t1 = time.perf_counter()
         img = resize(img, target, recipe.filter, box)
         t2 = time.perf_counter()
@@ -46,10 +48,10 @@ def stage_budget(files: list[Path], size: int, work: Path) -> dict:
     refs = [SourceRef(str(p)) for p in files]
     for name in ("task", "task, cache"):
         with tempfile.TemporaryDirectory(dir=work) as tmp:
-            cache = open_cache(Path(tmp)) if name == "task, cache" else None
+            cache = open_cache(Path(tmp), fingerprint()) if name == "task, cache" else None
             t0 = time.perf_counter()
             for i in range(0, len(refs), 32):
-                process_batch(refs[i:i + 32], (size,), recipe, cache)
+                process_batch(Task(refs[i:i + 32], (size,), recipe, cache))
             spent[name] = time.perf_counter() - t0
     return {name: total * 1000 / len(files) for name, total in spent.items()}
 

@@ -10,7 +10,7 @@ import sys
 from multiprocessing import Pool
 from pathlib import Path
 
-from imagenette_build.transform import Recipe, decoded, encode, resize
+from imagenette_build.transform import Recipe, decode_for, encode, resize
 
 
 def decode_resize_encode(path_and_size):
@@ -18,7 +18,7 @@ def decode_resize_encode(path_and_size):
     with open(path, "rb") as f:
         data = f.read()
     recipe = Recipe()
-    img, box, target = decoded(data, size, recipe)
+    img, box, target = decode_for(data, size, recipe)
     return len(encode(resize(img, target, recipe.filter, box), recipe.quality))
 
 

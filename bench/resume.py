@@ -74,13 +74,14 @@ def killed_half_way(imagenet: Path, out: Path, images: int, *extra: str) -> tupl
 def per_image_costs(imagenet: Path, work: Path, size: int, n: int) -> dict[str, float]:
     """CPU microseconds per image, in this process, for the parts the cache adds to a resize."""
     from imagenette_build.cache import CacheStats, open_cache
-    from imagenette_build.transform import Recipe, resize_image
+    from imagenette_build.toolchain import fingerprint
+    from imagenette_build.transform import Recipe, make_jpegs
 
     paths = sorted(p for d in sorted((imagenet / "train").iterdir())[:10] for p in d.iterdir())[:n]
     datas = [p.read_bytes() for p in paths]
     recipe = Recipe()
     rj = json.dumps(recipe.to_json(), sort_keys=True)
-    cache = open_cache(work / "micro-cache")
+    cache = open_cache(work / "micro-cache", fingerprint())
     stats = CacheStats()
 
     def timed(fn) -> float:
@@ -90,7 +91,7 @@ def per_image_costs(imagenet: Path, work: Path, size: int, n: int) -> dict[str, 
 
     out: dict[str, float] = {}
     jpegs: list[bytes] = []
-    out["resize (decode, resize, encode)"] = timed(lambda: jpegs.extend(resize_image(d, (size,), recipe)[0] for d in datas))
+    out["resize (decode, resize, encode)"] = timed(lambda: jpegs.extend(make_jpegs(d, (size,), recipe)[0] for d in datas))
     digests: list[bytes] = []
     out["sha256 of the source"] = timed(lambda: digests.extend(hashlib.sha256(d).digest() for d in datas))
     keys = [cache.key(dg, size, rj) for dg in digests]

@@ -30,8 +30,10 @@ from .pack import source_date_epoch
 from .plan import Plan, make_plan
 from .prefetch import Prefetcher
 from .sources import open_source
-from .toolchain import jpeg_problem, toolchain
-from .transform import Recipe, process_batch, worker_setup
+from .toolchain import fingerprint, jpeg_problem, toolchain
+from .procs import worker_setup
+from .transform import Recipe
+from .worker import Task, process_batch
 
 FIRST_FEW = 5
 SKIPPED_SHOWN = 20  # images left out by --skip-broken named on stderr (the report has them all)
@@ -296,7 +298,7 @@ def _open_cache(opts: BuildOptions) -> ImageCache | None:
     if where is None:
         return None
     try:
-        return open_cache(where)
+        return open_cache(where, fingerprint())
     except OSError as exc:
         if opts.cache is not None:  # asked for by name: the user must fix it
             raise UserError(f"--cache {where}: cannot use it as the cache folder: {exc.strerror or exc}") from None
@@ -317,7 +319,7 @@ def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, list
     # back over the network, so they are read here even with --scheduler.
     scheduler = None if full_only else opts.scheduler
     client = os.getpid()
-    tasks = (([img.ref for img in batch], sizes, opts.recipe, cache, client, scheduler is not None)
+    tasks = ((Task([img.ref for img in batch], sizes, opts.recipe, cache, client, scheduler is not None),)
              for batch in batches(plan.images, opts.batch_size))
     # Results held at once: one window of batches. Resized JPEGs are small, so a long window keeps
     # the per-window tail (workers idle while the last batches finish) short; full-size batches

@@ -1,15 +1,15 @@
 """A cache of resized images, so that a rerun after an interruption redoes only what was not finished.
 
 Each entry is one resized image (one source, one size), stored under a key that is the sha256 of:
-the entry format version, the toolchain that made the bytes (`toolchain.fingerprint`: this
-package's version and the code that makes the bytes, Pillow flavour and version, libjpeg version,
-the resampler, all as seen by the worker that made it), the recipe, the size, and the identity of
-the source file the worker read (`SourceRef.read_identified`: path, byte range, device, inode, size,
+the entry format version, the toolchain that makes the bytes (`toolchain.fingerprint`, given by the
+build: this package's version and the code that makes the bytes, Pillow flavour and version, libjpeg
+version, the resampler; a cluster's workers are checked to have the same), the recipe, the size, and
+the identity of the source file the worker read (`SourceRef.read_identified`: path, byte range, device, inode, size,
 modification and change times, from the file read). A changed source (any write changes its change
 time; a replaced file has a new inode), recipe or toolchain therefore never finds a stale entry: it
 finds no entry. Full-size outputs are the source bytes themselves and are never cached.
 
-Lookups and writes happen in the workers (`transform.process_batch`), so the cache also works when
+Lookups and writes happen in the workers (`worker.process_batch`), so the cache also works when
 the workers run on other machines that see the cache folder at the same path.
 
 Storage: the entries a task made are written together, as one *pack* file per task (a batch of
@@ -41,15 +41,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import struct
 import threading
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from . import procs
 from .outputs import create_new
 from .readfile import open_regular
 
@@ -68,20 +67,6 @@ _SLOT_DTYPE = np.dtype([("k0", "<u8"), ("k1", "V24"), ("offset", "<u8"), ("lengt
 assert _SLOT_DTYPE.itemsize == _SLOT.size
 RECORD_HEAD = 64  # key + check
 INDEX_READ = 1 << 13  # the first read of a pack: its whole index for up to 185 entries (3 sizes x 61 images)
-
-
-@lru_cache(maxsize=None)
-def fingerprint() -> str:
-    """What the bytes of a resized image depend on, besides the source, recipe and size: computed
-    in the process that makes them (`toolchain.fingerprint`)."""
-    from .toolchain import fingerprint as bytes_fingerprint
-
-    return "\n".join((FORMAT, *(f"{k}={v}" for k, v in sorted(bytes_fingerprint().items()))))
-
-
-@lru_cache(maxsize=None)
-def _host() -> str:
-    return "".join(c if c.isalnum() or c in ".-_" else "_" for c in socket.gethostname()) or "host"
 
 
 @dataclass
@@ -114,6 +99,7 @@ class ImageCache:
     workers must read the packs' index again (each build, each pass of a build)."""
 
     root: str
+    fingerprint: str  # what the bytes depend on besides source, recipe and size (toolchain.fingerprint)
     generation: str = ""
 
     def renewed(self) -> ImageCache:
@@ -121,7 +107,7 @@ class ImageCache:
         return replace(self, generation=os.urandom(8).hex())
 
     def key(self, source_identity: bytes, size: int, recipe_json: str) -> bytes:
-        h = hashlib.sha256(fingerprint().encode())
+        h = hashlib.sha256(f"{FORMAT}\n{self.fingerprint}".encode())
         h.update(f"\0{recipe_json}\0{size}\0".encode())
         h.update(source_identity)
         return h.digest()
@@ -190,7 +176,7 @@ class PendingPack:
         data = pack_bytes([(key, payload) for key, payload, _ in self.entries])
         name = hashlib.sha256(data).hexdigest()[:32] + ".pack"
         # (the thread too: two threads of one process may make the same pack at once)
-        tmp = os.path.join(self.root, "tmp", f"{_host()}-{os.getpid()}-{threading.get_ident()}-{name}")
+        tmp = os.path.join(self.root, "tmp", f"{procs.tag()}-{threading.get_ident()}-{name}")
         try:
             fd = create_new(tmp, 0o644)
             try:
@@ -308,9 +294,9 @@ def count_entries(root: Path) -> int:
     return len(_Index((str(root), "count"), str(root)))
 
 
-def open_cache(root: Path) -> ImageCache:
-    """The cache at `root`, created (with its CACHEDIR.TAG) when missing; temporary files left by
-    dead processes of this host are removed. Raises OSError when the folder cannot be made."""
+def open_cache(root: Path, fingerprint: dict[str, str]) -> ImageCache:
+    """The cache at `root` for images made by the toolchain `fingerprint`, created (with its
+    CACHEDIR.TAG) when missing; temporary files left by dead processes of this host are removed. Raises OSError when the folder cannot be made."""
     (root / "tmp").mkdir(parents=True, exist_ok=True)
     try:
         (root / PACKS).mkdir(exist_ok=True)
@@ -320,14 +306,15 @@ def open_cache(root: Path) -> ImageCache:
     if not tag.exists():
         tag.write_text(TAG_TEXT)
     remove_stale_temp(root)
-    return ImageCache(str(root.absolute())).renewed()
+    text = "\n".join(f"{k}={v}" for k, v in sorted(fingerprint.items()))
+    return ImageCache(str(root.absolute()), text).renewed()
 
 
 def remove_stale_temp(root: Path) -> int:
     """Remove `tmp/<this host>-<pid>-*` files whose process is gone; the number removed. Files of
     live processes and of other hosts (a shared cache) are left alone."""
     removed = 0
-    prefix = f"{_host()}-"
+    prefix = f"{procs.host()}-"
     try:
         names = os.listdir(root / "tmp")
     except OSError:
@@ -336,7 +323,7 @@ def remove_stale_temp(root: Path) -> int:
         if not name.startswith(prefix):
             continue
         pid = name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and not pid_alive(int(pid)):
+        if pid.isdigit() and procs.is_stale(procs.host(), int(pid)):
             try:
                 os.unlink(root / "tmp" / name)
                 removed += 1
@@ -344,14 +331,3 @@ def remove_stale_temp(root: Path) -> int:
                 pass
     return removed
 
-
-def pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
-import threading
 from pathlib import Path
 
 import click
 
 from . import __version__
-from . import api
+from . import api, procs
 from .builder import describe_plan
 from .formats import FORMATS, SHARD_BYTES
 from .engine import BACKENDS, JOBS_PER_CORE, SCHEDULER_ENV, default_jobs, max_jobs
-from .errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError
+from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, UserError
 from .toolchain import libjpeg_version, pillow_description, resampler_description
 from .transform import DECODES, FILTERS, ROUNDINGS
 
@@ -423,57 +421,8 @@ def preview_command(archive, out, imagenet, wnids, manifest, per_class):
     api.preview(out, archive=archive, imagenet=imagenet, wnids=wnids, manifest=manifest, per_class=per_class)
 
 
-EXIT_TERMINATED = 128 + signal.SIGTERM
-_stopped_by: list[int] = []  # the signal that stopped this run, once one has
-
-
-class Stopped(BaseException):
-    """SIGINT or SIGTERM. A BaseException like KeyboardInterrupt (no `except Exception` takes it
-    for an image error), but not one, so that click does not print its blank line for it."""
-
-
-def _stop_on_signal(signum, _frame):
-    """SIGINT and SIGTERM stop the main process with `Stopped`, so every `finally` runs: workers
-    are ended and temporary files removed. A forked worker just dies as it would have."""
-    if os.getpid() != _main_pid:
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-        return
-    if not _stopped_by:
-        _stopped_by.append(signum)
-    raise Stopped()
-
-
-def _quiet_after_stop(args) -> None:
-    """Once interrupted, background threads (loky's executor manager, racing with the shutdown)
-    may fail on their way out; that is not news for the user, who gets one line."""
-    if _stopped_by:
-        return
-    _default_thread_hook(args)
-
-
-_main_pid = os.getpid()
-_default_thread_hook = threading.excepthook
-
-
-def _install_signal_handlers() -> None:
-    global _main_pid
-    if threading.current_thread() is not threading.main_thread():
-        return
-    _main_pid = os.getpid()
-    signal.signal(signal.SIGINT, _stop_on_signal)
-    signal.signal(signal.SIGTERM, _stop_on_signal)
-    threading.excepthook = _quiet_after_stop
-    # loky's resource tracker (a separate process, started with this environment) warns about
-    # the semaphores it cleans up after workers were ended by an interrupt; the user already has
-    # the one line that matters.
-    quiet = "ignore::UserWarning:joblib.externals.loky.backend.resource_tracker"
-    if quiet not in os.environ.get("PYTHONWARNINGS", ""):
-        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, (os.environ.get("PYTHONWARNINGS"), quiet)))
-
-
 def main(argv: list[str] | None = None) -> None:
-    _install_signal_handlers()
+    procs.install_signal_handlers()
     try:
         code = cli.main(args=argv, prog_name=PROG, standalone_mode=False)
     except click.UsageError as exc:
@@ -483,12 +432,11 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         click.echo(f"{PROG}: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except (Stopped, KeyboardInterrupt, click.Abort):
-        if not _stopped_by:
-            _stopped_by.append(signal.SIGINT)
-        if _stopped_by[0] == signal.SIGINT and sys.stderr.isatty():
+    except (procs.Stopped, KeyboardInterrupt, click.Abort):
+        procs.note_stopped()
+        if procs.stopped_by() == signal.SIGINT and sys.stderr.isatty():
             click.echo("", err=True)  # after the terminal's "^C"
-        if _stopped_by[0] == signal.SIGTERM:
+        if procs.stopped_by() == signal.SIGTERM:
             click.echo(f"{PROG}: terminated (SIGTERM); temporary files removed", err=True)
             sys.exit(EXIT_TERMINATED)
         click.echo(f"{PROG}: interrupted; temporary files removed", err=True)

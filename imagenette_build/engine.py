@@ -16,25 +16,25 @@ places it on a worker, retries it elsewhere when its worker dies (up to the sche
 `distributed.scheduler.allowed-failures`, 3 by default) and sends the result back to this process.
 The window then covers every thread of the cluster. Tasks carry plain data (file paths and byte
 ranges, sizes, a recipe), so the workers must see the same files at the same paths; each task also
-checks that its worker makes the same bytes as this machine (`bytes_fingerprint`).
+checks that its worker makes the same bytes as this machine (`toolchain.fingerprint`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import CancelledError
 from contextlib import ExitStack, contextmanager
-from functools import lru_cache
 from pathlib import Path
 
 from joblib import Parallel, delayed, parallel_config
 
+from . import procs
 from .errors import EXIT_DATA, UserError
+from .toolchain import fingerprint
 
 BACKENDS = ("loky", "threading", "multiprocessing")
 SCHEDULER_ENV = "IMAGENETTE_BUILD_SCHEDULER"
@@ -103,28 +103,13 @@ def ordered_map(func: Callable, tasks: Iterable[tuple], jobs: int, backend: str 
         # (multiprocessing), loky starts them when the first tasks are submitted, which takes a
         # few ms (a Ctrl-C in those is lost); their start-up is then waited for as usual.
         warm_up: Iterable = ()
-        with _sigint_ignored(backend in ("loky", "multiprocessing")):
+        with procs.sigint_ignored(backend in ("loky", "multiprocessing")):
             stack.enter_context(parallel)
             if backend == "loky":
                 warm_up = parallel(delayed(os.getpid)() for _ in range(jobs))
         for _ in warm_up:
             pass
         yield from _in_windows(parallel, func, tasks, window * jobs, window_bytes)
-
-
-@contextmanager
-def _sigint_ignored(wanted: bool = True):
-    """SIGINT ignored for the block, in the main thread (elsewhere, or where Python did not install
-    the handler, nothing changes)."""
-    before = signal.getsignal(signal.SIGINT)
-    if not wanted or before is None or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, before)
 
 
 def _in_windows(parallel: Parallel, func: Callable, tasks: Iterable[tuple], size: int,
@@ -236,21 +221,13 @@ def _cluster_threads(client, address: str, timeout: float | None = None) -> int:
     return sum(client.nthreads().values())
 
 
-@lru_cache(maxsize=None)
-def bytes_fingerprint() -> dict:
-    """What the output bytes depend on in a worker (`toolchain.fingerprint`)."""
-    from .toolchain import fingerprint
-
-    return fingerprint()
-
-
 def _differences(theirs: dict, ours: dict) -> str:
     return ", ".join(f"{k} {theirs.get(k)} (here {v})" for k, v in ours.items() if theirs.get(k) != v)
 
 
 def _worker_facts(paths: Sequence[str]) -> dict:
     """Run on every worker by `check_scheduler`."""
-    return {"fingerprint": bytes_fingerprint(), "missing": [p for p in paths if not os.path.exists(p)]}
+    return {"fingerprint": fingerprint(), "missing": [p for p in paths if not os.path.exists(p)]}
 
 
 def check_scheduler(address: str, must_see: Sequence[tuple[str, Path]] = (),
@@ -266,7 +243,7 @@ def check_scheduler(address: str, must_see: Sequence[tuple[str, Path]] = (),
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise UserError(f"--scheduler {address}: a worker cannot run imagenette-build ({type(exc).__name__}: "
                             f"{text}); install the same imagenette-build on every worker ({CLUSTER_DOC})") from None
-        ours = bytes_fingerprint()
+        ours = fingerprint()
         for worker, answer in sorted(facts.items()):
             if answer["fingerprint"] != ours:
                 raise UserError(f"--scheduler {address}: worker {worker} would make different bytes: "
@@ -279,15 +256,15 @@ def check_scheduler(address: str, must_see: Sequence[tuple[str, Path]] = (),
         return {"workers": len(facts), "threads": threads}
 
 
-def _checked_call(fingerprint: dict, func: Callable, *args):
+def _checked_call(client_fingerprint: dict, func: Callable, *args):
     """The task as run on a worker: refuse to run where the output bytes would differ (a worker
     that joined after `check_scheduler`, with another Pillow or imagenette-build)."""
-    ours = bytes_fingerprint()
-    if ours != fingerprint:
+    ours = fingerprint()
+    if ours != client_fingerprint:
         from distributed import get_worker
 
         raise UserError(f"worker {get_worker().address} would make different bytes: "
-                        f"{_differences(ours, fingerprint)}; install the same imagenette-build and "
+                        f"{_differences(ours, client_fingerprint)}; install the same imagenette-build and "
                         f"Pillow on every worker ({CLUSTER_DOC})")
     return func(*args)
 
@@ -295,7 +272,7 @@ def _checked_call(fingerprint: dict, func: Callable, *args):
 def _dask_map(func: Callable, tasks: Iterable[tuple], address: str, window: int,
               window_bytes: ByteWindow | None = None) -> Iterator:
     distributed = import_distributed()
-    fingerprint = bytes_fingerprint()
+    ours = fingerprint()
     with dask_client(address) as client:
         threads = _cluster_threads(client, address)
         # joblib reads the active backend when a Parallel is made; the config must not stay active
@@ -307,7 +284,7 @@ def _dask_map(func: Callable, tasks: Iterable[tuple], address: str, window: int,
         try:
             with parallel:
                 yield from _in_windows(parallel, _checked_call, tasks, window * threads, window_bytes,
-                                       first_args=(fingerprint, func))
+                                       first_args=(ours, func))
         except UserError:
             raise
         except Exception as exc:  # noqa: BLE001 - the tasks catch every image error: this is the cluster

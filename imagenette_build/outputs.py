@@ -12,12 +12,11 @@ import json
 import os
 import re
 import shutil
-import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 
+from . import procs
 from .errors import DataError
 from .readfile import MAX_TEXT_FILE, read_bytes
 
@@ -26,14 +25,9 @@ _LINE_RE = re.compile(r"^([0-9a-f]+) [ *](.+)$")
 _PARTIAL_RE = re.compile(r"^\..+\.partial-(?P<host>.+)-(?P<pid>[0-9]+)$")
 
 
-@lru_cache(maxsize=None)
-def _host() -> str:
-    return "".join(c if c.isalnum() or c in "._" else "_" for c in socket.gethostname()) or "host"
-
-
 def partial_path(path: Path) -> Path:
     """The temporary name `path` is written under before it is renamed into place."""
-    return path.with_name(f".{path.name}.partial-{_host()}-{os.getpid()}")
+    return path.with_name(f".{path.name}.partial-{procs.tag()}")
 
 
 def final_path(path: Path) -> Path:
@@ -45,8 +39,6 @@ def final_path(path: Path) -> Path:
 def remove_stale_partials(folder: Path) -> list[str]:
     """Remove the temporary files (and the temporary folders of sharded outputs) of dead processes
     of this host (a build killed with kill -9, or by a power cut); the names removed."""
-    from .cache import pid_alive
-
     removed = []
     try:
         names = os.listdir(folder)
@@ -54,7 +46,7 @@ def remove_stale_partials(folder: Path) -> list[str]:
         return removed
     for name in names:
         m = _PARTIAL_RE.match(name)
-        if m and m["host"] == _host() and not pid_alive(int(m["pid"])):
+        if m and procs.is_stale(m["host"], int(m["pid"])):
             path = folder / name
             try:
                 if path.is_dir() and not path.is_symlink():
@@ -231,7 +223,7 @@ class ArchiveLocks:
                     raise DataError(f"{archive}: another build is writing it ({_holder(path)}); wait for it "
                                     "to end, or build into another --out")
                 os.ftruncate(fd, 0)
-                os.write(fd, f"{_host()} {os.getpid()}\n".encode())
+                os.write(fd, f"{procs.host()} {os.getpid()}\n".encode())
                 self.held.append((path, fd))
         except BaseException:
             self.release()
@@ -247,4 +239,4 @@ def _holder(lock: Path) -> str:
         host, pid = read_bytes(lock, 1024, "a lock file").decode("ascii").split()
     except (OSError, UnicodeDecodeError, ValueError):
         return "a process that has just started"
-    return f"process {pid}" + ("" if host == _host() else f" on {host}")
+    return f"process {pid}" + ("" if host == procs.host() else f" on {host}")

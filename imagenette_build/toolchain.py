@@ -102,6 +102,7 @@ def toolchain(compressor: str) -> dict:
     import numpy
 
     return {
+        "fingerprint": fingerprint(),  # what the cache key and a cluster's check use
         "imagenette_build": __version__,
         "python": platform.python_version(),
         "implementation": sys.implementation.name,

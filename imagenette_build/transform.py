@@ -16,9 +16,7 @@ scaling, `Image.draft`) where the decoded image stays at least twice the target 
 (faster, pixels differ slightly). Sizes that allow the same DCT scale share one decode; every size
 gets exactly the pixels it would get if built alone.
 
-Workers get plain data (`SourceRef`s, sizes, a `Recipe`, the cache folder) and return plain data
-(bytes or an error string, and cache counters), so this runs in any process or on any machine.
-Resized images are looked up in, and written to, the cache (`cache.py`) here, in the worker.
+Pure functions of bytes and a recipe: reading files, the cache and processes are `worker.py`'s.
 
 Bad input (README "Faults, resume and the cache"): a file that cannot be read, is empty, is not an
 image, is truncated (a JPEG without its end-of-image marker, a PNG without IEND) or declares more
@@ -29,20 +27,12 @@ caller stops the build or, with --skip-broken, leaves the image out.
 from __future__ import annotations
 
 import io
-import json
-import os
-import signal
-import threading
-import time
 import warnings
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
 
 from PIL import Image
 
 from . import resample
-from .cache import CacheStats, ImageCache, PendingPack
-from .sources import SourceRef
 from .toolchain import resampler_is_native
 
 FILTERS = {
@@ -138,6 +128,16 @@ def _open(data: bytes) -> Image.Image:
     return Image.open(io.BytesIO(data))
 
 
+def load_pixels(data: bytes) -> Image.Image:
+    """Every pixel decoded, as stored (a truncated or corrupt JPEG fails here, not at `open`):
+    what `verify` checks a member with."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        img = _open(data)
+        img.load()
+    return img
+
+
 def _normalise_mode(img: Image.Image) -> Image.Image:
     """Grayscale stays grayscale; everything else becomes RGB."""
     if img.mode in MODES_KEPT:
@@ -175,7 +175,7 @@ def resize(img: Image.Image, size: tuple[int, int], filter: str, box: tuple | No
     return resample.resize(img, size, FILTERS[filter], box=box)
 
 
-def _decode(img: Image.Image, width: int, height: int, scale: int) -> tuple[Image.Image, tuple | None]:
+def _decode_at(img: Image.Image, width: int, height: int, scale: int) -> tuple[Image.Image, tuple | None]:
     """`img` (just opened, `width` x `height`) decoded at 1/`scale` and in a kept mode, and the box
     of the decoded image that covers the source (None: all of it)."""
     box = None
@@ -193,18 +193,18 @@ def _targets_and_scales(probe: Image.Image, sizes: tuple[int, ...], recipe: Reci
     return targets, {s: (dct_scale(width, height, t) if scaled else 1) for s, t in targets.items()}
 
 
-def decoded(data: bytes, size: int, recipe: Recipe = Recipe()) -> tuple[Image.Image, tuple | None, tuple[int, int]]:
-    """The image as `resized_images` decodes it for `size`, the box to resize from, and the target
+def decode_for(data: bytes, size: int, recipe: Recipe = Recipe()) -> tuple[Image.Image, tuple | None, tuple[int, int]]:
+    """The image as `resize_pixels` decodes it for `size`, the box to resize from, and the target
     size: the decode alone (the benchmark's floor and its per-image budget time it)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         probe = _open(data)
         targets, scales = _targets_and_scales(probe, (size,), recipe)
-        img, box = _decode(probe, *probe.size, scales[size])
+        img, box = _decode_at(probe, *probe.size, scales[size])
     return img, box, targets[size]
 
 
-def resized_images(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> dict[int, Image.Image]:
+def resize_pixels(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> dict[int, Image.Image]:
     """The resized images (before JPEG encoding) for each of `sizes`, decoding once per distinct
     DCT scale."""
     with warnings.catch_warnings():
@@ -216,16 +216,16 @@ def resized_images(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> dict[
         out: dict[int, Image.Image] = {}
         for scale in sorted(set(scales.values())):
             # one decode per distinct scale, usually one
-            img, box = _decode(probe if not out else _open(data), width, height, scale)
+            img, box = _decode_at(probe if not out else _open(data), width, height, scale)
             for s in sizes:
                 if scales[s] == scale:
                     out[s] = resize(img, targets[s], recipe.filter, box)
     return out
 
 
-def resize_image(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> list[bytes]:
+def make_jpegs(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> list[bytes]:
     """JPEG bytes for each of `sizes` (pixel sizes only)."""
-    images = resized_images(data, sizes, recipe)
+    images = resize_pixels(data, sizes, recipe)
     return [encode(images[s], recipe.quality) for s in sizes]
 
 
@@ -258,114 +258,9 @@ def check_full_size(data: bytes) -> None:
         raise ValueError("truncated PNG (no IEND chunk)")
 
 
-class ImageResult(NamedTuple):
-    outputs: tuple[bytes, ...] | None  # one per requested size, in order; None on error
-    error: str | None  # "<source>: <what is wrong>", one line
-
-
-class BatchResult(NamedTuple):
-    images: list[ImageResult]
-    cache: dict[int, CacheStats]  # per pixel size; empty without a cache
-
-
-def process_batch(refs: list[SourceRef], sizes: tuple[int | None, ...], recipe: Recipe,
-                  cache: ImageCache | None = None, client_pid: int | None = None,
-                  prefetch: bool = False) -> BatchResult:
-    """The worker task: for each ref, its outputs per size or an error message.
-
-    A bad image never raises here: the caller decides whether the build stops or skips it.
-    With a cache, each resized image is looked up by the sha256 of the bytes just read (plus recipe,
-    size and toolchain) and written there when it had to be made. `client_pid`: the building
-    process; a worker that is its child ends itself when it is orphaned (the build was killed).
-    `prefetch`: first ask the kernel to read every file of the batch (a cluster's workers; a local
-    build reads ahead of its workers in the building process, prefetch.py).
-    """
-    if client_pid is not None:
-        worker_setup(client_pid)
-    pixel_sizes = tuple(s for s in sizes if s is not None)
-    stats = {s: CacheStats() for s in pixel_sizes} if cache is not None else {}
-    pending = cache.pending() if cache is not None and pixel_sizes else None
-    recipe_json = json.dumps(recipe.to_json(), sort_keys=True)
-    if prefetch:  # the disk reads the batch's files while the first ones are decoded
-        for ref in refs:
-            ref.prefetch()
-    results = []
-    for ref in refs:
-        try:
-            data, identity = ref.read_identified()
-            if pixel_sizes:
-                made = _resized(data, identity, pixel_sizes, recipe, cache, pending, recipe_json, stats)
-            if None in sizes:
-                check_full_size(data)
-            results.append(ImageResult(tuple(data if s is None else made[s] for s in sizes), None))
-        except Exception as exc:  # any decoder failure is a property of the input file
-            results.append(ImageResult(None, f"{ref}: {_describe(exc, data if 'data' in locals() else None)}"))
-        finally:
-            data = None
-    if pending is not None:
-        pending.write()  # the images this task made, as one pack
-    return BatchResult(results, stats)
-
-
-def _resized(data: bytes, identity: bytes, sizes: tuple[int, ...], recipe: Recipe, cache: ImageCache | None,
-             pending: PendingPack | None, recipe_json: str, stats: dict[int, CacheStats]) -> dict[int, bytes]:
-    """{size: JPEG bytes}, from the cache where it has them (made ones are put in `pending`), under
-    keys of the source's `identity` (`SourceRef.read_identified`). Making only the missing sizes
-    gives the same bytes as making all of them (each size's decode does not depend on the others)."""
-    if cache is None or pending is None:
-        return dict(zip(sizes, resize_image(data, sizes, recipe)))
-    keys = {s: cache.key(identity, s, recipe_json) for s in sizes}
-    out = {s: cache.get(keys[s], stats[s]) for s in sizes}
-    todo = tuple(s for s in sizes if out[s] is None)
-    if todo:
-        for s, jpeg in zip(todo, resize_image(data, todo, recipe)):
-            out[s] = jpeg
-            pending.put(keys[s], jpeg, stats[s])
-    return out
-
-
-_watchdog_lock = threading.Lock()
-_watchdog_started = False
-
-
-def worker_setup(client_pid: int, started_by_client: bool = False) -> None:
-    """Once, in a worker process started by the build (loky, multiprocessing): ignore SIGINT (a
-    terminal's Ctrl-C reaches the whole process group; the build ends its workers itself, and a
-    worker's own KeyboardInterrupt would only print a traceback), let SIGTERM kill at once (the
-    default), and start a thread that ends the process when the build is gone (after a `kill -9`
-    of the build its workers would otherwise stay idle for minutes). The build's own threads and
-    remote workers are left alone.
-    `started_by_client`: called as the initializer of a local worker process, which must be the
-    build's child (it ends at once if the build is already gone)."""
-    global _watchdog_started
-    if started_by_client and os.getppid() != client_pid:
-        os._exit(1)  # a local worker whose build was killed while it was starting
-    if _watchdog_started or os.getpid() == client_pid or os.getppid() != client_pid:
-        return
-    with _watchdog_lock:
-        if _watchdog_started:
-            return
-        _watchdog_started = True
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        # A forked worker (--backend multiprocessing) inherits the build's Python SIGTERM handler,
-        # which runs only when the worker's main thread next runs Python code. A pool ending its
-        # workers holds their task queue's lock and sends SIGTERM: when the watch thread below took
-        # the signal, the main thread stayed blocked on that lock and the build waited for it
-        # forever (4 hangs in 30 runs of a 50-image build). The default action needs no thread.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    except ValueError:  # not the worker's main thread
-        pass
-
-    def watch() -> None:
-        while os.getppid() == client_pid:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="imagenette-build-parent-watch", daemon=True).start()
-
-
-def _describe(exc: BaseException, data: bytes | None = None) -> str:
+def describe_error(exc: BaseException, data: bytes | None = None) -> str:
+    """What is wrong with an image, in a few words on one line, from the exception reading it raised
+    (and its bytes, when they were read)."""
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     if isinstance(exc, Image.DecompressionBombError):
@@ -373,7 +268,6 @@ def _describe(exc: BaseException, data: bytes | None = None) -> str:
     if data is not None and not data:
         return "empty file (0 bytes)"
     if isinstance(exc, Image.UnidentifiedImageError):
-        head = data[:8].hex(" ") if data else "?"
-        return f"not an image Pillow can read (starts with {head})"
+        return "not an image Pillow can read" + (f" (starts with {data[:8].hex(' ')})" if data else "")
     text = str(exc) or type(exc).__name__
     return text.replace("\n", " ")

@@ -35,7 +35,6 @@ import os
 import re
 import statistics
 import sys
-import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -61,7 +60,8 @@ from .plan import Plan, make_plan
 from .readfile import read_bytes
 from .sources import SourceRef, open_source
 from .toolchain import jpeg_problem
-from .transform import ROUNDINGS, Recipe, encode, resize_image, resized_images, worker_setup
+from .procs import worker_setup
+from .transform import ROUNDINGS, Recipe, describe_error, encode, load_pixels, make_jpegs, resize_pixels
 
 # A member at least this close to its regeneration is the same image made the same way, give or
 # take the toolchain. Measured on the synthetic sample: a DCT-scaled build regenerated with a full
@@ -764,23 +764,6 @@ class ImageResult:
     sweep: tuple[float, ...] | None = None  # PSNR per CheckSpec.grid recipe
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, Image.UnidentifiedImageError):
-        return "not an image Pillow can read"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return (str(exc) or type(exc).__name__).replace("\n", " ")
-
-
-def decode(data: bytes) -> Image.Image:
-    """Decode every pixel (a truncated or corrupt JPEG fails here, not at `open`)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = Image.open(io.BytesIO(data))
-        img.load()
-    return img
-
-
 def pixel_difference(a: Image.Image, b: Image.Image) -> tuple[float, int, str]:
     """(PSNR in dB, max abs difference, note). A different geometry is PSNR 0: not the same image."""
     if a.size != b.size:
@@ -796,10 +779,10 @@ def pixel_difference(a: Image.Image, b: Image.Image) -> tuple[float, int, str]:
 
 
 def _compare_with_source(member: Image.Image, data: bytes, src: bytes, spec: CheckSpec) -> SourceMatch:
-    expected = src if spec.size is None else resize_image(src, (spec.size,), spec.recipe)[0]
+    expected = src if spec.size is None else make_jpegs(src, (spec.size,), spec.recipe)[0]
     if expected == data:
         return SourceMatch(True, math.inf, 0)
-    psnr, max_diff, note = pixel_difference(member, decode(expected))
+    psnr, max_diff, note = pixel_difference(member, load_pixels(expected))
     return SourceMatch(False, psnr, max_diff, note)
 
 
@@ -811,16 +794,16 @@ def _sweep(member: Image.Image, src: bytes, spec: CheckSpec) -> tuple[float, ...
     for recipe in spec.grid:
         key = (recipe.filter, recipe.rounding, recipe.decode)
         if key not in resized:
-            resized[key] = resized_images(src, (spec.size,), recipe)[spec.size]
-        out.append(pixel_difference(member, decode(encode(resized[key], recipe.quality)))[0])
+            resized[key] = resize_pixels(src, (spec.size,), recipe)[spec.size]
+        out.append(pixel_difference(member, load_pixels(encode(resized[key], recipe.quality)))[0])
     return tuple(out)
 
 
 def check_member(member: str, data: bytes, ref: SourceRef | None, sampled: bool, spec: CheckSpec) -> ImageResult:
     try:
-        img = decode(data)
+        img = load_pixels(data)
     except Exception as exc:  # any decoder failure is a property of the member
-        return ImageResult(member, error=_describe(exc))
+        return ImageResult(member, error=describe_error(exc))
     base = dict(member=member, width=img.size[0], height=img.size[1], mode=img.mode)
     if ref is None:
         return ImageResult(**base)
@@ -829,7 +812,7 @@ def check_member(member: str, data: bytes, ref: SourceRef | None, sampled: bool,
         match = _compare_with_source(img, data, src, spec)
         sweep = _sweep(img, src, spec) if sampled and spec.grid and spec.size is not None else None
     except Exception as exc:  # an unreadable source or a failed regeneration: named, never raised
-        return ImageResult(**base, source_error=f"{ref}: {_describe(exc)}")
+        return ImageResult(**base, source_error=f"{ref}: {describe_error(exc)}")
     return ImageResult(**base, source=match, sweep=sweep)
 
 

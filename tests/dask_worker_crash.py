@@ -17,12 +17,12 @@ import os
 import signal
 import time
 
-from imagenette_build import transform
+from imagenette_build import worker
 
 _calls = 0
 
 
-def process_batch(refs, sizes, recipe, *rest):  # rest: the cache and the client's pid (issue 7)
+def process_batch(task):
     global _calls
     armed_by = os.environ.get("IMAGENETTE_TEST_CRASH_ARMED_BY")
     if not armed_by or os.path.exists(armed_by):
@@ -30,7 +30,7 @@ def process_batch(refs, sizes, recipe, *rest):  # rest: the cache and the client
     time.sleep(float(os.environ.get("IMAGENETTE_TEST_TASK_SLEEP", "0")))
     if str(_calls) == os.environ.get("IMAGENETTE_TEST_CRASH_ON_TASK") and _claim():
         os.kill(os.getpid(), signal.SIGKILL)
-    return transform.unwrapped_process_batch(refs, sizes, recipe, *rest)
+    return worker.unwrapped_process_batch(task)
 
 
 def _claim() -> bool:
@@ -45,6 +45,6 @@ def _claim() -> bool:
 
 
 # Dask may run a preload twice in one process: wrap once, or the wrapper would wrap itself.
-if not hasattr(transform, "unwrapped_process_batch"):
-    transform.unwrapped_process_batch = transform.process_batch
-    transform.process_batch = process_batch
+if not hasattr(worker, "unwrapped_process_batch"):
+    worker.unwrapped_process_batch = worker.process_batch
+    worker.process_batch = process_batch

@@ -1,5 +1,5 @@
 """The benchmark's own helpers (`bench/`, never run in CI as a benchmark): the floor and the
-per-image budget (budget.py) time `transform.decoded`, which must decode as a build does, or they would measure
+per-image budget (budget.py) time `transform.decode_for`, which must decode as a build does, or they would measure
 another decode."""
 
 import importlib
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagenette_build.transform import Recipe, dct_scale, decoded, encode, resize, resized_images, target_size
+from imagenette_build.transform import Recipe, dct_scale, decode_for, encode, resize, resize_pixels, target_size
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
@@ -42,17 +42,17 @@ def test_the_decode_the_floor_times_is_the_builds(bench_modules, tmp_path, size,
     floor, _, _ = bench_modules
     data = _photo_like(size, mode)
     for recipe in (Recipe(), Recipe(decode="scaled")):
-        img, box, target = decoded(data, 160, recipe)
+        img, box, target = decode_for(data, 160, recipe)
         assert target == target_size(*size, 160)
         scale = dct_scale(*size, target) if recipe.decode == "scaled" else 1
         assert img.size == (-(-size[0] // scale), -(-size[1] // scale))  # libjpeg rounds a scaled side up
         assert img.mode == ("L" if mode == "L" else "RGB")
-        tool = resized_images(data, (160,), recipe)[160]
+        tool = resize_pixels(data, (160,), recipe)[160]
         assert np.array_equal(np.asarray(resize(img, target, recipe.filter, box)), np.asarray(tool))
-    img, box, target = decoded(data, 160)
+    img, box, target = decode_for(data, 160)
     (tmp_path / "a.JPEG").write_bytes(data)
     # the floor makes exactly the build's image
-    built = resized_images(data, (160,), Recipe())[160]
+    built = resize_pixels(data, (160,), Recipe())[160]
     assert floor.decode_resize_encode((str(tmp_path / "a.JPEG"), 160)) == len(encode(built, 75))
 
 

@@ -4,6 +4,7 @@ used whatever the parallel setting."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -13,7 +14,9 @@ import sys
 import pytest
 
 from imagenette_build import cache as cache_mod
+from imagenette_build import procs
 from imagenette_build.cache import ImageCache
+from imagenette_build.toolchain import fingerprint
 
 from . import faultkit as fk
 from .conftest import run_cli
@@ -134,7 +137,7 @@ def test_entries_are_found_by_their_own_key(tmp_path):
     """The index keeps only each key's first 8 bytes: entries that share them are still told apart,
     and a key that is not there is a miss, not damage. Packs written after a worker read the index
     are seen once the cache is renewed (the next pass or build)."""
-    cache = cache_mod.open_cache(tmp_path / "c")
+    cache = cache_mod.open_cache(tmp_path / "c", fingerprint())
     a, b, c = (b"same8by" + bytes([i]) * 25 for i in (1, 2, 3))
     pending = cache.pending()
     stats = cache_mod.CacheStats()
@@ -156,16 +159,16 @@ def test_entries_are_found_by_their_own_key(tmp_path):
 
 
 def test_key_covers_source_size_recipe_and_toolchain(monkeypatch):
-    c = ImageCache("/nowhere")
+    c = ImageCache("/nowhere", "\n".join(f"{k}={v}" for k, v in sorted(fingerprint().items())))
     base = c.key(b"\x01" * 32, 160, '{"quality": 75}')
     assert base != c.key(b"\x02" * 32, 160, '{"quality": 75}')
     assert base != c.key(b"\x01" * 32, 320, '{"quality": 75}')
     assert base != c.key(b"\x01" * 32, 160, '{"quality": 76}')
-    real = cache_mod.fingerprint()
-    assert "Pillow" in real or "pillow" in real.lower()
+    real = c.fingerprint
+    assert "pillow" in real.lower()
     assert "libjpeg" in real
-    monkeypatch.setattr(cache_mod, "fingerprint", lambda: real.replace("libjpeg", "libjpeg-other"))
-    assert base != c.key(b"\x01" * 32, 160, '{"quality": 75}')
+    other = dataclasses.replace(c, fingerprint=real.replace("libjpeg", "libjpeg-other"))
+    assert base != other.key(b"\x01" * 32, 160, '{"quality": 75}')
 
 
 def test_sizes_are_cached_one_by_one(sample, tmp_path):
@@ -209,7 +212,7 @@ def test_stale_temporary_entries_are_removed(sample, tmp_path):
     (cache / "tmp").mkdir(parents=True)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()
-    host = cache_mod._host()
+    host = procs.host()
     stale = cache / "tmp" / f"{host}-{dead}-{'a' * 64}"
     live = cache / "tmp" / f"{host}-{os.getpid()}-{'b' * 64}"
     elsewhere = cache / "tmp" / f"another.host-{dead}-{'c' * 64}"
@@ -222,7 +225,7 @@ def test_stale_temporary_entries_are_removed(sample, tmp_path):
 def test_a_pack_with_an_index_longer_than_the_first_read(tmp_path):
     """A task with many images (a large --batch-size, several sizes) makes a pack whose index does
     not fit in the first read of its head: every entry is still found."""
-    cache = cache_mod.open_cache(tmp_path / "c")
+    cache = cache_mod.open_cache(tmp_path / "c", fingerprint())
     n = cache_mod.INDEX_READ // cache_mod._SLOT.size + 50
     keys = [hashlib.sha256(str(i).encode()).digest() for i in range(n)]
     stats = cache_mod.CacheStats()
@@ -240,7 +243,7 @@ def test_two_threads_writing_the_same_pack_both_succeed(tmp_path):
     in the same order) at the same moment: neither write may fail."""
     import threading
 
-    cache = cache_mod.open_cache(tmp_path / "c")
+    cache = cache_mod.open_cache(tmp_path / "c", fingerprint())
     stats = [cache_mod.CacheStats(), cache_mod.CacheStats()]
     start = threading.Barrier(2)
 

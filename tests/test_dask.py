@@ -160,9 +160,9 @@ def test_progress_streams_results_as_tasks_complete(local_cluster):
 def test_worker_with_other_bytes_fingerprint_is_refused(local_cluster, monkeypatch):
     """A worker whose Pillow or imagenette-build differ would change the archive's bytes: refused
     before the build (check_scheduler) and by each task (a worker that joined later)."""
-    real = engine.bytes_fingerprint()
+    real = engine.fingerprint()
     other = dict(real, pillow="Pillow 0.0-other")
-    monkeypatch.setattr(engine, "bytes_fingerprint", lambda: other)  # this side only: workers keep theirs
+    monkeypatch.setattr(engine, "fingerprint", lambda: other)  # this side only: workers keep theirs
     address = local_cluster.scheduler_address
     with pytest.raises(UserError, match=r"would make different bytes: pillow .* \(here Pillow 0.0-other\)"):
         engine.check_scheduler(address)

@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 from imagenette_build.sources import SourceRef
-from imagenette_build.transform import Recipe, process_batch, target_size
+from imagenette_build.transform import Recipe, target_size
+from imagenette_build.worker import Task, process_batch
 
 from . import faultkit as fk
 from .conftest import run_cli
@@ -34,7 +35,7 @@ def test_each_broken_kind_is_an_error_naming_the_file(tmp_path, kind, sizes):
     path = tmp_path / f"{kind}.JPEG"
     path.write_bytes(b"placeholder")
     fk.install(path, kind)
-    [result] = process_batch([SourceRef(str(path))], sizes, Recipe()).images
+    [result] = process_batch(Task([SourceRef(str(path))], sizes, Recipe())).images
     assert result.outputs is None
     assert result.error.startswith(f"{path}: ")
     phrase = "too many levels of symbolic links" if kind == "symlink_loop" else fk.BROKEN[kind][1][sizes[0] is None]
@@ -46,7 +47,7 @@ def test_each_broken_kind_is_an_error_naming_the_file(tmp_path, kind, sizes):
 def test_each_converted_kind_becomes_a_jpeg_and_full_size_is_verbatim(tmp_path, kind):
     path = tmp_path / f"{kind}.JPEG"
     path.write_bytes(fk.CONVERTED[kind][0]())
-    [result] = process_batch([SourceRef(str(path))], (64, None), Recipe()).images
+    [result] = process_batch(Task([SourceRef(str(path))], (64, None), Recipe())).images
     assert result.error is None
     resized, full = result.outputs
     img = Image.open(io.BytesIO(resized))
@@ -61,7 +62,7 @@ def test_exif_orientation_is_left_as_stored(tmp_path):
     assert Image.open(io.BytesIO(data)).getexif().get(0x0112) == 6
     path = tmp_path / "rotated.JPEG"
     path.write_bytes(data)
-    [result] = process_batch([SourceRef(str(path))], (64,), Recipe()).images
+    [result] = process_batch(Task([SourceRef(str(path))], (64,), Recipe())).images
     out = Image.open(io.BytesIO(result.outputs[0]))
     assert out.size == (96, 64)
     assert 0x0112 not in out.getexif()
@@ -73,7 +74,7 @@ def test_exif_orientation_is_left_as_stored(tmp_path):
 def test_bytes_after_the_end_of_image_are_accepted_like_the_decoder_does(tmp_path):
     path = tmp_path / "trailing.JPEG"
     path.write_bytes(fk.good_jpeg() + b"\0\0garbage after EOI")
-    [result] = process_batch([SourceRef(str(path))], (64, None), Recipe()).images
+    [result] = process_batch(Task([SourceRef(str(path))], (64, None), Recipe())).images
     assert result.error is None and result.outputs[1] == path.read_bytes()
 
 

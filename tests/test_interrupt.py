@@ -204,7 +204,7 @@ def test_resume_after_kill_9_redoes_only_what_was_not_done(sample, tmp_path, ref
 
 
 def _sigterm_disposition_after_worker_setup(client_pid: int, answer) -> None:
-    from imagenette_build.transform import worker_setup
+    from imagenette_build.procs import worker_setup
 
     worker_setup(client_pid, started_by_client=True)
     answer.put("default" if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else "inherited handler")

@@ -8,7 +8,8 @@ from unittest import mock
 
 from imagenette_build.prefetch import Prefetcher
 from imagenette_build.sources import SourceRef
-from imagenette_build.transform import Recipe, process_batch
+from imagenette_build.transform import Recipe
+from imagenette_build.worker import Task, process_batch
 
 
 class _Ref:
@@ -61,13 +62,13 @@ def test_source_ref_prefetch_asks_for_exactly_its_bytes(tmp_path):
 def test_source_ref_prefetch_of_a_missing_file_is_silent_and_read_reports_it(tmp_path):
     ref = SourceRef(str(tmp_path / "gone.JPEG"))
     ref.prefetch()  # nothing to say: the read does
-    [result] = process_batch([ref], (64,), Recipe(), prefetch=True).images
+    [result] = process_batch(Task([ref], (64,), Recipe(), prefetch=True)).images
     assert result.outputs is None and "gone.JPEG" in result.error and "no such file" in result.error
 
 
 def test_process_batch_same_output_with_and_without_prefetch(sample):
     root, _ = sample
     refs = [SourceRef(str(p)) for p in sorted((root / "train").rglob("*.JPEG"))[:6]]
-    plain = process_batch(refs, (64, None), Recipe()).images
-    assert process_batch(refs, (64, None), Recipe(), prefetch=True).images == plain
+    plain = process_batch(Task(refs, (64, None), Recipe())).images
+    assert process_batch(Task(refs, (64, None), Recipe(), prefetch=True)).images == plain
     assert all(r.error is None for r in plain)

@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from imagenette_build.sources import SourceRef
-from imagenette_build.transform import Recipe, dct_scale, process_batch, resize_image, target_size
+from imagenette_build.transform import Recipe, dct_scale, make_jpegs, target_size
+from imagenette_build.worker import Task, process_batch
 
 
 @pytest.mark.parametrize("w,h,size,rounding,expected", [
@@ -39,14 +40,14 @@ def _jpeg(mode="RGB", size=(400, 300), fmt="JPEG", **save):
 
 @pytest.mark.parametrize("mode,expected", [("RGB", "RGB"), ("L", "L"), ("CMYK", "RGB")])
 def test_mode_policy(mode, expected):
-    out = resize_image(_jpeg(mode), (160,), Recipe())[0]
+    out = make_jpegs(_jpeg(mode), (160,), Recipe())[0]
     img = Image.open(io.BytesIO(out))
     assert img.format == "JPEG" and img.mode == expected and img.size == (213, 160)
 
 
 @pytest.mark.parametrize("mode", ["P", "RGBA", "LA"])
 def test_png_named_jpeg_and_alpha_palette_become_rgb_jpeg(mode):
-    out = resize_image(_jpeg(mode, fmt="PNG"), (160,), Recipe())[0]
+    out = make_jpegs(_jpeg(mode, fmt="PNG"), (160,), Recipe())[0]
     img = Image.open(io.BytesIO(out))
     assert img.format == "JPEG" and img.mode == "RGB" and img.size == (213, 160)
 
@@ -55,15 +56,15 @@ def test_16bit_grayscale_keeps_its_range():
     arr = (np.arange(300 * 400, dtype=np.uint32).reshape(300, 400) % 65536).astype(np.uint16)
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
-    out = Image.open(io.BytesIO(resize_image(buf.getvalue(), (160,), Recipe())[0]))
+    out = Image.open(io.BytesIO(make_jpegs(buf.getvalue(), (160,), Recipe())[0]))
     assert out.mode == "L"
     assert 20 < np.asarray(out).mean() < 235  # not clipped to white
 
 
 def test_quality_changes_bytes_and_is_recorded():
     data = _jpeg()
-    a = resize_image(data, (160,), Recipe(quality=75))[0]
-    b = resize_image(data, (160,), Recipe(quality=95))[0]
+    a = make_jpegs(data, (160,), Recipe(quality=75))[0]
+    b = make_jpegs(data, (160,), Recipe(quality=95))[0]
     assert len(b) > len(a)
     assert Recipe(quality=95).to_json()["quality"] == 95
 
@@ -88,10 +89,10 @@ def test_large_photo_at_160_and_320_is_decoded_once(monkeypatch, size):
     opened = []
     real_open = transform._open
     monkeypatch.setattr(transform, "_open", lambda d: opened.append(1) or real_open(d))
-    both = transform.resized_images(data, (160, 320), Recipe())
+    both = transform.resize_pixels(data, (160, 320), Recipe())
     assert len(opened) == 1
     for s in (160, 320):
-        alone = transform.resized_images(data, (s,), Recipe())[s]
+        alone = transform.resize_pixels(data, (s,), Recipe())[s]
         assert np.array_equal(np.asarray(both[s]), np.asarray(alone))
 
 
@@ -106,8 +107,8 @@ def test_scaled_decode_close_to_full_decode():
 
     name = next(f"n01440764_{i}.JPEG" for i in range(10_000) if image_shape(f"n01440764_{i}.JPEG")[0][0] >= 1600)
     data = synthetic_jpeg(name)
-    scaled = Image.open(io.BytesIO(resize_image(data, (160,), Recipe(decode="scaled", quality=100))[0]))
-    full = Image.open(io.BytesIO(resize_image(data, (160,), Recipe(decode="full", quality=100))[0]))
+    scaled = Image.open(io.BytesIO(make_jpegs(data, (160,), Recipe(decode="scaled", quality=100))[0]))
+    full = Image.open(io.BytesIO(make_jpegs(data, (160,), Recipe(decode="full", quality=100))[0]))
     assert scaled.size == full.size
     assert _psnr(scaled, full) > 36
 
@@ -117,9 +118,9 @@ def test_multi_size_equals_single_size():
 
     name = next(f"n01440764_{i}.JPEG" for i in range(10_000) if image_shape(f"n01440764_{i}.JPEG")[0][0] >= 1600)
     data = synthetic_jpeg(name)
-    both = resize_image(data, (160, 320), Recipe())
-    assert both[0] == resize_image(data, (160,), Recipe())[0]
-    assert both[1] == resize_image(data, (320,), Recipe())[0]
+    both = make_jpegs(data, (160, 320), Recipe())
+    assert both[0] == make_jpegs(data, (160,), Recipe())[0]
+    assert both[1] == make_jpegs(data, (320,), Recipe())[0]
 
 
 def test_process_batch_reports_bad_images_without_raising(tmp_path):
@@ -132,7 +133,7 @@ def test_process_batch_reports_bad_images_without_raising(tmp_path):
     truncated = tmp_path / "truncated.JPEG"
     truncated.write_bytes(_jpeg()[:2000])
     refs = [SourceRef(str(p)) for p in (good, empty, text, truncated, tmp_path / "absent.JPEG")]
-    results = process_batch(refs, (160, None), Recipe()).images
+    results = process_batch(Task(refs, (160, None), Recipe())).images
     assert results[0][1] is None and results[0][0][1] == good.read_bytes()
     for (outputs, error), ref in zip(results[1:], refs[1:]):
         assert outputs is None
