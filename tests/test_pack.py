@@ -1,4 +1,4 @@
-"""The packing pipeline (pack.py): threads that deflate, hash and write must give the same bytes as a
+"""The packing pipeline (pack/): threads that deflate, hash and write must give the same bytes as a
 plain gzip of the tar, and must surface a write error in the caller without hanging."""
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imagenette_build.pack import CHUNK, ArchiveWriter
+from imagenette_build.pack import ArchiveWriter
+from imagenette_build.pack.pipeline import CHUNK
 
 
 def _payloads(n: int, size: int) -> list[bytes]:
@@ -89,12 +90,13 @@ def test_a_file_given_in_pieces_is_the_same_member_and_a_wrong_size_is_refused(t
 def test_stored_stream_is_full_blocks_cut_per_chunk_and_ends_with_an_empty_final_block(tmp_path):
     """The stored deflate stream is framed here (not by zlib, whose cuts vary by version): every
     block stored, 65,535 bytes but the last of each CHUNK of tar, then an empty block with BFINAL."""
-    from imagenette_build.pack import STORED_BLOCK, _Pipeline
+    from imagenette_build.pack.pipeline import Pipeline
+    from imagenette_build.pack.tarformat import STORED_BLOCK
 
     stream = b"".join(_payloads(25, 100_003))  # 2.5 MB: two whole chunks and a part
     path = tmp_path / "s.gz"
     with open(path, "wb") as f:
-        pipe = _Pipeline(f, stored=True)
+        pipe = Pipeline(f, stored=True)
         pipe.write(stream)
         pipe.close()
     raw = path.read_bytes()
@@ -119,14 +121,14 @@ def test_stored_stream_is_full_blocks_cut_per_chunk_and_ends_with_an_empty_final
 def test_compressed_bytes_depend_only_on_the_tar_bytes_not_on_how_they_were_written(tmp_path, stored):
     """ISA-L's output depends on where its input is cut: the pipeline cuts the tar stream into fixed
     CHUNK-sized pieces, so the same bytes written in any pieces give the same archive."""
-    from imagenette_build.pack import _Pipeline
+    from imagenette_build.pack.pipeline import Pipeline
 
     stream = b"".join(_payloads(30, 123_457))  # ~3.7 MB, not a multiple of CHUNK
     outputs = set()
     for cuts in ([len(stream)], [512, 1536, 150_000], [CHUNK - 1], [7, CHUNK + 3, 100_000]):
         path = tmp_path / f"{len(outputs)}.gz"
         with open(path, "wb") as f:
-            pipe = _Pipeline(f, stored)
+            pipe = Pipeline(f, stored)
             pos, i = 0, 0
             while pos < len(stream):
                 n = cuts[i % len(cuts)]
@@ -185,14 +187,14 @@ def test_abort_midway_stops_the_threads_and_removes_the_file(tmp_path, stored):
 def test_tar_header_is_what_tarfile_makes(name, size, mtime, is_dir):
     """The filled-in ustar template and tarfile agree byte for byte, and past the template's limits
     (names over 100 bytes, sizes of 8 GiB, an mtime past 2242) tarfile's own pax header is used."""
-    from imagenette_build.pack import _tarfile_header, tar_header
+    from imagenette_build.pack.tarformat import _tarfile_header, tar_header
 
     full = name + "/" if is_dir and not name.endswith("/") else name
     assert tar_header(name, size, mtime, is_dir) == _tarfile_header(full, size, mtime, is_dir)
 
 
 def test_tar_header_non_ascii_name_uses_pax():
-    from imagenette_build.pack import tar_header
+    from imagenette_build.pack.tarformat import tar_header
 
     header = tar_header("x/café.JPEG", 10, 0)
     assert len(header) > 512  # a pax extended header before the ustar one
@@ -230,15 +232,15 @@ def _stored_archive(folder, name: str, payloads: list[bytes]) -> tuple[bytes, Ar
 def test_full_size_archive_bypasses_the_page_cache_and_has_the_same_bytes(tmp_path, monkeypatch):
     """Written with O_DIRECT (several whole aligned buffers, then an unaligned tail written
     without it) or through the page cache ($IMAGENETTE_BUILD_DIRECT_IO=0): the same bytes."""
-    from imagenette_build import pack
+    from imagenette_build.pack import directio
 
     payloads = _payloads(190, 100_003)  # 19 MB: two whole DIRECT_BUFFERs and a part
-    monkeypatch.setenv(pack.DIRECT_ENV, "1")  # (whatever filesystem tmp_path is on)
+    monkeypatch.setenv(directio.DIRECT_ENV, "1")  # (whatever filesystem tmp_path is on)
     direct, w = _stored_archive(tmp_path, "a.tgz", payloads)
     assert (w._direct is not None) == _direct_io_works(tmp_path)
     if w._direct is not None:
-        assert len(direct) > 2 * pack.DIRECT_BUFFER and len(direct) % pack.DIRECT_ALIGN
-    monkeypatch.setenv(pack.DIRECT_ENV, "0")
+        assert len(direct) > 2 * directio.DIRECT_BUFFER and len(direct) % directio.DIRECT_ALIGN
+    monkeypatch.setenv(directio.DIRECT_ENV, "0")
     buffered, w = _stored_archive(tmp_path, "b.tgz", payloads)
     assert w._direct is None
     assert direct == buffered
@@ -251,12 +253,12 @@ def test_direct_file_refused_at_open_or_at_a_write_falls_back_to_plain_writes(tm
     """A filesystem that refuses the O_DIRECT open: the archive is written as usual. One that
     refuses a write (EINVAL: it wants another alignment): the file goes on without O_DIRECT, and
     the bytes are the same."""
-    from imagenette_build import pack
+    from imagenette_build.pack import directio
 
     payloads = _payloads(30, 77_777)
-    monkeypatch.setenv(pack.DIRECT_ENV, "0")
+    monkeypatch.setenv(directio.DIRECT_ENV, "0")
     expected, _ = _stored_archive(tmp_path, "plain.tgz", payloads)
-    monkeypatch.setenv(pack.DIRECT_ENV, "1")
+    monkeypatch.setenv(directio.DIRECT_ENV, "1")
 
     real_open, real_write = os.open, os.write
 
@@ -265,10 +267,10 @@ def test_direct_file_refused_at_open_or_at_a_write_falls_back_to_plain_writes(tm
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), str(path))
         return real_open(path, flags, *args)
 
-    monkeypatch.setattr(pack.os, "open", refuse_direct_open)
+    monkeypatch.setattr(directio.os, "open", refuse_direct_open)
     refused, w = _stored_archive(tmp_path, "refused.tgz", payloads)
     assert w._direct is None and refused == expected
-    monkeypatch.setattr(pack.os, "open", real_open)
+    monkeypatch.setattr(directio.os, "open", real_open)
 
     import fcntl
 
@@ -280,8 +282,8 @@ def test_direct_file_refused_at_open_or_at_a_write_falls_back_to_plain_writes(tm
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         return real_write(fd, data)
 
-    monkeypatch.setattr(pack, "DIRECT_BUFFER", 1 << 16)  # several buffers: the first write is refused
-    monkeypatch.setattr(pack.os, "write", refuse_direct_write)
+    monkeypatch.setattr(directio, "DIRECT_BUFFER", 1 << 16)  # several buffers: the first write is refused
+    monkeypatch.setattr(directio.os, "write", refuse_direct_write)
     if not _direct_io_works(tmp_path):
         pytest.skip("the filesystem of tmp_path refuses O_DIRECT: no direct write to refuse")
     fallen_back, w = _stored_archive(tmp_path, "fallback.tgz", payloads)
@@ -312,7 +314,7 @@ a line that is not a mount
     ("/mnt/disk/x", "btrfs"),  # mounted over the same mount point: the last one is seen
 ])
 def test_filesystem_type_is_that_of_the_longest_mount_point(tmp_path, path, fstype):
-    from imagenette_build.pack import filesystem_type
+    from imagenette_build.pack.directio import filesystem_type
 
     info = tmp_path / "mountinfo"
     info.write_text(MOUNTINFO)
@@ -323,7 +325,7 @@ def test_filesystem_type_is_that_of_the_longest_mount_point(tmp_path, path, fsty
 @pytest.mark.skipif(not Path("/proc/self/mountinfo").exists() or not shutil.which("findmnt"),
                     reason="needs Linux's /proc/self/mountinfo and util-linux's findmnt to compare with")
 def test_filesystem_type_agrees_with_findmnt(tmp_path):
-    from imagenette_build.pack import filesystem_type
+    from imagenette_build.pack.directio import filesystem_type
 
     for folder in (tmp_path, Path.cwd(), Path("/")):
         out = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "-T", str(folder)], capture_output=True, text=True)
@@ -339,14 +341,14 @@ def test_filesystem_type_agrees_with_findmnt(tmp_path):
 def test_direct_io_by_default_only_on_local_disk_filesystems(tmp_path, monkeypatch, fstype, setting, direct):
     """O_DIRECT was measured on a local disk; a network or FUSE filesystem keeps the page cache
     unless $IMAGENETTE_BUILD_DIRECT_IO=1 asks for it, and =0 turns it off everywhere."""
-    from imagenette_build import pack
+    from imagenette_build.pack import directio
 
-    monkeypatch.setattr(pack, "filesystem_type", lambda folder: fstype)
+    monkeypatch.setattr(directio, "filesystem_type", lambda folder: fstype)
     if setting is None:
-        monkeypatch.delenv(pack.DIRECT_ENV, raising=False)
+        monkeypatch.delenv(directio.DIRECT_ENV, raising=False)
     else:
-        monkeypatch.setenv(pack.DIRECT_ENV, setting)
-    assert pack.direct_io_wanted(tmp_path) is direct
+        monkeypatch.setenv(directio.DIRECT_ENV, setting)
+    assert directio.direct_io_wanted(tmp_path) is direct
     payloads = _payloads(5, 5000)
     raw, w = _stored_archive(tmp_path, "a.tgz", payloads)
     assert (w._direct is not None) == (direct and _direct_io_works(tmp_path))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..pack import BLOCK, RECORD, tar_header
+from ..pack.tarformat import BLOCK, RECORD, tar_header
 from ..plan import PlannedImage
 from .base import HashingFile, Shards
 
