@@ -14,11 +14,11 @@ The command line calls these same functions and only parses and prints.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import DataError, UserError
+from .progress import Progress
 
 __all__ = ["build", "verify", "extract", "preview", "UserError", "DataError"]
 
@@ -45,11 +45,13 @@ def build(imagenet: str | Path, *, manifest: str = "imagenette2", sizes: Iterabl
           decode: str = "full", batch_size: int = 32, scheduler: str | None = None,
           cache: str | Path | None = None, no_cache: bool = False, keep_cache: bool = False,
           shard_bytes: int = 256 << 20, skip_broken: bool = False, dry_run: bool = False,
-          quiet: bool = True) -> list[dict] | dict:
+          quiet: bool = True, progress: Progress | None = None) -> list[dict] | dict:
     """Build a manifest's archives from a local ImageNet copy: one build report per size (with
-    `dry_run`, the plan instead). `quiet=False` shows progress bars on stderr."""
-    from .builder import BuildOptions, dry_run_summary, prepare, run
+    `dry_run`, the plan instead). `quiet=False` shows progress bars and notes on stderr (warnings
+    show either way); `progress` replaces that with your own `imagenette_build.progress.Progress`."""
+    from . import builder
     from .engine import BACKENDS, default_jobs
+    from .options import BuildOptions
     from .formats import FORMATS
     from .transform import Recipe
 
@@ -66,20 +68,21 @@ def build(imagenet: str | Path, *, manifest: str = "imagenette2", sizes: Iterabl
     except ValueError as exc:
         raise UserError(str(exc)) from None
     imagenet, sizes = Path(imagenet), _sizes(sizes)
+    progress = progress or Progress(quiet)
     if scheduler and not dry_run and any(s is not None for s in sizes):
-        imagenet = _check_cluster(scheduler, imagenet, quiet)  # (full size alone never goes to the cluster)
+        imagenet = _check_cluster(scheduler, imagenet, progress)  # (full size alone never goes to the cluster)
     opts = BuildOptions(imagenet=imagenet, manifest=str(manifest), sizes=sizes, out=Path(out),
                         jobs=jobs or default_jobs(), backend=backend, recipe=recipe, batch_size=batch_size,
-                        quiet=quiet, scheduler=scheduler, use_cache=not no_cache,
+                        scheduler=scheduler, use_cache=not no_cache,
                         cache=Path(cache) if cache is not None else None, skip_broken=skip_broken,
                         formats=formats, keep_cache=keep_cache, shard_bytes=shard_bytes)
-    plan = prepare(opts)
+    plan = builder.prepare(opts, progress)
     if dry_run:
-        return dry_run_summary(plan, opts)
-    return run(opts, plan)
+        return builder.dry_run_summary(plan, opts)
+    return builder.build(opts, plan, progress)
 
 
-def _check_cluster(scheduler: str, imagenet: Path, quiet: bool) -> Path:
+def _check_cluster(scheduler: str, imagenet: Path, progress: Progress) -> Path:
     """Fail fast, before the scan: the cluster answers and its workers can do the work. Returns
     the ImageNet folder as an absolute path: the workers open the files by path."""
     from .engine import check_scheduler
@@ -87,8 +90,7 @@ def _check_cluster(scheduler: str, imagenet: Path, quiet: bool) -> Path:
     imagenet = imagenet.absolute()
     must_see = [("--imagenet", imagenet)] if imagenet.exists() else []  # else the scan says it
     cluster = check_scheduler(scheduler, must_see)
-    if not quiet:
-        print(f"cluster {scheduler}: {cluster['workers']} workers, {cluster['threads']} threads", file=sys.stderr)
+    progress.note(f"cluster {scheduler}: {cluster['workers']} workers, {cluster['threads']} threads")
     return imagenet
 
 

@@ -1,94 +1,62 @@
-"""The build: manifest -> source -> plan -> transform (in parallel) -> pack -> sums and report.
+"""The build: prepare (manifest, ImageNet layout, plan) -> write (resize in parallel, every output
+under a temporary name) -> commit (each size's outputs, report and sums lines put in place).
 
-This module only wires the stages together; each stage lives in its own module.
+This module only wires the stages together; each stage lives in its own module. It prints nothing:
+bars, notes and warnings go through the `Progress` it is given.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-
-from tqdm import tqdm
 
 from . import manifest as manifests
 from . import outputs
-from .cache import DEFAULT_DIRNAME as DEFAULT_CACHE_DIRNAME
 from .cache import CacheStats, ImageCache, open_cache, remove_stale_temp
-from .engine import batches, default_jobs, ordered_map
+from .commit import commit, report
+from .engine import batches, ordered_map
 from .errors import DataError, UserError
-from .formats import FORMATS, SHARD_BYTES, Context, Output, OutputFile
-from .labels import Labels, classes
+from .formats import FORMATS, Context, Output, OutputFile
+from .labels import Labels
 from .noisy import NoisyCsv
+from .options import BuildOptions
 from .pack import source_date_epoch
 from .plan import Plan, make_plan
 from .prefetch import Prefetcher
-from .sources import open_source
-from .toolchain import fingerprint, jpeg_problem, toolchain
 from .procs import worker_setup
-from .transform import Recipe
+from .progress import Progress
+from .sources import open_source
+from .toolchain import fingerprint, jpeg_problem
 from .worker import Task, process_batch
 
 FIRST_FEW = 5
 SKIPPED_SHOWN = 20  # images left out by --skip-broken named on stderr (the report has them all)
-PROG = "imagenette-build"
-TEST_PAUSE_ENV = "IMAGENETTE_BUILD_TEST_PAUSE"  # test-only: see _test_pause
 
 
-@dataclass(frozen=True)
-class BuildOptions:
-    imagenet: Path
-    manifest: str = "imagenette2"
-    sizes: tuple[int | None, ...] = (160,)  # None: full size, original bytes
-    out: Path = Path("dist")
-    jobs: int = field(default_factory=default_jobs)
-    backend: str = "loky"
-    scheduler: str | None = None  # a Dask scheduler address: the resize work runs on that cluster
-    recipe: Recipe = Recipe()
-    batch_size: int = 32
-    quiet: bool = False
-    use_cache: bool = True  # --no-cache: False
-    cache: Path | None = None  # --cache DIR; None: <out>/.imagenette-cache
-    skip_broken: bool = False  # build without listed images that are missing or cannot be read
-    formats: tuple[str, ...] = ("tgz",)  # formats.FORMATS
-    keep_cache: bool = False  # keep the default cache folder after a successful build
-    shard_bytes: int = SHARD_BYTES  # parquet and webdataset shards
+@dataclass
+class Written:
+    """Every output of every size, complete under its temporary name: what `commit` puts in place."""
+
+    plan: Plan  # the images written: the prepared plan minus those skipped with --skip-broken
+    writers: dict[int | None, list[Output]]
+    files: dict[int | None, dict[str, list[OutputFile]]]
+    skipped: list[dict]
+    cache: ImageCache | None
+    stats: dict[int, CacheStats]  # per pixel size: what the cache did
+    mtime: int
 
 
-def size_label(size: int | None) -> str:
-    return "full" if size is None else str(size)
-
-
-def _bar(quiet: bool, **kwargs) -> tqdm:
-    return tqdm(file=sys.stderr, disable=quiet, dynamic_ncols=True, mininterval=0.5, **kwargs)
-
-
-def prepare(opts: BuildOptions) -> Plan:
+def prepare(opts: BuildOptions, progress: Progress) -> Plan:
     """Load the manifest, find the ImageNet copy, and plan every member. Touches no output."""
     source_date_epoch()  # a bad SOURCE_DATE_EPOCH is a usage error: said before the scan, not after
     manifest = manifests.load(opts.manifest)
-    source = open_source(opts.imagenet)
-
-    def progress(wnids: Iterable[str]) -> Iterable[str]:
-        bar = _bar(opts.quiet, iterable=wnids, desc="scan", unit="class")
-        if os.environ.get(TEST_PAUSE_ENV) and wnids:
-            return _pause_after_first(bar, "scan")
-        return bar
-
-    return make_plan(manifest, source, progress)
-
-
-def _pause_after_first(items: Iterable, point: str) -> Iterable:
-    for i, item in enumerate(items):
-        yield item
-        if i == 0:
-            _test_pause(point)
+    return make_plan(manifest, open_source(opts.imagenet), progress)
 
 
 def check_complete(plan: Plan, skip_missing: bool = False) -> list[dict]:
@@ -115,50 +83,69 @@ def root_file_contents(plan: Plan) -> dict[str, bytes | NoisyCsv]:
     return files
 
 
-def output_paths(plan: Plan, opts: BuildOptions) -> list[Path]:
-    """Every file or folder the build puts in place (the sharded formats: a folder per size)."""
-    suffixes = {"tgz": ".tgz", "parquet": "-parquet", "webdataset": "-wds"}
-    return [opts.out / f"{plan.manifest.archive_stem(s)}{suffixes[f]}" for s in opts.sizes for f in opts.formats]
+def build(opts: BuildOptions, plan: Plan, progress: Progress) -> list[dict]:
+    """Write and commit every requested size, in every requested format, in one pass over the
+    sources; one report per size.
 
-
-def cache_dir(opts: BuildOptions) -> Path | None:
-    """Where resized images are cached: --cache DIR, else <out>/.imagenette-cache; None when off
-    (--no-cache) or when only full-size archives are built (their bytes are the sources')."""
-    if not opts.use_cache or all(s is None for s in opts.sizes):
-        return None
-    return opts.cache if opts.cache is not None else opts.out / DEFAULT_CACHE_DIRNAME
-
-
-def run(opts: BuildOptions, plan: Plan) -> list[dict]:
-    """Build every requested size, in every requested format, in one pass over the sources; return
-    one report per size.
-
-    Safe against interruption at any point (README "Faults, resume and the cache"): outputs are
-    written under temporary names, and `_commit` puts each size's in place in an order that leaves
-    every final name complete and current. Temporary files of dead earlier runs are removed first.
+    Safe against interruption at any point (docs/faults.md): outputs are written under temporary
+    names, and `commit` puts each size's in place in an order that leaves every final name complete
+    and current. Temporary files of dead earlier runs are removed first.
     """
     skipped = check_complete(plan, opts.skip_broken)
-    _warn_not_published(opts)
+    problem = jpeg_problem()
+    if problem and opts.recipe.published and opts.resizes:
+        progress.warn(problem)  # the one fault a user cannot see in the bytes
     _prepare_out_dir(opts.out)
-    cache: ImageCache | None = None
-    manifest = plan.manifest
-    mtime = source_date_epoch()
     started = time.monotonic()
-    writers: dict[int | None, list[Output]] = {}
-    stats: dict[int, CacheStats] = {}
-    built = plan  # the plan minus the images skipped with --skip-broken
+    paths = opts.output_paths(plan.manifest.archive_stem)
     # Another build writing one of these outputs into this folder: refused now, before any image is read.
-    locks = _lock_archives(opts.out, output_paths(plan, opts))
+    locks = _lock_outputs(opts.out, paths)
     outputs.remove_stale_partials(opts.out)
+    written: Written | None = None
+    try:
+        written = write(opts, plan, skipped, progress)
+        reports = commit_all(opts, written, progress)
+    except OSError as exc:
+        where = outputs.final_path(Path(exc.filename)) if exc.filename else " and ".join(map(str, paths))
+        raise DataError(f"{where}: cannot write: {exc.strerror or exc}") from None
+    finally:
+        if written is not None:
+            _abort(written.writers)
+            if written.cache is not None:  # workers ended mid-write (an interrupt) leave their temporary entries
+                remove_stale_temp(Path(written.cache.root))
+        locks.release()
+    _warn_skipped(written.skipped, progress)
+    _warn_cache_errors(written.stats, progress)
+    _drop_cache(opts, written.cache, progress)
+    elapsed = time.monotonic() - started
+    for r in reports:
+        cached = f"; cache: {r['cache']['hits']} reused, {r['cache']['misses']} made" if r["cache"] else ""
+        for fmt, out in r["outputs"].items():
+            total = sum(f["bytes"] for f in out["files"])
+            what = out["files"][0]["path"] if fmt == "tgz" else f"{out['folder']}/ ({len(out['files'])} shards)"
+            progress.note(f"wrote {opts.out / what} ({total:,} bytes, {r['images']} images) in {elapsed:.1f} s{cached}")
+    return reports
+
+
+def write(opts: BuildOptions, plan: Plan, skipped: list[dict], progress: Progress) -> Written:
+    """Resize (in the workers) and write every output under its temporary name. An image that
+    cannot be read stops the build, or with --skip-broken is left out: where the outputs carry
+    labels generated over every image (noisy labels), they are written a second time without it,
+    from the cache. On any failure, nothing written is left."""
+    mtime = source_date_epoch()
+    built = plan
+    writers: dict[int | None, list[Output]] = {}
+    cache: ImageCache | None = None
+    stats: dict[int, CacheStats] = {}
     try:
         for attempt in (1, 2):
             writers = _open_outputs(built, opts, mtime)
             if attempt == 1:  # after the outputs' files: a folder that cannot be written to says so first
-                cache = _open_cache(opts)
+                cache = _open_cache(opts, progress)
                 stats = {s: CacheStats() for s in opts.sizes if s is not None and cache is not None}
             elif cache is not None:  # the workers must see the packs the first pass wrote
                 cache = cache.renewed()
-            broken = _write_images(built, opts, writers, cache, stats, pause=attempt == 1)
+            broken = _write_images(built, opts, writers, cache, stats, progress)
             if broken and not opts.skip_broken:
                 first = "; ".join(b["reason"] for b in broken[:FIRST_FEW])
                 raise DataError(f"{len(broken)} source images could not be read, no archive written "
@@ -168,52 +155,37 @@ def run(opts: BuildOptions, plan: Plan) -> list[dict]:
             if attempt == 2:
                 raise DataError(f"{len(broken)} more source images became unreadable during the build "
                                 f"(are the files changing?), no archive written. First: {broken[0]['reason']}")
-            skipped += broken
-            gone = {b["member"] for b in broken}
-            built = replace(plan, images=plan.images.without(gone))
+            skipped = skipped + broken
+            built = replace(plan, images=plan.images.without({b["member"] for b in broken}))
             if not built.images:
                 raise DataError(f"none of the {len(plan.images)} source images could be read, no archive "
                                 f"written. First: {broken[0]['reason']}")
-            if not manifest.noisy_labels_file:
+            if not plan.manifest.noisy_labels_file:
                 break  # the images left out were never added: the outputs are already right
-            # The generated noisy labels (the CSV at the archive root, the labels of each sample) cover
-            # every image: write the outputs again without the skipped ones (from the cache, so this
-            # pass costs reads, not resizes).
             _abort(writers)
             writers = {}
         files = {size: {o.format: o.close() for o in outs} for size, outs in writers.items()}
-        reports = []
-        _test_pause("commit")
-        with outputs.folder_lock(opts.out):  # the sums files are shared with other builds into --out
-            sizes = list(writers)
-            for i, size in enumerate(sizes):
-                report = _report(built, opts, size, writers[size], files[size], mtime, skipped, cache, stats.get(size))
-                rest = [o.final for s in sizes[i + 1:] for o in writers[s]]
-                _commit(writers[size], files[size], report, rest)
-                reports.append(report)
-    except OSError as exc:
-        where = (outputs.final_path(Path(exc.filename)) if exc.filename
-                 else " and ".join(str(p) for p in output_paths(plan, opts)))
-        raise DataError(f"{where}: cannot write: {exc.strerror or exc}") from None
-    finally:
+    except BaseException:
         _abort(writers)
-        locks.release()
-        if cache is not None:  # workers ended mid-write (an interrupt) leave their temporary entries
+        if cache is not None:
             remove_stale_temp(Path(cache.root))
-    _warn_skipped(skipped)
-    _warn_cache_errors(stats)
-    _drop_cache(opts, cache)
-    if not opts.quiet:
-        elapsed = time.monotonic() - started
-        for r in reports:
-            cached = ""
-            if r["cache"]:
-                cached = f"; cache: {r['cache']['hits']} reused, {r['cache']['misses']} made"
-            for fmt, out in r["outputs"].items():
-                total = sum(f["bytes"] for f in out["files"])
-                what = out["files"][0]["path"] if fmt == "tgz" else f"{out['folder']}/ ({len(out['files'])} shards)"
-                print(f"wrote {opts.out / what} ({total:,} bytes, {r['images']} images) in {elapsed:.1f} s{cached}",
-                      file=sys.stderr)
+        raise
+    return Written(built, writers, files, skipped, cache, stats, mtime)
+
+
+def commit_all(opts: BuildOptions, written: Written, progress: Progress) -> list[dict]:
+    """Each size's outputs put in place with its report and sums lines, holding the output folder's
+    lock (the sums files are shared with other builds into --out); the reports."""
+    progress.stage("commit")
+    reports = []
+    with outputs.folder_lock(opts.out):
+        sizes = list(written.writers)
+        for i, size in enumerate(sizes):
+            r = report(written.plan, opts, size, written.writers[size], written.files[size], written.mtime,
+                       written.skipped, written.cache, written.stats.get(size))
+            rest = [o.final for s in sizes[i + 1:] for o in written.writers[s]]
+            commit(written.writers[size], written.files[size], r, rest, progress)
+            reports.append(r)
     return reports
 
 
@@ -243,7 +215,7 @@ def _abort(writers: dict[int | None, list[Output]]) -> None:
             o.abort()
 
 
-def _drop_cache(opts: BuildOptions, cache: ImageCache | None) -> None:
+def _drop_cache(opts: BuildOptions, cache: ImageCache | None, progress: Progress) -> None:
     """The default cache exists for a rerun after an interruption: after a successful build it goes,
     unless the user named a cache folder (a shared, kept one) or asked to keep it."""
     if cache is None or opts.cache is not None or opts.keep_cache:
@@ -251,30 +223,7 @@ def _drop_cache(opts: BuildOptions, cache: ImageCache | None) -> None:
     root = Path(cache.root)
     size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and not f.is_symlink())
     shutil.rmtree(root, ignore_errors=True)
-    if not opts.quiet:
-        print(f"removed the resize cache {root} ({size / 1e6:,.0f} MB); --keep-cache keeps it for the next "
-              "build", file=sys.stderr)
-
-
-def fidelity(opts: BuildOptions) -> dict:
-    """Can this build's resized images be the published ones? The recipe must be the published one
-    and the JPEG library libjpeg-turbo; `problems` says what stands in the way."""
-    problems = []
-    if not opts.recipe.published:
-        differs = [f"{k} {v}" for k, v in vars(opts.recipe).items() if v != getattr(Recipe(), k)]
-        problems.append(f"not the published recipe ({', '.join(differs)})")
-    jpeg = jpeg_problem()
-    if jpeg:
-        problems.append(jpeg)
-    return {"recipe": opts.recipe.name, "published_recipe": opts.recipe.published,
-            "published_bytes_possible": not problems, "problems": problems}
-
-
-def _warn_not_published(opts: BuildOptions) -> None:
-    """The one fault a user cannot see in the bytes: a JPEG library that makes other ones."""
-    problem = jpeg_problem()
-    if problem and opts.recipe.published and any(s is not None for s in opts.sizes):
-        print(f"{PROG}: warning: {problem}", file=sys.stderr)
+    progress.note(f"removed the resize cache {root} ({size / 1e6:,.0f} MB); --keep-cache keeps it for the next build")
 
 
 def _prepare_out_dir(out: Path) -> None:
@@ -286,15 +235,15 @@ def _prepare_out_dir(out: Path) -> None:
         raise DataError(f"--out {out}: cannot create the folder: {exc.strerror or exc}") from None
 
 
-def _lock_archives(out: Path, paths: Iterable[Path]) -> outputs.ArchiveLocks:  # (any output: file or folder)
+def _lock_outputs(out: Path, paths: Iterable[Path]) -> outputs.ArchiveLocks:  # (any output: file or folder)
     try:
         return outputs.ArchiveLocks(paths)
     except OSError as exc:
         raise DataError(f"{exc.filename or out}: cannot write: {exc.strerror or exc}") from None
 
 
-def _open_cache(opts: BuildOptions) -> ImageCache | None:
-    where = cache_dir(opts)
+def _open_cache(opts: BuildOptions, progress: Progress) -> ImageCache | None:
+    where = opts.cache_dir()
     if where is None:
         return None
     try:
@@ -302,13 +251,12 @@ def _open_cache(opts: BuildOptions) -> ImageCache | None:
     except OSError as exc:
         if opts.cache is not None:  # asked for by name: the user must fix it
             raise UserError(f"--cache {where}: cannot use it as the cache folder: {exc.strerror or exc}") from None
-        print(f"{PROG}: warning: {where}: cannot make the cache folder ({exc.strerror or exc}); "
-              "building without a cache", file=sys.stderr)
+        progress.warn(f"{where}: cannot make the cache folder ({exc.strerror or exc}); building without a cache")
         return None
 
 
 def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, list[Output]],
-                  cache: ImageCache | None, stats: dict[int, CacheStats], pause: bool = False) -> list[dict]:
+                  cache: ImageCache | None, stats: dict[int, CacheStats], progress: Progress) -> list[dict]:
     """Resize (in the workers) and pack every image of `plan`; the images that failed, as
     {"member", "source", "reason"}. Cache counters are added to `stats`."""
     sizes = tuple(writers)
@@ -334,9 +282,8 @@ def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, list
     ahead = Prefetcher((img.ref for img in plan.images) if scheduler is None else ())
     broken: list[dict] = []
     images = iter(plan.images)
-    done, half = 0, len(plan.images) // 2
-    with _bar(opts.quiet, total=len(plan.images), desc="resize", unit="img") as resize_bar, \
-            _bar(opts.quiet, desc="pack", unit="B", unit_scale=True, unit_divisor=1024) as pack_bar, \
+    with progress.bar("resize", total=len(plan.images), unit="img") as resize_bar, \
+            progress.bar("pack", unit_bytes=True) as pack_bar, \
             _closing(results), ahead:
         for batch in results:
             for size, batch_stats in batch.cache.items():
@@ -352,9 +299,6 @@ def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, list
                     pack_bar.update(len(data))
             resize_bar.update(len(batch.images))
             ahead.advance(len(batch.images))
-            done += len(batch.images)
-            if pause and done - len(batch.images) < half <= done:
-                _test_pause("resize")
     return broken
 
 
@@ -372,153 +316,28 @@ def _closing(results: Iterator):
                 close()
 
 
-def _warn_skipped(skipped: list[dict]) -> None:
+def _warn_skipped(skipped: list[dict], progress: Progress) -> None:
     """--skip-broken: every image left out on stderr (also with --quiet: the data is incomplete)."""
     if not skipped:
         return
     shown = skipped if len(skipped) <= SKIPPED_SHOWN else skipped[:SKIPPED_SHOWN]
-    print(f"{PROG}: warning: built without {len(skipped)} listed images (--skip-broken); "
-          "the build report lists them all:", file=sys.stderr)
-    for s in shown:
-        print(f"  skipped {s['member']}: {s['reason']}", file=sys.stderr)
+    lines = [f"built without {len(skipped)} listed images (--skip-broken); the build report lists them all:"]
+    lines += [f"  skipped {s['member']}: {s['reason']}" for s in shown]
     if len(skipped) > len(shown):
-        print(f"  ... and {len(skipped) - len(shown)} more", file=sys.stderr)
+        lines.append(f"  ... and {len(skipped) - len(shown)} more")
+    progress.warn("\n".join(lines))
 
 
-def _warn_cache_errors(stats: dict[int, CacheStats]) -> None:
+def _warn_cache_errors(stats: dict[int, CacheStats], progress: Progress) -> None:
     failed = [s for s in stats.values() if s.write_errors]
     if failed:
         total = sum(s.write_errors for s in failed)
-        print(f"{PROG}: warning: {total} resized images could not be written to the cache (first: "
-              f"{failed[0].first_write_error}); the archives are complete, a rerun will resize them again",
-              file=sys.stderr)
-
-
-def _report(plan: Plan, opts: BuildOptions, size: int | None, writers: list[Output],
-            files: dict[str, list[OutputFile]], mtime: int, skipped: list[dict], cache: ImageCache | None,
-            stats: CacheStats | None) -> dict:
-    m = plan.manifest
-    counts = plan.counts()
-    by_format = {o.format: o for o in writers}
-    report = {
-        "archive": None,
-        "stem": m.archive_stem(size),
-        "size": size_label(size),
-        "manifest": {"name": m.name, "sha256": m.sha256, "files": m.file_hashes},
-        "source": plan.source,
-        "options": {
-            "sizes": [size_label(s) for s in opts.sizes],
-            "formats": list(opts.formats),
-            "recipe": opts.recipe.to_json() if size is not None else "original bytes",
-            "jobs": opts.jobs,
-            "backend": opts.backend,
-            "scheduler": opts.scheduler if any(s is not None for s in opts.sizes) else None,  # where it ran
-            "batch_size": opts.batch_size,
-            "mtime": mtime,
-            "skip_broken": opts.skip_broken,
-        },
-        "images": len(plan.images),
-        "counts": counts,
-        # label indices of every loader (torchvision ImageFolder, HF, fastai): sorted WNID order
-        "classes": [c.to_json() for c in classes(m)],
-        "skipped": skipped,  # --skip-broken: listed images left out, and why
-        "root_files": list(m.root_files) + ([m.noisy_labels_file] if m.noisy_labels_file else []),
-        "outputs": {fmt: {**({"folder": o.final.name} if fmt != "tgz" else {}),
-                          "files": [f.to_json() for f in files[fmt]], **o.describe()}
-                    for fmt, o in by_format.items()},
-        "fidelity": fidelity(opts) if size is not None else None,
-        # Resized images reused from / added to the cache in this run (None: no cache, or full size).
-        "cache": ({"dir": cache.root, **stats.to_json()} if cache is not None and stats is not None else None),
-    }
-    tgz = by_format.get("tgz")
-    if tgz is not None:  # the archive's own fields, where verify and older tools look for them
-        [f] = files["tgz"]
-        described = tgz.describe()
-        report.update(archive=f.path, archive_bytes=f.bytes, sha256=f.sha256, md5=f.md5,
-                      md5_first_mib=described["md5_first_mib"], tar_sha256=described["tar_sha256"],
-                      tar_members=described["tar_members"], members_sha256=described["members_sha256"])
-    compressor = tgz.describe()["compressor"] if tgz is not None else None
-    report["toolchain"] = toolchain(compressor)
-    return report
-
-
-def _commit(writers: list[Output], files: dict[str, list[OutputFile]], report: dict, rest: list[Path]) -> None:
-    """Put one size's finished outputs in place so that, whenever the process dies, every file under
-    a final name is complete and current: the old sums lines, report and member list go first, then
-    the outputs are renamed in (the archive, then its member list), then the report and the sums
-    lines. Each step is one atomic rename, so an interrupt between any two leaves the folder
-    consistent too. Called with the folder lock held.
-
-    A failed write after the renames (a full disk) names the file that failed and what the outputs,
-    complete and in place, are left without; `rest`: the outputs of this run not yet committed,
-    which the error leaves unwritten."""
-    out = writers[0].ctx.out
-    report_path = out / f"{report['stem']}.json"
-    names = [f["path"] for o in report["outputs"].values() for f in o["files"]]
-    folders = [o.final.name + "/" for o in writers if o.format != "tgz"]
-    outputs.update_sums(out, drop=lambda name: name in names or name.startswith(tuple(folders)))
-    report_path.unlink(missing_ok=True)
-    tgz = next((o for o in writers if o.format == "tgz"), None)
-    if tgz is not None:
-        tgz.writer.final_path.with_name(report["members_sha256"]["file"]).unlink(missing_ok=True)
-    _test_pause("commit-archive")
-    for o in writers:
-        o.commit()
-    unwritten = f"; not written: {', '.join(map(str, rest))}" if rest else ""
-    placed = f"{' and '.join(str(o.final) for o in writers)} {'is' if len(writers) == 1 else 'are'} complete and in place"
-    if tgz is not None:
-        try:
-            tgz.commit_members()
-        except OSError as exc:
-            raise DataError(f"{tgz.info.members_file}: cannot write the member list: {exc.strerror or exc}; "
-                            f"{placed}, without its member list, its report and its lines in SHA256SUMS and "
-                            f"MD5SUMS (build again){unwritten}") from None
-    _test_pause("commit-report")
-    try:
-        outputs.write_report(report_path, report)
-    except OSError as exc:
-        raise DataError(f"{report_path}: cannot write the build report: {exc.strerror or exc}; {placed}, without "
-                        f"its report and its lines in SHA256SUMS and MD5SUMS (build again){unwritten}") from None
-    _test_pause("commit-sums")
-    try:
-        outputs.update_sums(out, add={f.path: (f.sha256, f.md5) for fs in files.values() for f in fs})
-    except OSError as exc:
-        failed = Path(exc.filename or out / "SHA256SUMS")
-        lines = "SHA256SUMS and MD5SUMS" if failed.name == "SHA256SUMS" else failed.name
-        raise DataError(f"{failed}: cannot write: {exc.strerror or exc}; {placed} with its report, without its "
-                        f"line in {lines} (build again){unwritten}") from None
-    outputs.sync_dir(out)
-
-
-def _test_pause(point: str) -> None:
-    """Test-only hook (tests/test_interrupt.py): with IMAGENETTE_BUILD_TEST_PAUSE naming `point`
-    (comma-separated points: scan, resize, commit, commit-archive, commit-report, commit-sums),
-    say so on stderr and sleep IMAGENETTE_BUILD_TEST_PAUSE_SECONDS (60), so that a test can send a
-    signal at a known point. Not for users; without the variable it does nothing."""
-    wanted = os.environ.get(TEST_PAUSE_ENV)
-    if not wanted or point not in wanted.split(","):
-        return
-    print(f"test-pause {point}", file=sys.stderr, flush=True)
-    time.sleep(float(os.environ.get(f"{TEST_PAUSE_ENV}_SECONDS", "60")))
+        progress.warn(f"{total} resized images could not be written to the cache (first: "
+                      f"{failed[0].first_write_error}); the archives are complete, a rerun will resize them again")
 
 
 def dry_run_summary(plan: Plan, opts: BuildOptions) -> dict:
     summary = plan.to_json()
-    summary["would_write"] = [str(p) for p in output_paths(plan, opts)]
+    summary["would_write"] = [str(p) for p in opts.output_paths(plan.manifest.archive_stem)]
     summary["complete"] = not plan.missing and bool(plan.images)
     return summary
-
-
-def describe_plan(summary: dict, emit: Callable[[str], None]) -> None:
-    emit(f"manifest {summary['manifest']}, source {summary['source']}")
-    for split, per_class in summary["counts"].items():
-        emit(f"  {split}: {sum(per_class.values())} images in {sum(1 for n in per_class.values() if n)} classes")
-        for wnid, n in per_class.items():
-            emit(f"    {wnid} {n}")
-    emit(f"  found {summary['images']} images, missing {summary['missing']}")
-    for member in summary["missing_first"][:FIRST_FEW]:
-        emit(f"    missing {member}")
-    for line in summary["empty_classes"]:
-        emit(f"  empty class {line}")
-    for path in summary["would_write"]:
-        emit(f"  would write {path}")

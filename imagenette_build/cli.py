@@ -11,7 +11,7 @@ import click
 
 from . import __version__
 from . import api, procs
-from .builder import describe_plan
+from .progress import Progress
 from .formats import FORMATS, SHARD_BYTES
 from .engine import BACKENDS, JOBS_PER_CORE, SCHEDULER_ENV, default_jobs, max_jobs
 from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, UserError
@@ -188,7 +188,7 @@ def build_command(imagenet, manifest, sizes, out, jobs, backend, resample, quali
                        backend=backend, filter=resample, quality=quality, rounding=rounding, decode=decode,
                        batch_size=batch_size, scheduler=scheduler, cache=cache_dir, no_cache=no_cache,
                        keep_cache=keep_cache, shard_bytes=shard_size, skip_broken=skip_broken,
-                       dry_run=dry_run, quiet=quiet)
+                       dry_run=dry_run, progress=click.get_current_context().obj["progress"](quiet))
     if dry_run and not as_json:
         describe_plan(result, click.echo)
     elif as_json:
@@ -421,10 +421,28 @@ def preview_command(archive, out, imagenet, wnids, manifest, per_class):
     api.preview(out, archive=archive, imagenet=imagenet, wnids=wnids, manifest=manifest, per_class=per_class)
 
 
-def main(argv: list[str] | None = None) -> None:
+def describe_plan(summary: dict, emit) -> None:
+    """The plan of a --dry-run, for people."""
+    emit(f"manifest {summary['manifest']}, source {summary['source']}")
+    for split, per_class in summary["counts"].items():
+        emit(f"  {split}: {sum(per_class.values())} images in {sum(1 for n in per_class.values() if n)} classes")
+        for wnid, n in per_class.items():
+            emit(f"    {wnid} {n}")
+    emit(f"  found {summary['images']} images, missing {summary['missing']}")
+    for member in summary["missing_first"][:5]:
+        emit(f"    missing {member}")
+    for line in summary["empty_classes"]:
+        emit(f"  empty class {line}")
+    for path in summary["would_write"]:
+        emit(f"  would write {path}")
+
+
+def main(argv: list[str] | None = None, progress: type[Progress] = Progress) -> None:
+    """The command line. `progress`: what a build reports its progress to, made with `quiet`
+    (a test passes its own, to stop a build at a known point)."""
     procs.install_signal_handlers()
     try:
-        code = cli.main(args=argv, prog_name=PROG, standalone_mode=False)
+        code = cli.main(args=argv, prog_name=PROG, standalone_mode=False, obj={"progress": progress})
     except click.UsageError as exc:
         hint = f" (see {PROG} {exc.ctx.command.name} --help)" if exc.ctx and exc.ctx.command.name != "cli" else ""
         click.echo(f"{PROG}: error: {exc.format_message()}{hint}", err=True)

@@ -18,12 +18,13 @@ import hashlib
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .manifest import ListedImage, Manifest
+from .progress import Progress
 from .sources import Source, SourceImage, SourceRef
 
 
@@ -371,16 +372,17 @@ class _Counting:
         return item
 
 
-def make_plan(manifest: Manifest, source: Source, progress: Callable[[Iterable], Iterable] = iter) -> Plan:
+def make_plan(manifest: Manifest, source: Source, progress: Progress | None = None) -> Plan:
+    progress = progress or Progress(quiet=True)
     empty: list[str] = []
     missing: list[str] = []
     file_list = manifest.listed_images() if manifest.split.policy == "files" else []
     listed: dict[str, list[ListedImage]] = {}  # (the list's reader refuses a class not in the manifest)
     for item in file_list:
         listed.setdefault(item.wnid, []).append(item)
-    source.prepare(manifest.wnids, progress)  # one-pass layouts (compressed shards) read here
+    source.select(manifest.wnids, progress)  # one-pass layouts (compressed shards) read here
     builder = _Builder()
-    for wnid in progress(manifest.wnids):
+    for wnid in progress.bar("scan", iterable=manifest.wnids, unit="class"):
         imgs = source.images(wnid)
         seen = _Counting(imgs if manifest.split.policy == "files" else _checked_names(imgs))
         planned = _plan_class(manifest, wnid, seen, listed.get(wnid, []), missing)

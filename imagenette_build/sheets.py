@@ -183,11 +183,12 @@ def sheet_of(out: Path, archive: Path | None = None, imagenet: Path | None = Non
     for w in wnids:
         check_wnid(w, "--wnid")
     _check_counts(per_class, len(wnids))
+    from .progress import Progress
     from .sources import open_source
 
     source = open_source(imagenet)
     try:
-        source.prepare(wnids)
+        source.select(wnids, Progress(quiet=True))
         images = {w: [(i.filename, i.ref.read) for i in source.images(w)] for w in dict.fromkeys(wnids)}
         return _saved(of_classes(images, table, per_class), out)
     finally:

@@ -61,6 +61,7 @@ from .readfile import read_bytes
 from .sources import SourceRef, open_source
 from .toolchain import jpeg_problem
 from .procs import worker_setup
+from .progress import Progress
 from .transform import ROUNDINGS, Recipe, describe_error, encode, load_pixels, make_jpegs, resize_pixels
 
 # A member at least this close to its regeneration is the same image made the same way, give or
@@ -1059,12 +1060,7 @@ def _bar(quiet: bool, **kwargs) -> tqdm:
 def _plan(target: Target, opts: VerifyOptions) -> Plan:
     if target.manifest is None:
         raise UserError(f"--imagenet needs the archive's manifest: {target.manifest_note}; give --manifest")
-    source = open_source(opts.imagenet)
-
-    def progress(wnids: Iterable[str]) -> Iterable[str]:
-        return _bar(opts.quiet, iterable=wnids, desc="scan", unit="class")
-
-    return make_plan(target.manifest, source, progress)
+    return make_plan(target.manifest, open_source(opts.imagenet), Progress(opts.quiet))
 
 
 def _tasks(stream: ArchiveStream, scan: StructureScan, plan: Plan | None, sample: set[str],

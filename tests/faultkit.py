@@ -160,6 +160,11 @@ def cli_command(*args) -> list[str]:
     return [sys.executable, "-m", "imagenette_build.cli", *map(str, args)]
 
 
+def paused_cli_command(point: str, seconds: float, *args) -> list[str]:
+    """The command line stopping for `seconds` at `point` (tests/paused_cli.py)."""
+    return [sys.executable, str(Path(__file__).with_name("paused_cli.py")), point, str(seconds), *map(str, args)]
+
+
 def drop_root_file_access() -> list[str] | None:
     """A command prefix that runs a child without the capabilities that let root ignore file
     permissions (so chmod 000 means something), or None when that cannot be done here."""

@@ -15,6 +15,7 @@ import pytest
 from imagenette_build import classes
 from imagenette_build import manifest as manifests
 from imagenette_build.errors import DataError, UserError
+from imagenette_build.progress import Progress
 from imagenette_build.samplegen import LAYOUTS, synthetic_jpeg
 from imagenette_build.sources import hf_parquet, ilsvrc_tars, open_source, tarscan
 from imagenette_build.sources.hf_shards import imagenet_name
@@ -150,7 +151,7 @@ def test_locating_10_classes_among_1000_reads_only_headers(tmp_path, monkeypatch
     real = tarscan.read_at
     monkeypatch.setattr(tarscan, "read_at", lambda f, off, n: reads.append(n) or real(f, off, n))
     source = ilsvrc_tars.OriginalTarsSource(tmp_path, path, None)
-    source.prepare(IMAGENETTE)
+    source.select(IMAGENETTE, Progress(quiet=True))
     found = {w: list(source.images(w)) for w in IMAGENETTE}
 
     inner_headers = sum(len(v) + 1 for v in images.values())  # each image + the end-of-archive block
@@ -328,7 +329,7 @@ def test_hf_shards_spill_only_the_planned_classes(archived_layouts, tmp_path, mo
     root, _ = archived_layouts["hf-shards"]
     monkeypatch.setenv("IMAGENETTE_BUILD_TMPDIR", str(tmp_path))
     source = open_source(root)
-    source.prepare(IMAGENETTE)
+    source.select(IMAGENETTE, Progress(quiet=True))
     spill = source.spill.path
     assert spill.parent.parent == tmp_path
     found = [im for w in IMAGENETTE for im in source.images(w)]
@@ -395,7 +396,7 @@ def test_parquet_reads_only_row_groups_with_planned_classes(archived_layouts, tm
     monkeypatch.setattr(pq.ParquetFile, "read_row_group", read_row_group)
     source = open_source(root)
     assert isinstance(source, hf_parquet.HFParquetSource)
-    source.prepare(IMAGENETTE)
+    source.select(IMAGENETTE, Progress(quiet=True))
     assert set(image_reads) == needed and len(image_reads) == len(needed)
     found = [im for w in IMAGENETTE for im in source.images(w)]
     assert len(found) == 50 and all(im.ref.read() == synthetic_jpeg(im.filename) for im in found)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imagenette_build import builder, resample, toolchain
+from imagenette_build import commit, resample, toolchain
 from imagenette_build.transform import Recipe, make_jpegs, target_size
 from imagenette_build.verifier import RecipeGrid, VerifyOptions, verify
 
@@ -325,7 +325,7 @@ def test_a_jpeg_library_that_is_not_turbo_is_said(monkeypatch):
     real = toolchain.features.check_feature
     monkeypatch.setattr(toolchain.features, "check_feature", lambda f: False if f == "libjpeg_turbo" else real(f))
     assert "not libjpeg-turbo" in toolchain.jpeg_problem()
-    facts = builder.fidelity(builder.BuildOptions(imagenet=Path(".")))
+    facts = commit.fidelity(Recipe())
     assert facts["published_recipe"] and not facts["published_bytes_possible"]
     assert "cannot be byte-identical to the published images" in facts["problems"][0]
 

@@ -396,10 +396,9 @@ def test_report_that_cannot_be_written_on_a_full_disk_is_named(sample, tmp_path)
     root, manifest_path = sample
     mnt = tmp_path / "small"
     fk.mount_small_tmpfs(mnt, "1m")
-    env = dict(os.environ, IMAGENETTE_BUILD_TEST_PAUSE="commit-report", IMAGENETTE_BUILD_TEST_PAUSE_SECONDS="3")
-    build = subprocess.Popen(fk.cli_command("--imagenet", root, "--manifest", manifest_path, "--size", "8",
-                                            "--out", mnt, "-q", "--no-cache"),
-                             stderr=subprocess.PIPE, text=True, env=env, preexec_fn=fk.default_sigint)
+    build = subprocess.Popen(fk.paused_cli_command("commit-report", 3, "--imagenet", root, "--manifest",
+                                                   manifest_path, "--size", "8", "--out", mnt, "-q", "--no-cache"),
+                             stderr=subprocess.PIPE, text=True, preexec_fn=fk.default_sigint)
     try:
         assert build.stderr.readline().strip() == "test-pause commit-report"
         fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)  # the disk fills up meanwhile
@@ -484,8 +483,7 @@ def test_a_second_build_of_the_same_archive_is_refused_while_the_first_runs(samp
     root, manifest_path = sample
     out = tmp_path / "out"
     args = ["--imagenet", root, "--manifest", manifest_path, "--size", "16", "--jobs", "1", "--out", out, "-q"]
-    env = dict(os.environ, IMAGENETTE_BUILD_TEST_PAUSE="commit-sums", IMAGENETTE_BUILD_TEST_PAUSE_SECONDS="8")
-    first = subprocess.Popen(fk.cli_command(*args), stderr=subprocess.PIPE, text=True, env=env,
+    first = subprocess.Popen(fk.paused_cli_command("commit-sums", 8, *args), stderr=subprocess.PIPE, text=True,
                              preexec_fn=fk.default_sigint)
     assert first.stderr.readline().strip() == "test-pause commit-sums"
     started = time.monotonic()

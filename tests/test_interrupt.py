@@ -1,6 +1,6 @@
 """Interruption (issue 7), with a real subprocess: Ctrl-C (SIGINT), SIGTERM and kill -9 at known
 points of a build (scan, resize, between the archives' completion and their commit, and between
-each step of the commit), using the test-only hook IMAGENETTE_BUILD_TEST_PAUSE (build._test_pause).
+each step of the commit), using the test-only entry tests/paused_cli.py.
 
 After SIGINT/SIGTERM: exit 130/143, one line, workers ended, no temporary file left. After kill -9:
 nothing incomplete or stale under a final name, the workers end by themselves, and the rerun
@@ -87,9 +87,9 @@ class Paused:
     """The CLI in a subprocess, stopped at `point` (it printed "test-pause <point>")."""
 
     def __init__(self, args, point: str, timeout: float = 60.0):
-        env = dict(os.environ, IMAGENETTE_BUILD_TEST_PAUSE=point, IMAGENETTE_BUILD_TEST_PAUSE_SECONDS="60")
-        self.proc = subprocess.Popen(fk.cli_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=env, start_new_session=True, preexec_fn=fk.default_sigint)
+        self.proc = subprocess.Popen(fk.paused_cli_command(point, 60, *args), stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                     preexec_fn=fk.default_sigint)
         killer = threading.Timer(timeout, self.proc.kill)
         killer.start()
         try:

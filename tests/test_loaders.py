@@ -7,7 +7,6 @@ from __future__ import annotations
 import filecmp
 import io
 import json
-import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -242,10 +241,10 @@ def test_the_default_cache_is_removed_after_a_build_unless_kept(sample, tmp_path
 def test_rerun_after_an_interrupted_build_reuses_the_cache_and_gives_the_same_bytes(sample, tmp_path):
     """The cache is for this: a build killed half way leaves it, and the rerun uses it."""
     root, manifest_path = sample
-    env = {**os.environ, "IMAGENETTE_BUILD_TEST_PAUSE": "commit", "IMAGENETTE_BUILD_TEST_PAUSE_SECONDS": "60"}
-    proc = subprocess.Popen(fk.cli_command("--imagenet", root, "--manifest", manifest_path, "--size", "48",
-                                           "--out", tmp_path, "--format", "tgz", "--format", "webdataset"),
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(fk.paused_cli_command("commit", 60, "--imagenet", root, "--manifest", manifest_path,
+                                                  "--size", "48", "--out", tmp_path, "--format", "tgz",
+                                                  "--format", "webdataset"),
+                            stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
         if "test-pause commit" in line:
             break

@@ -52,11 +52,6 @@ class Output(ABC):
     def __init__(self, ctx: Context):
         self.ctx = ctx
 
-    @property
-    @abstractmethod
-    def final(self) -> Path:
-        """The file or folder this output puts in place."""
-
     def add_root_file(self, name: str, data) -> None:
         """A file at the dataset's root (the noisy-labels CSV): formats that carry the labels in
         each sample ignore it."""
@@ -80,6 +75,16 @@ class Output(ABC):
     def describe(self) -> dict:
         """What the build report says of this output, besides its files."""
         return {}
+
+    @classmethod
+    @abstractmethod
+    def final_name(cls, stem: str) -> str:
+        """The name of the file or folder this format puts in place for `stem`."""
+
+    @property
+    def final(self) -> Path:
+        """The file or folder this output puts in place."""
+        return self.ctx.out / self.final_name(self.ctx.stem)
 
 
 class HashingFile:
@@ -145,9 +150,9 @@ class Shards(Output):
         self._bytes = 0
         self._closed = False
 
-    @property
-    def final(self) -> Path:
-        return self.ctx.out / f"{self.ctx.stem}-{self.suffix}"
+    @classmethod
+    def final_name(cls, stem: str) -> str:
+        return f"{stem}-{cls.suffix}"
 
     def add_image(self, img: PlannedImage, data: bytes) -> None:
         if img.split != self._split or (self._bytes and self._bytes + len(data) > self.ctx.shard_bytes):

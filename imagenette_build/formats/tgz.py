@@ -4,8 +4,6 @@ every member (`<stem>.members.sha256`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..noisy import NoisyCsv
 from ..pack import ArchiveInfo, ArchiveWriter
 from ..plan import PlannedImage
@@ -20,9 +18,9 @@ class Tgz(Output):
         self.writer = ArchiveWriter(self.final, ctx.stem, ctx.mtime, stored=ctx.size is None)
         self.info: ArchiveInfo | None = None
 
-    @property
-    def final(self) -> Path:
-        return self.ctx.out / f"{self.ctx.stem}.tgz"
+    @classmethod
+    def final_name(cls, stem: str) -> str:
+        return f"{stem}.tgz"
 
     def add_root_file(self, name: str, data: bytes | NoisyCsv) -> None:
         if isinstance(data, NoisyCsv):

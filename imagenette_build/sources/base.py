@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..progress import Progress
 from ..readfile import MAX_SOURCE_IMAGE, open_regular, read_with_stat
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
@@ -81,16 +82,16 @@ class Source(ABC):
     def __init__(self, root: Path):
         self.root = root
 
-    def prepare(self, wnids: Iterable[str], progress: Callable[[Iterable], Iterable] = iter) -> None:
+    def select(self, wnids: Iterable[str], progress: Progress) -> None:
         """Called once by the planner with every class it will ask for, before `images`.
 
         Layouts that must read everything in one pass (compressed shards) take what these classes
-        need here; layouts that can seek use it to stop scanning early. `progress` is the planner's
-        progress wrapper (see `byte_bar`). The default does nothing.
+        need here, with a bar from `progress`; layouts that can seek use it to stop scanning early.
+        The default does nothing.
         """
 
     def close(self) -> None:
-        """Release what `prepare` made (a spill file). Also happens when the process ends."""
+        """Release what `select` made (a spill file). Also happens when the process ends."""
 
     @abstractmethod
     def images(self, wnid: str) -> Iterator[SourceImage]:
@@ -106,23 +107,3 @@ class Source(ABC):
 
 def is_image_name(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def byte_bar(progress: Callable[[Iterable], Iterable], total: int, desc: str):
-    """A bar counting bytes, shown when the planner's progress wrapper shows bars (a tqdm), else
-    a silent stand-in: `--quiet` reaches a source only through that wrapper."""
-    bar = progress(())
-    if not (hasattr(bar, "reset") and hasattr(bar, "update")):
-        return _NoBar()
-    bar.unit, bar.unit_scale, bar.unit_divisor = "B", True, 1024
-    bar.set_description_str(desc, refresh=False)
-    bar.reset(total=total)
-    return bar

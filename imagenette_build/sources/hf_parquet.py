@@ -5,7 +5,7 @@
 Hugging Face file name (`n01440764_10026_n01440764.JPEG`), named back to the ImageNet name as for
 the tar.gz shards. Test shards (label -1) are never read.
 
-`prepare` reads the `label` column of every row group (a few KB each), then the `image` column of
+`select` reads the `label` column of every row group (a few KB each), then the `image` column of
 only the row groups that hold a planned class, and copies those rows' bytes into a spill file
 (`spill.py`). Parquet reads a column of a row group as a unit, so a row group mixing classes is
 read whole. Needs pyarrow: `pip install 'imagenette-build[parquet]'`.
@@ -14,12 +14,13 @@ read whole. Needs pyarrow: `pip install 'imagenette-build[parquet]'`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .. import classes
 from ..errors import DataError, UserError
-from .base import Source, SourceImage, byte_bar
+from ..progress import Progress
+from .base import Source, SourceImage
 from .hf_shards import imagenet_name, shard_folder
 from .spill import Spill
 
@@ -46,7 +47,7 @@ class HFParquetSource(Source):
         super().__init__(root)
         self.shards = shards  # [(ILSVRC split, path)], train first
         self.spill: Spill | None = None
-        self.prepared: set[str] | None = None
+        self.selected: set[str] | None = None
         self.row_groups_read = 0  # image columns actually read (reported, and checked by the tests)
 
     def describe(self) -> str:
@@ -60,7 +61,7 @@ class HFParquetSource(Source):
         index = classes.by_wnid()[wnid].index if wnid in classes.by_wnid() else "?"
         return f"the parquet shards in {shard_folder(self.root)} (rows with label {index})"
 
-    def prepare(self, wnids: Iterable[str], progress: Callable[[Iterable], Iterable] = iter) -> None:
+    def select(self, wnids: Iterable[str], progress: Progress) -> None:
         pa, pq = _pyarrow_parquet(shard_folder(self.root))
         wanted = set(wnids)
         by_index = {c.index: c.wnid for c in classes.all_classes()}
@@ -68,7 +69,7 @@ class HFParquetSource(Source):
         self.close()
         self.spill = Spill("parquet")
         self.row_groups_read = 0
-        bar = byte_bar(progress, sum(p.stat().st_size for _, p in self.shards), "read parquet")
+        bar = progress.bar("read parquet", total=sum(p.stat().st_size for _, p in self.shards), unit_bytes=True)
         try:
             for split, path in self.shards:
                 self._read_shard(pa, pq, split, path, wanted_labels, by_index)
@@ -76,7 +77,7 @@ class HFParquetSource(Source):
             self.spill.finish()
         finally:
             bar.close()
-        self.prepared = wanted
+        self.selected = wanted
 
     def _read_shard(self, pa, pq, split, path: Path, wanted_labels: list[int], by_index: dict[int, str]) -> None:
         import pyarrow.compute as pc
@@ -109,15 +110,15 @@ class HFParquetSource(Source):
             raise DataError(f"{path}: cannot read this parquet file ({exc})") from None
 
     def images(self, wnid: str) -> Iterator[SourceImage]:
-        if self.prepared is None or wnid not in self.prepared:
-            self.prepare((self.prepared or set()) | {wnid})
+        if self.selected is None or wnid not in self.selected:
+            self.select((self.selected or set()) | {wnid}, Progress(quiet=True))
         yield from self.spill.images(wnid)
 
     def close(self) -> None:
         if self.spill is not None:
             self.spill.remove()
             self.spill = None
-        self.prepared = None
+        self.selected = None
 
 
 def detect(root: Path) -> Source | None:

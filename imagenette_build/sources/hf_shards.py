@@ -13,14 +13,15 @@ workers read them from there. The test shard (`test_images.tar.gz`) is never rea
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from isal import igzip_threaded
 
 from .. import classes
 from ..errors import DataError, UserError
-from .base import Source, SourceImage, byte_bar, is_image_name
+from ..progress import Progress
+from .base import Source, SourceImage, is_image_name
 from .spill import Spill
 from .tarscan import stream_members
 
@@ -56,7 +57,7 @@ class HFShardsSource(Source):
         super().__init__(root)
         self.shards = [("train", p) for p in train_shards] + ([("val", val_shard)] if val_shard else [])
         self.spill: Spill | None = None
-        self.prepared: set[str] | None = None
+        self.selected: set[str] | None = None
 
     def describe(self) -> str:
         names = ", ".join(p.name for _, p in self.shards)
@@ -65,19 +66,19 @@ class HFShardsSource(Source):
     def looked_in(self, wnid: str) -> str:
         return f"{', '.join(p.name for _, p in self.shards)} in {shard_folder(self.root)} (names ending _{wnid}.JPEG)"
 
-    def prepare(self, wnids: Iterable[str], progress: Callable[[Iterable], Iterable] = iter) -> None:
+    def select(self, wnids: Iterable[str], progress: Progress) -> None:
         wanted = set(wnids)
         self.close()
         self.spill = Spill("hf")
         total = sum(p.stat().st_size for _, p in self.shards)
-        bar = byte_bar(progress, total, "read shards")
+        bar = progress.bar("read shards", total=total, unit_bytes=True)
         try:
             for split, path in self.shards:
                 self._read_shard(split, path, wanted, bar)
             self.spill.finish()
         finally:
             bar.close()
-        self.prepared = wanted
+        self.selected = wanted
 
     def _read_shard(self, split: str, path: Path, wanted: set[str], bar) -> None:
         def want(name: str) -> bool:
@@ -108,16 +109,16 @@ class HFShardsSource(Source):
             raise DataError(f"{path}: truncated or corrupt gzip ({exc})") from None
 
     def images(self, wnid: str) -> Iterator[SourceImage]:
-        if self.prepared is None or wnid not in self.prepared:
+        if self.selected is None or wnid not in self.selected:
             # Asked without prepare(): one more pass, for this class and those already taken.
-            self.prepare((self.prepared or set()) | {wnid})
+            self.select((self.selected or set()) | {wnid}, Progress(quiet=True))
         yield from self.spill.images(wnid)
 
     def close(self) -> None:
         if self.spill is not None:
             self.spill.remove()
             self.spill = None
-        self.prepared = None
+        self.selected = None
 
 
 def detect(root: Path) -> Source | None:

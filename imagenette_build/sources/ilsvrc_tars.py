@@ -14,11 +14,12 @@ Workers then read each image with one seek and one read (`SourceRef`), from any 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .. import classes
 from ..errors import DataError, UserError
+from ..progress import Progress
 from .base import Source, SourceImage, SourceRef, is_image_name
 from .labels import DEVKIT_ARCHIVE, DEVKIT_GROUND_TRUTH, KAGGLE_SOLUTION, find_val_labels
 from .tarscan import TarMember, scan_members
@@ -43,7 +44,7 @@ class OriginalTarsSource(Source):
         super().__init__(root)
         self.train_tar = train_tar
         self.val_tar = val_tar
-        self.wanted: set[str] | None = None  # None: every class (no prepare() call)
+        self.wanted: set[str] | None = None  # None: every class (no select() call)
         self._class_tars: dict[str, TarMember] | None = None
         self._val_labels: dict[str, str] | None = None
         self.labels_file: Path | None = None
@@ -62,7 +63,7 @@ class OriginalTarsSource(Source):
             where.append(f"{self.val_tar} (images labelled {wnid})")
         return " and ".join(where)
 
-    def prepare(self, wnids: Iterable[str], progress: Callable[[Iterable], Iterable] = iter) -> None:
+    def select(self, wnids: Iterable[str], progress: Progress) -> None:
         self.wanted = set(wnids)
         if self.val_tar is not None:
             self._load_val_labels()  # a missing or wrong devkit is reported before any scanning
@@ -139,7 +140,7 @@ class OriginalTarsSource(Source):
 
     def images(self, wnid: str) -> Iterator[SourceImage]:
         if self.wanted is not None and wnid not in self.wanted:
-            self.wanted.add(wnid)  # asked without prepare(): scan again, this class included
+            self.wanted.add(wnid)  # asked without select(): scan again, this class included
             self._class_tars = self._val_index = None
         if self.train_tar is not None:
             yield from self._train_images(wnid)
