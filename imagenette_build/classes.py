@@ -1,4 +1,4 @@
-"""The 1000 ILSVRC-2012 classes: one table, shipped as data (data/ilsvrc2012_classes.tsv).
+"""The 1000 ILSVRC-2012 classes: one table, shipped with the manifests (manifests/ilsvrc2012_classes.tsv).
 
 Two numberings exist and are easy to confuse: `index` is the position in sorted-WNID order
 (Keras, torchvision, Hugging Face labels); `devkit_id` is the 1-based ILSVRC2012_ID of the
@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
+
+from .shipped import read_shipped
 
 WNID_RE = re.compile(r"^n\d{8}$")
 
@@ -27,7 +28,7 @@ class ImageNetClass:
 
 @lru_cache(maxsize=None)
 def all_classes() -> tuple[ImageNetClass, ...]:
-    text = resources.files("imagenette_build.data").joinpath("ilsvrc2012_classes.tsv").read_text("utf-8")
+    text = read_shipped("ilsvrc2012_classes.tsv")
     rows = []
     for line in text.splitlines():
         if not line or line.startswith("#") or line.startswith("index\t"):

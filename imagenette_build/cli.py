@@ -11,10 +11,12 @@ import click
 
 from . import __version__
 from . import api, procs
-from .progress import Progress
-from .formats import FORMATS, SHARD_BYTES
-from .engine import BACKENDS, JOBS_PER_CORE, SCHEDULER_ENV, default_jobs, max_jobs
+from .cli_design import DESIGN_COMMANDS
+from .clitypes import ByteSize, SizeType, checked_jobs
+from .engine import BACKENDS, SCHEDULER_ENV
 from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, UserError
+from .formats import FORMATS, SHARD_BYTES
+from .progress import Progress
 from .toolchain import libjpeg_version, pillow_description, resampler_description
 from .transform import DECODES, FILTERS, ROUNDINGS
 
@@ -22,52 +24,6 @@ PROG = "imagenette-build"
 # The build holds a window of up to 32 tasks per worker (8 for full size, ~150 kB an image): 256
 # images a task is ~300 MB of full-size originals per worker; a larger task only adds memory.
 MAX_BATCH_SIZE = 256
-
-
-class SizeType(click.ParamType):
-    """A shortest-side size in pixels, or `full` for the original bytes."""
-
-    name = "SIZE"
-
-    def convert(self, value, param, ctx):
-        if value is None or isinstance(value, int):
-            return value
-        if str(value).lower() == "full":
-            return None
-        try:
-            size = int(value)
-        except ValueError:
-            self.fail(f"{value!r} is not a size: give pixels (like 160) or 'full'", param, ctx)
-        if not 1 <= size <= 16384:
-            self.fail(f"{size} is out of range: sizes are 1..16384 pixels", param, ctx)
-        return size
-
-
-def _jobs(jobs: int | None) -> int:
-    """--jobs, or every core; more than JOBS_PER_CORE per core is refused (64 workers on 2 cores
-    took 2.9 GB for 240 images and were no faster)."""
-    if jobs is None:
-        return default_jobs()
-    if jobs > max_jobs():
-        raise click.UsageError(f"--jobs {jobs}: at most {max_jobs()} ({JOBS_PER_CORE} per core; this process may "
-                               f"use {default_jobs()} cores): more workers only take memory")
-    return jobs
-
-
-class ByteSize(click.ParamType):
-    """A number of bytes: 4096, 64K, 256M, 1G (powers of 1024)."""
-
-    name = "SIZE"
-    UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            return value
-        text = str(value).strip().upper().removesuffix("B").removesuffix("I")
-        number, unit = (text[:-1], text[-1]) if text[-1:] in "KMG" else (text, "")
-        if not number.isdigit() or not 1 <= int(number) * self.UNITS[unit] <= 1 << 40:
-            self.fail(f"{value!r} is not a size in bytes (like 256M, 64K; 1 byte to 1 TiB)", param, ctx)
-        return int(number) * self.UNITS[unit]
 
 
 class DefaultGroup(click.Group):
@@ -109,6 +65,10 @@ def cli():
 
     Run `imagenette-build COMMAND --help` for each command's options.
     """
+
+
+for _command in DESIGN_COMMANDS:  # sample-imagenet, classes, new-manifest, preview (cli_design)
+    cli.add_command(_command)
 
 
 @cli.command("build")
@@ -184,7 +144,7 @@ def build_command(imagenet, manifest, sizes, out, jobs, backend, resample, quali
     """
     if cache_dir is not None and no_cache:
         raise click.UsageError("give --cache DIR or --no-cache, not both")
-    result = api.build(imagenet, manifest=manifest, sizes=sizes, out=out, formats=formats, jobs=_jobs(jobs),
+    result = api.build(imagenet, manifest=manifest, sizes=sizes, out=out, formats=formats, jobs=checked_jobs(jobs),
                        backend=backend, filter=resample, quality=quality, rounding=rounding, decode=decode,
                        batch_size=batch_size, scheduler=scheduler, cache=cache_dir, no_cache=no_cache,
                        keep_cache=keep_cache, shard_bytes=shard_size, skip_broken=skip_broken,
@@ -193,136 +153,6 @@ def build_command(imagenet, manifest, sizes, out, jobs, backend, resample, quali
         describe_plan(result, click.echo)
     elif as_json:
         click.echo(json.dumps(result if dry_run or len(result) > 1 else result[0], indent=2))
-
-
-@cli.command("sample-imagenet")
-@click.argument("out", type=click.Path(path_type=Path))
-@click.option("--manifest", default="imagenette2", show_default=True,
-              help="Lay out the images this manifest needs (its file list, or --per-class images).")
-@click.option("--layout", type=click.Choice(["folders", "flat-devkit", "flat-devkit-archive", "flat-kaggle-csv",
-                                             "kaggle", "ilsvrc-tars", "hf-shards", "hf-parquet"]),
-              default="folders", show_default=True,
-              help="Which ImageNet layout to write: extracted folders, or the downloads as they come "
-                   "(ilsvrc-tars: the original tars and devkit; hf-shards / hf-parquet: Hugging Face's).")
-@click.option("--per-class", type=click.IntRange(min=1), default=None,
-              help="Only this many train (and a fifth as many val) images per class.")
-@click.option("--photos", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Use these real JPEGs (cycled) as content instead of synthetic images.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Worker processes [default: all cores].")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def sample_imagenet_command(out, manifest, layout, per_class, photos, jobs, quiet):
-    """Write a synthetic ImageNet-1k copy (photo-like content, grayscale, tiny and very wide
-    images, decoy classes) in one of the supported layouts, for demos, tests and benchmarks.
-
-    \b
-    Examples:
-      imagenette-build sample-imagenet /tmp/fake-imagenet
-      imagenette-build sample-imagenet /tmp/fake --layout kaggle --manifest imagewoof2 --per-class 20
-      imagenette-build sample-imagenet /tmp/fake-tars --layout ilsvrc-tars --per-class 20
-    """
-    from . import manifest as manifests
-    from .samplegen import SampleSpec, generate
-
-    m = manifests.load(manifest)
-    stats = generate(SampleSpec(out=out, layout=layout, per_class=per_class, photos=photos),
-                     m, jobs=_jobs(jobs), quiet=quiet)
-    if not quiet:
-        click.echo(f"wrote {stats['images']} images ({stats['decoys']} decoys) to {out} as {layout}", err=True)
-        if stats["manifest"]:
-            click.echo(f"its manifest (a subset of {m.name}): --manifest {stats['manifest']}", err=True)
-
-
-@cli.command("classes")
-@click.argument("pattern", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print the matches as JSON.")
-@click.option("--preview", "preview_png", type=click.Path(path_type=Path), default=None, metavar="PNG",
-              help="Also write a contact sheet of the matching classes (needs --imagenet).")
-@click.option("--imagenet", type=click.Path(path_type=Path), default=None,
-              help="The ImageNet copy the --preview images come from.")
-@click.option("--per-class", type=click.IntRange(1, 64), default=8, show_default=True,
-              help="Images a class on the --preview sheet.")
-def classes_command(pattern, as_json, preview_png, imagenet, per_class):
-    """Search the 1000 ILSVRC-2012 classes by name, synonym or WNID (case-insensitive).
-
-    Prints WNID, index in sorted-WNID order (the usual 0..999 label) and names. Names repeat in
-    ImageNet ("crane" is a bird and a machine): use the WNID, never the name.
-
-    \b
-    Examples:
-      imagenette-build classes crane
-      imagenette-build classes n0144
-      imagenette-build classes terrier --json
-      imagenette-build classes crane --preview cranes.png --imagenet /data/imagenet
-    """
-    from .newdataset import search
-
-    found = search(pattern)
-    if preview_png is not None:
-        if imagenet is None:
-            raise click.UsageError("--preview needs --imagenet: the ImageNet copy to take the images from")
-        if found:
-            api.preview(preview_png, imagenet=imagenet, wnids=[c.wnid for c in found], per_class=per_class)
-    if as_json:
-        click.echo(json.dumps([{"wnid": c.wnid, "index": c.index, "devkit_id": c.devkit_id,
-                                "names": list(c.names)} for c in found], indent=2))
-    else:
-        for c in found:
-            click.echo(f"{c.wnid}  {c.index:4d}  {', '.join(c.names)}")
-    if not found:
-        raise UserError(f"no class matches {pattern!r}", exit_code=1)
-
-
-@cli.command("new-manifest")
-@click.argument("name")
-@click.option("--wnid", "wnids", multiple=True, help="A class to include (repeat it).")
-@click.option("--classes-file", type=click.Path(path_type=Path), help="A file with one WNID per line.")
-@click.option("--random", "random_k", type=click.IntRange(1, 1000), help="K classes chosen with --seed.")
-@click.option("--split", type=click.Choice(["random", "imagenet"]), default="random", show_default=True,
-              help="random: pool ILSVRC train+val per class and re-split (the imagenette2 way); "
-                   "imagenet: keep ILSVRC's train/val.")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.3,
-              show_default=True, help="Share of each class in val (--split random).")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seeds the class choice, the split and the noisy labels.")
-@click.option("--description", default="", help="One line saying what the dataset is.")
-@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
-              help="Where to write the manifest [default: ./NAME.toml].")
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def new_manifest_command(name, wnids, classes_file, random_k, split, val_fraction, seed, description, out, force):
-    """Write a ready-to-build manifest for a new ImageNet subset.
-
-    \b
-    Examples:
-      imagenette-build new-manifest birds10 --wnid n01530575 --wnid n01531178 ...
-      imagenette-build new-manifest my100 --random 100 --seed 7
-      imagenette-build new-manifest dogs --classes-file dogs.txt --split imagenet
-      imagenette-build --imagenet /data/imagenet --manifest my100.toml --size 64
-    """
-    from .newdataset import NewManifest, check_wnid, random_classes, read_classes_file
-
-    given = sum(bool(x) for x in (wnids, classes_file, random_k))
-    if given != 1:
-        raise click.UsageError("give exactly one of --wnid, --classes-file, --random")
-    if wnids:
-        for w in wnids:
-            check_wnid(w, "--wnid")
-        chosen = list(wnids)
-    elif classes_file:
-        chosen = read_classes_file(classes_file)
-    else:
-        chosen = random_classes(random_k, seed)
-    text = NewManifest(name, tuple(chosen), split, val_fraction, seed, description).to_toml()
-    out = out or Path(f"{name}.toml")
-    if out.exists() and not force:
-        raise UserError(f"{out}: already exists (use --force to overwrite)")
-    from .errors import DataError
-    from .outputs import atomic_write
-
-    try:
-        atomic_write(out, text.encode())
-    except OSError as exc:
-        raise DataError(f"{out}: cannot write: {exc.strerror or exc}") from None
-    click.echo(f"wrote {out} ({len(chosen)} classes, split {split})", err=True)
 
 
 @cli.command("verify")
@@ -355,7 +185,7 @@ def verify_command(archive, manifest, imagenet, as_json, strict, jobs, recipe_sa
     """
     from .errors import EXIT_DATA
 
-    report = api.verify_report(archive, manifest=manifest, imagenet=imagenet, strict=strict, jobs=_jobs(jobs),
+    report = api.verify_report(archive, manifest=manifest, imagenet=imagenet, strict=strict, jobs=checked_jobs(jobs),
                                recipe_sample=recipe_sample, quiet=quiet)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
@@ -394,31 +224,6 @@ def extract_command(archive, into, force, as_json, quiet):
     elif not quiet:
         for library, line in result["load"].items():
             click.echo(f"{library + ':':<13}{line}")
-
-
-@cli.command("preview")
-@click.argument("archive", type=click.Path(path_type=Path), required=False)
-@click.option("--output", "-o", "out", type=click.Path(path_type=Path), required=True, help="The PNG to write.")
-@click.option("--imagenet", type=click.Path(path_type=Path), default=None,
-              help="Show classes of this ImageNet copy instead of an archive.")
-@click.option("--wnid", "wnids", multiple=True, help="A class to show (repeat it); with --imagenet.")
-@click.option("--manifest", default=None,
-              help="With --imagenet and no --wnid: show the manifest's classes; with an archive: its class names.")
-@click.option("--per-class", type=click.IntRange(1, 64), default=8, show_default=True, help="Images a class.")
-def preview_command(archive, out, imagenet, wnids, manifest, per_class):
-    """A PNG contact sheet: a row per class (its name and WNID), a few images each.
-
-    The images shown are the first of each class by sha256 of their name: the same sheet every run.
-
-    \b
-    Examples:
-      imagenette-build preview dist/imagenette2-160.tgz -o sheet.png
-      imagenette-build preview --imagenet /data/imagenet --wnid n01530575 --wnid n01531178 -o birds.png
-      imagenette-build preview --imagenet /data/imagenet --manifest my.toml -o mine.png
-    """
-    if (archive is None) == (imagenet is None):
-        raise click.UsageError("give an ARCHIVE or --imagenet DIR (not both)")
-    api.preview(out, archive=archive, imagenet=imagenet, wnids=wnids, manifest=manifest, per_class=per_class)
 
 
 def describe_plan(summary: dict, emit) -> None:

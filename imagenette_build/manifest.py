@@ -1,4 +1,4 @@
-"""Manifests: what a dataset is (classes, split, root files, published checksums), as a TOML file.
+"""Manifests: what a dataset is (classes, split, root files, published uploads), as a TOML file.
 
 A manifest never says how images are made; the build code never names a dataset. The schema is
 documented in README.md ("Manifest schema"); every key is checked here, and every mistake is a
@@ -7,23 +7,20 @@ one-line `UserError` naming the file.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import os
-import re
 import stat
 import sys
-from array import array
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import count
 from pathlib import Path
 from typing import Any
 
 from . import classes as imagenet_classes
 from .errors import UserError
-from .readfile import MAX_TEXT_FILE, kind_of, opened, read_bytes, sha256_of
+from .filelist import MAX_FILE_LIST, SAFE_NAME_RE, ListedImage, read_file_list
+from .published import Published, with_shipped_checksums
+from .readfile import MAX_TEXT_FILE, kind_of, read_bytes, sha256_of
+from .shipped import shipped_dir
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,10 +29,6 @@ else:  # pragma: no cover - exercised on Python < 3.11 only
 
 SPLIT_POLICIES = ("files", "imagenet", "random")
 DEFAULT_SPLITS = ("train", "val")
-# Names that end up as archive members or file names: no separators, no dot-only names.
-SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-MAX_LIST_LINE = 1 << 16  # characters in one line of a file list (a real row has about 100)
-MAX_FILE_LIST = 4 << 30  # bytes; read row by row (every image of ImageNet-1k, 7 columns: ~140 MB)
 
 _TOP_KEYS = {"name", "description", "stem", "root_files", "split", "classes", "published", "noisy_labels"}
 _SPLIT_KEYS = {"policy", "list", "splits", "val_fraction", "seed", "extra"}
@@ -50,32 +43,6 @@ _PUBLISHED_KEYS = {"archive", "uploaded", "size", "md5", "md5_first_mib", "sha25
 class ClassEntry:
     wnid: str
     name: str
-
-
-@dataclass(frozen=True)
-class Published:
-    archive: str
-    uploaded: str
-    size: int | None
-    md5: str
-    md5_first_mib: str
-    sha256: str
-    members: str = ""  # a file beside the manifest: the sha256 of each member (`members.py` format)
-    root_files: tuple[str, ...] | None = None  # the files this upload had at its root; None: the manifest's
-
-
-@dataclass(frozen=True)
-class ListedImage:
-    """One image a `files` manifest lists: it goes to `<split>/<wnid>/<filename>` in the archive."""
-
-    __slots__ = ("split", "wnid", "filename")  # a list may hold millions
-    split: str
-    wnid: str
-    filename: str
-
-    @property
-    def member(self) -> str:
-        return f"{self.split}/{self.wnid}/{self.filename}"
 
 
 @dataclass(frozen=True)
@@ -172,19 +139,8 @@ class Manifest:
 # --------------------------------------------------------------------------- finding manifests
 
 
-def builtin_manifest_dir() -> Path:
-    """The shipped manifests: `imagenette_build/manifests/` in an installed wheel (the top-level
-    manifests/ folder is mapped there by pyproject.toml), or the checkout's manifests/ folder when
-    running from source or an editable install."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "manifests", here.parent / "manifests"):
-        if (candidate / "imagenette2.toml").is_file():
-            return candidate
-    return here / "manifests"
-
-
 def builtin_names() -> list[str]:
-    return sorted(p.stem for p in builtin_manifest_dir().glob("*.toml"))
+    return sorted(p.stem for p in shipped_dir().glob("*.toml"))
 
 
 def resolve(spec: str) -> Path:
@@ -195,7 +151,7 @@ def resolve(spec: str) -> Path:
         if not path.is_file():
             raise UserError(f"{spec}: manifest file not found")
         return path
-    path = builtin_manifest_dir() / f"{spec}.toml"
+    path = shipped_dir() / f"{spec}.toml"
     if not path.is_file():
         raise UserError(f"unknown manifest {spec!r}: built-in manifests are {', '.join(builtin_names())}; "
                         "or give the path to a .toml file")
@@ -423,7 +379,7 @@ def _parse_published(where: str, table: Any) -> Published:
     root_files = _get(where, table, "root_files", list, required=False)
     if root_files is not None and not all(isinstance(r, str) and SAFE_NAME_RE.match(r) for r in root_files):
         raise UserError(f"{where}: root_files must be a list of plain file names")
-    return Published(
+    return with_shipped_checksums(Published(
         archive=_get(where, table, "archive", str),
         uploaded=_get(where, table, "uploaded", str),
         size=size,
@@ -432,87 +388,4 @@ def _parse_published(where: str, table: Any) -> Published:
         sha256=_get(where, table, "sha256", str, required=False) or "",
         members=members,
         root_files=tuple(root_files) if root_files is not None else None,
-    )
-
-
-# --------------------------------------------------------------------------- file lists
-
-
-def read_file_list(path: Path, splits: tuple[str, ...], wnids: set[str]) -> list[ListedImage]:
-    """Read and check a file list: a CSV with a `path` column of `<split>/<wnid>/<file>`.
-
-    The published lists carry more columns (noisy labels, `is_valid`); when `is_valid` is there it
-    must agree with the split, which catches a list whose columns were shuffled. Read row by row:
-    only the listed images are held, never the file's text or its rows.
-    """
-    try:
-        with opened(path, MAX_FILE_LIST, "a file list") as (raw, _):
-            text = io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8-sig", newline="")
-            return _read_list_rows(path, csv.reader(_list_lines(path, text), strict=True), splits, wnids)
-    except FileNotFoundError:
-        raise UserError(f"{path}: file list not found") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a UTF-8 text file") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except csv.Error as exc:
-        raise UserError(f"{path}: not a valid CSV file: {exc}") from None
-
-
-def _list_lines(path: Path, text: io.TextIOWrapper) -> Iterator[str]:
-    """The lines of a file list, none longer than MAX_LIST_LINE (one line is never held whole)."""
-    for number in count(1):
-        line = text.readline(MAX_LIST_LINE + 1)
-        if not line:
-            return
-        if len(line) > MAX_LIST_LINE:
-            raise UserError(f"{path} line {number}: longer than {MAX_LIST_LINE:,} characters; not a file list")
-        yield line
-
-
-def _read_list_rows(path: Path, reader: Iterator[list[str]], splits: tuple[str, ...],
-                    wnids: set[str]) -> list[ListedImage]:
-    header = next(reader, None)
-    if not header or "path" not in header:
-        got = ",".join(header)[:80] if header else "an empty file"
-        raise UserError(f"{path}: the first line must be a header with a 'path' column, got {got!r}")
-    if len(set(header)) != len(header):
-        raise UserError(f"{path}: the header names a column twice")
-    path_col = header.index("path")
-    valid_col = header.index("is_valid") if "is_valid" in header else None
-
-    out: list[ListedImage] = []
-    seen: dict[str, int] = {}  # file name -> its index in `out` (unique names make unique members)
-    lines = array("L")  # the line of each image in `out`, for messages
-    names: dict[str, str] = {}  # one copy of each split and class name, however many rows repeat it
-    for lineno, row in enumerate(reader, start=2):
-        if not row:
-            continue
-        if len(row) != len(header):
-            raise UserError(f"{path} line {lineno}: {len(row)} columns, the header has {len(header)}")
-        member = row[path_col]
-        parts = member.split("/")
-        if len(parts) != 3 or not all(SAFE_NAME_RE.match(p) for p in parts):
-            raise UserError(f"{path} line {lineno}: path {member!r} is not <split>/<wnid>/<file>")
-        split, wnid, filename = parts
-        if split not in splits:
-            raise UserError(f"{path} line {lineno}: split {split!r} of {member!r} is not one of "
-                            f"{', '.join(splits)}")
-        if wnid not in wnids:
-            raise UserError(f"{path} line {lineno}: class {wnid} of {member!r} is not among the manifest's classes")
-        if valid_col is not None:
-            flag = row[valid_col]
-            if flag not in ("True", "False"):
-                raise UserError(f"{path} line {lineno}: is_valid must be True or False, not {flag!r}")
-            if (flag == "True") != (split == "val"):
-                raise UserError(f"{path} line {lineno}: is_valid={flag} disagrees with the split of {member!r}")
-        first = seen.get(filename)
-        if first is not None:
-            what = f"{member} is" if out[first].member == member else f"image {filename} is"
-            raise UserError(f"{path} line {lineno}: {what} listed twice (first on line {lines[first]})")
-        seen[filename] = len(out)
-        lines.append(lineno)
-        out.append(ListedImage(names.setdefault(split, split), names.setdefault(wnid, wnid), filename))
-    if not out:
-        raise UserError(f"{path}: the file list has a header but no images")
-    return out
+    ))

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .manifest import ListedImage, Manifest
+from .filelist import ListedImage
+from .manifest import Manifest
 from .progress import Progress
 from .sources import Source, SourceImage, SourceRef
 

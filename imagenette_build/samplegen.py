@@ -12,21 +12,15 @@ its file name added in a JPEG comment so that every file is distinct, for benchm
 content.
 
 Layouts: the extracted ones (`folders`, `flat-devkit`, `flat-devkit-archive`: flat val with the devkit
-still packed, `flat-kaggle-csv`, `kaggle`) and the
-downloaded files as they come, never extracted: `ilsvrc-tars` (ILSVRC2012_img_train.tar of class
-tars, ILSVRC2012_img_val.tar, ILSVRC2012_devkit_t12.tar.gz), `hf-shards` (Hugging Face
-data/train_images_<n>.tar.gz, data/val_images.tar.gz) and `hf-parquet` (data/train-*.parquet,
-data/validation-*.parquet; needs pyarrow). The validation labels give every class exactly 50 of the
-50,000 validation numbers, as the real devkit does.
+still packed, `flat-kaggle-csv`, `kaggle`) and the downloaded files as they come, never extracted
+(`ilsvrc-tars`, `hf-shards`, `hf-parquet`); `samplelayouts` writes each. The validation labels give
+every class exactly 50 of the 50,000 validation numbers, as the real devkit does.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
-import tarfile
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,19 +32,11 @@ from PIL import Image
 from . import classes
 from .engine import batches, ordered_map
 from .manifest import Manifest
-from .sources.folders import KAGGLE_SUBDIR
-from .errors import UserError
-from .sources.ilsvrc_tars import TRAIN_TAR, VAL_TAR
+from .samplelayouts import (ARCHIVE_WRITERS, FOLDER_LAYOUTS, LAYOUTS, SampleImage, archive_order, image_path,
+                            name_seed, need_pyarrow, write_labels)
+from .sources.labels import VAL_IMAGES, VAL_PER_CLASS, val_filename
 from .transform import resize
-from .sources.labels import (DEVKIT_ARCHIVE, DEVKIT_DIR, DEVKIT_GROUND_TRUTH, KAGGLE_SOLUTION, VAL_IMAGES,
-                             VAL_PER_CLASS, val_filename)
 
-FOLDER_LAYOUTS = ("folders", "flat-devkit", "flat-devkit-archive", "flat-kaggle-csv", "kaggle")
-ARCHIVE_LAYOUTS = ("ilsvrc-tars", "hf-shards", "hf-parquet")
-LAYOUTS = FOLDER_LAYOUTS + ARCHIVE_LAYOUTS
-HF_TRAIN_SHARDS = 5  # data/train_images_0..4.tar.gz, as on the Hub
-PARQUET_TRAIN_SHARDS = 2
-PARQUET_ROWS_PER_GROUP = 8  # small, so the tests see row groups that are skipped
 DECOY_CLASSES = ("n03888605", "n02119789")  # parallel bars (parachute's neighbour), kit fox (devkit ID 1)
 NORMAL_SIZES = [(500, 375), (500, 333), (375, 500), (333, 500), (500, 500), (400, 300), (500, 400), (640, 480)]
 LARGE_SIZES = [(1024, 768), (1600, 1200), (768, 1024), (2400, 1600)]
@@ -64,20 +50,9 @@ class SampleSpec:
     photos: Path | None = None
 
 
-@dataclass(frozen=True)
-class SampleImage:
-    split: str  # ILSVRC split: train or val
-    wnid: str
-    filename: str
-
-
-def _seed(filename: str) -> int:
-    return int.from_bytes(hashlib.sha256(filename.encode()).digest()[:8], "little")
-
-
 def image_shape(filename: str) -> tuple[tuple[int, int], str, int]:
     """((width, height), mode, subsampling) of the synthetic image for this file name."""
-    rng = np.random.default_rng(_seed(filename))
+    rng = np.random.default_rng(name_seed(filename))
     kind = int(rng.integers(100))
     mode = "L" if kind < 5 else "RGB"
     if 5 <= kind < 8:
@@ -97,7 +72,7 @@ def synthetic_jpeg(filename: str) -> bytes:
     pixels are made with numpy and the build's own resize (Pillow's drawing and RGB->L conversion
     may differ between Pillow versions and pillow-simd), then encoded by libjpeg-turbo."""
     (w, h), mode, subsampling = image_shape(filename)
-    rng = np.random.default_rng(_seed(filename) ^ 0x5EED)
+    rng = np.random.default_rng(name_seed(filename) ^ 0x5EED)
     # Smooth colour gradient: a 4x4 grid of colours, interpolated (cheap, photo-like).
     lo = rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8)
     # upscaled with pillow-simd's arithmetic, which every Pillow here computes (transform.resize)
@@ -185,18 +160,9 @@ def decoys(wanted: list[SampleImage]) -> list[SampleImage]:
     return out
 
 
-def image_path(out: Path, layout: str, im: SampleImage) -> Path:
-    top = out / KAGGLE_SUBDIR if layout == "kaggle" else out
-    if im.split == "train":
-        return top / "train" / im.wnid / im.filename
-    if layout == "folders":
-        return top / "val" / im.wnid / im.filename
-    return top / "val" / im.filename
-
-
 def _image_bytes(filename: str, photos: list[str]) -> bytes:
     if photos:
-        return _unique_copy(Path(photos[_seed(filename) % len(photos)]).read_bytes(), filename)
+        return _unique_copy(Path(photos[name_seed(filename) % len(photos)]).read_bytes(), filename)
     return synthetic_jpeg(filename)
 
 
@@ -241,142 +207,6 @@ def val_ground_truth(images: list[SampleImage]) -> list[str]:
     return [labels.get(n) or next(spare, None) or every[n % len(every)] for n in range(1, VAL_IMAGES + 1)]
 
 
-def _devkit_lines(wnid_of: list[str]) -> str:
-    by_wnid = classes.by_wnid()
-    return "".join(f"{by_wnid[w].devkit_id}\n" for w in wnid_of)
-
-
-def _write_labels(out: Path, layout: str, images: list[SampleImage]) -> None:
-    """Labels for all 50,000 val numbers, as the layout keeps them."""
-    wnid_of = val_ground_truth(images)
-    if layout == "flat-devkit":
-        path = out / DEVKIT_DIR / "data" / DEVKIT_GROUND_TRUTH
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(_devkit_lines(wnid_of))
-    elif layout in ("ilsvrc-tars", "flat-devkit-archive"):
-        _write_devkit_archive(out / DEVKIT_ARCHIVE, _devkit_lines(wnid_of).encode())
-    elif layout in ("flat-kaggle-csv", "kaggle"):
-        rows = [f"ILSVRC2012_val_{n:08d},{w} 10 10 100 100 \n" for n, w in enumerate(wnid_of, start=1)]
-        (out / KAGGLE_SOLUTION).write_text("ImageId,PredictionString\n" + "".join(rows))
-        if layout == "kaggle":
-            (out / "LOC_synset_mapping.txt").write_text(
-                "".join(f"{c.wnid} {', '.join(c.names)}\n" for c in classes.all_classes()))
-
-
-def _tar_info(name: str, size: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = size, 1_340_000_000, 0o644
-    return info
-
-
-def _write_devkit_archive(path: Path, ground_truth: bytes) -> None:
-    readme = b"Synthetic stand-in for the ILSVRC2012 devkit, written by imagenette-build sample-imagenet.\n"
-    with tarfile.open(path, "w:gz", format=tarfile.GNU_FORMAT) as tar:
-        for name, data in ((f"{DEVKIT_DIR}/COPYING", readme),
-                           (f"{DEVKIT_DIR}/data/{DEVKIT_GROUND_TRUTH}", ground_truth)):
-            tar.addfile(_tar_info(name, len(data)), io.BytesIO(data))
-
-
-def hf_name(im: SampleImage) -> str:
-    """The Hugging Face file name: the ImageNet name with _<wnid> before the extension."""
-    stem, dot, ext = im.filename.rpartition(".")
-    return f"{stem}_{im.wnid}{dot}{ext}"
-
-
-def _archive_order(layout: str, images: list[SampleImage]) -> list[SampleImage]:
-    if layout == "ilsvrc-tars":  # train: class by class, as ILSVRC2012_img_train.tar; val by number
-        return sorted(images, key=lambda im: (im.split != "train", im.wnid if im.split == "train" else "",
-                                              im.filename))
-    if layout == "hf-shards":  # no order to rely on: shuffled by name
-        return sorted(images, key=lambda im: (im.split, hashlib.sha256(im.filename.encode()).hexdigest()))
-    return sorted(images, key=lambda im: (im.split, im.wnid if im.split == "train" else "", im.filename))
-
-
-def _write_ilsvrc_tars(out: Path, stream: Iterator[tuple[SampleImage, bytes]]) -> None:
-    with tarfile.open(out / TRAIN_TAR, "w", format=tarfile.GNU_FORMAT) as train, \
-            tarfile.open(out / VAL_TAR, "w", format=tarfile.GNU_FORMAT) as val:
-        current, inner, spool = None, None, None
-
-        def add_class() -> None:
-            inner.close()
-            size = spool.tell()
-            spool.seek(0)
-            train.addfile(_tar_info(f"{current}.tar", size), spool)
-            spool.close()
-
-        for im, data in stream:
-            if im.split == "val":
-                val.addfile(_tar_info(im.filename, len(data)), io.BytesIO(data))
-                continue
-            if im.wnid != current:
-                if current is not None:
-                    add_class()
-                current = im.wnid
-                spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
-                inner = tarfile.open(fileobj=spool, mode="w", format=tarfile.GNU_FORMAT)
-            inner.addfile(_tar_info(im.filename, len(data)), io.BytesIO(data))
-        if current is not None:
-            add_class()
-
-
-def _write_hf_shards(out: Path, stream: Iterator[tuple[SampleImage, bytes]]) -> None:
-    data_dir = out / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    shards = [tarfile.open(data_dir / f"train_images_{i}.tar.gz", "w:gz", format=tarfile.GNU_FORMAT)
-              for i in range(HF_TRAIN_SHARDS)]
-    val = tarfile.open(data_dir / "val_images.tar.gz", "w:gz", format=tarfile.GNU_FORMAT)
-    try:
-        for im, data in stream:
-            tar = val if im.split == "val" else shards[_seed(im.filename) % HF_TRAIN_SHARDS]
-            tar.addfile(_tar_info(hf_name(im), len(data)), io.BytesIO(data))
-    finally:
-        for tar in [*shards, val]:
-            tar.close()
-
-
-def _pyarrow():
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise UserError("--layout hf-parquet needs pyarrow: pip install 'imagenette-build[parquet]'") from None
-    return pa, pq
-
-
-def _write_hf_parquet(out: Path, stream: Iterator[tuple[SampleImage, bytes]]) -> None:
-    pa, pq = _pyarrow()
-    data_dir = out / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    schema = pa.schema([("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
-                        ("label", pa.int64())])
-    index = {c.wnid: c.index for c in classes.all_classes()}
-    rows = {"train": [], "val": []}
-    for im, data in stream:
-        rows[im.split].append((im, data))
-
-    def write(path: Path, part: list) -> None:
-        with pq.ParquetWriter(path, schema) as writer:
-            group: list = []
-            for k, (im, data) in enumerate(part):
-                group.append(({"bytes": data, "path": hf_name(im)}, index[im.wnid]))
-                last = k + 1 == len(part)
-                # train row groups hold one class each (so some hold decoys only); val ones are mixed
-                if last or len(group) == PARQUET_ROWS_PER_GROUP or (
-                        im.split == "train" and part[k + 1][0].wnid != im.wnid):
-                    writer.write_table(pa.table({"image": [g[0] for g in group], "label": [g[1] for g in group]},
-                                                schema=schema))
-                    group = []
-
-    train = rows["train"]
-    cut = math.ceil(len(train) / PARQUET_TRAIN_SHARDS)
-    for i in range(PARQUET_TRAIN_SHARDS):
-        write(data_dir / f"train-{i:05d}-of-{PARQUET_TRAIN_SHARDS:05d}.parquet", train[i * cut:(i + 1) * cut])
-    write(data_dir / "validation-00000-of-00001.parquet", rows["val"])
-
-
-ARCHIVE_WRITERS = {"ilsvrc-tars": _write_ilsvrc_tars, "hf-shards": _write_hf_shards, "hf-parquet": _write_hf_parquet}
-
-
 def write_subset_manifest(manifest: Manifest, images: list[SampleImage], out: Path) -> Path:
     """A copy of a `files` manifest whose list holds only `images` (for --per-class samples)."""
     keep = {im.filename for im in images}
@@ -401,7 +231,7 @@ def generate(spec: SampleSpec, manifest: Manifest, jobs: int = 1, quiet: bool = 
     if spec.layout not in LAYOUTS:
         raise ValueError(f"unknown layout {spec.layout!r}")
     if spec.layout == "hf-parquet":
-        _pyarrow()  # before any work
+        need_pyarrow()  # before any work
     wanted = wanted_images(manifest, spec.per_class)
     extra = decoys(wanted)
     everything = wanted + extra
@@ -415,7 +245,7 @@ def generate(spec: SampleSpec, manifest: Manifest, jobs: int = 1, quiet: bool = 
             for n in ordered_map(_write_batch, ((chunk, photos) for chunk in batches(work, 64)), jobs):
                 bar.update(n)
         else:
-            ordered = _archive_order(spec.layout, everything)
+            ordered = archive_order(spec.layout, everything)
 
             def stream() -> Iterator[tuple[SampleImage, bytes]]:
                 chunks = list(batches(ordered, 64))
@@ -425,7 +255,7 @@ def generate(spec: SampleSpec, manifest: Manifest, jobs: int = 1, quiet: bool = 
                     bar.update(len(chunk))
 
             ARCHIVE_WRITERS[spec.layout](spec.out, stream())
-    _write_labels(spec.out, spec.layout, everything)
+    write_labels(spec.out, spec.layout, val_ground_truth(everything))
     manifest_path = None
     if manifest.split.policy == "files" and spec.per_class is not None:
         manifest_path = write_subset_manifest(manifest, wanted, spec.out)

@@ -38,7 +38,6 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from importlib import resources
 from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
@@ -53,10 +52,11 @@ from .archive_reader import archive_stem, ArchiveStream, Digests, Entry, clip
 from .engine import default_jobs, ordered_map
 from .errors import UserError
 from .limits import BATCH_BYTES, IN_FLIGHT_BYTES_PER_JOB, MAX_REPORT_BYTES
-from .manifest import Manifest, Published
+from .manifest import Manifest
 from .noisy import HEADER as NOISY_HEADER
 from .outputs import read_sums
 from .plan import Plan, make_plan
+from .published import Published, published_uploads
 from .readfile import read_bytes
 from .sources import SourceRef, open_source
 from .toolchain import jpeg_problem
@@ -103,7 +103,7 @@ class VerifyOptions:
     jobs: int = field(default_factory=default_jobs)
     quiet: bool = False
     grid: RecipeGrid = RecipeGrid()
-    published_csv: Path | None = None  # None: the table shipped in imagenette_build/data
+    published_csv: Path | None = None  # None: the table shipped in manifests/
 
 
 @dataclass(frozen=True)
@@ -306,33 +306,6 @@ def _escaped(c: str) -> str:
 
 
 # --------------------------------------------------------------------------- level 1: identity
-
-
-def read_published(text: str, where: str = "published_archives.csv") -> list[Published]:
-    """The table of published uploads: archive,uploaded,size_bytes,md5,md5_first_mib,sha256."""
-    rows = []
-    for lineno, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
-        try:
-            size = int(row["size_bytes"]) if row.get("size_bytes") else None
-            rows.append(Published(row["archive"], row["uploaded"], size, (row.get("md5") or "").lower(),
-                                  (row.get("md5_first_mib") or "").lower(), (row.get("sha256") or "").lower()))
-        except (KeyError, ValueError, TypeError):
-            raise UserError(f"{where} line {lineno}: not an archive,uploaded,size_bytes,md5,md5_first_mib,sha256 row") from None
-    return rows
-
-
-def published_uploads(csv_path: Path | None, manifest: Manifest | None) -> list[Published]:
-    """The shipped table (or `csv_path`), plus the manifest's own [[published]] entries."""
-    if csv_path is None:
-        text = resources.files("imagenette_build.data").joinpath("published_archives.csv").read_text("utf-8")
-        rows = read_published(text)
-    else:
-        try:
-            rows = read_published(csv_path.read_text("utf-8"), str(csv_path))
-        except OSError as exc:
-            raise UserError(f"{csv_path}: cannot read: {exc.strerror or exc}") from None
-    extra = [p for p in (manifest.published if manifest else ()) if p not in rows]
-    return rows + extra
 
 
 def matches_upload(d: Digests, row: Published) -> bool:

@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis.control import currently_in_test_context, event as _hypothesis_event
 from hypothesis import strategies as st
 
+from imagenette_build import filelist
 from imagenette_build import manifest as manifests
 from imagenette_build.archive_reader import ArchiveStream
 from imagenette_build.errors import UserError
@@ -207,7 +208,7 @@ def _read_list(workdir: Path, data: bytes):
     path = workdir / "list.csv"
     path.write_bytes(data)
     try:
-        listed = manifests.read_file_list(path, ("train", "val"), set(WNIDS))
+        listed = filelist.read_file_list(path, ("train", "val"), set(WNIDS))
     except UserError as exc:
         assert str(exc).startswith(str(path)) and "\n" not in str(exc), str(exc)
         event("UserError")
@@ -222,7 +223,7 @@ def _check_list(listed, data: bytes) -> None:
     assert len({li.filename for li in listed}) == len(listed)
     for li in listed:
         assert li.split in ("train", "val") and li.wnid in WNIDS
-        assert manifests.SAFE_NAME_RE.match(li.filename)
+        assert filelist.SAFE_NAME_RE.match(li.filename)
     # every image is a row of the file: the reader invents nothing
     text = data.decode("utf-8-sig")
     assert all(m in text for m in members)

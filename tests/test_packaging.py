@@ -13,6 +13,14 @@ def test_builtin_manifests_load_by_name_outside_the_checkout(tmp_path):
     assert "'imagenette2'" in r.stdout
 
 
+def test_shipped_tables_are_found_outside_the_checkout(tmp_path):
+    code = ("from imagenette_build import classes, published; "
+            "print(len(classes.all_classes()), len(published.shipped_uploads()))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1000", "24"]
+
+
 def test_console_script_is_installed(tmp_path):
     import shutil
 

@@ -16,10 +16,11 @@ import pytest
 from PIL import Image
 
 from imagenette_build.archive_reader import Digests
+from imagenette_build.published import read_published
 from imagenette_build.transform import Recipe
 from imagenette_build.verifier import (
     RecipeGrid, VerifyOptions, infer_manifest, matches_upload, pixel_difference,
-    published_match_message, read_published, variant_size, verify,
+    published_match_message, variant_size, verify,
 )
 
 from .conftest import run_cli

@@ -10,7 +10,7 @@ Both return {file name: wnid}. The devkit file is also read from inside the devk
 What "the devkit matches" means here: exactly 50,000 labels, each a devkit ID in 1..1000, and each
 class exactly 50 times (ILSVRC-2012 has 50 validation images per class). A devkit of another year,
 a truncated or edited file fails one of these. `data/meta.mat` is not read (it would need scipy);
-the devkit ID -> WNID table ships in `data/ilsvrc2012_classes.tsv` instead.
+the devkit ID -> WNID table ships in `manifests/ilsvrc2012_classes.tsv` instead.
 """
 
 from __future__ import annotations

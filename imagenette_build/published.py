@@ -1,0 +1,78 @@
+"""The published uploads of the fastai archives: what `verify` compares an archive with.
+
+One table holds the size and checksums of every upload, `published_archives.csv` among the shipped
+facts (`shipped`): a row per archive and upload date, also for archives of datasets without a
+manifest (imagewang, the first imagenette). A manifest's `[[published]]` entry names an upload by
+archive and upload date and adds what is not in the table: the files at that upload's root and the
+sha256 list of its members; the size and checksums come from the table's row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import UserError
+from .shipped import read_shipped
+
+if TYPE_CHECKING:  # (manifest imports this module)
+    from .manifest import Manifest
+
+TABLE = "published_archives.csv"
+
+
+@dataclass(frozen=True)
+class Published:
+    archive: str
+    uploaded: str
+    size: int | None
+    md5: str
+    md5_first_mib: str
+    sha256: str
+    members: str = ""  # a file beside the manifest: the sha256 of each member (`members.py` format)
+    root_files: tuple[str, ...] | None = None  # the files this upload had at its root; None: the manifest's
+
+
+def read_published(text: str, where: str = TABLE) -> list[Published]:
+    """The table of published uploads: archive,uploaded,size_bytes,md5,md5_first_mib,sha256."""
+    rows = []
+    for lineno, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        try:
+            size = int(row["size_bytes"]) if row.get("size_bytes") else None
+            rows.append(Published(row["archive"], row["uploaded"], size, (row.get("md5") or "").lower(),
+                                  (row.get("md5_first_mib") or "").lower(), (row.get("sha256") or "").lower()))
+        except (KeyError, ValueError, TypeError):
+            raise UserError(f"{where} line {lineno}: not an archive,uploaded,size_bytes,md5,md5_first_mib,sha256 row") from None
+    return rows
+
+
+@lru_cache(maxsize=None)
+def shipped_uploads() -> tuple[Published, ...]:
+    return tuple(read_published(read_shipped(TABLE)))
+
+
+def with_shipped_checksums(entry: Published) -> Published:
+    """A manifest's entry with the size and checksums it leaves out taken from the shipped table's
+    row of the same archive and upload date (if there is one)."""
+    row = next((r for r in shipped_uploads() if (r.archive, r.uploaded) == (entry.archive, entry.uploaded)), None)
+    if row is None:
+        return entry
+    return replace(entry, size=row.size if entry.size is None else entry.size, md5=entry.md5 or row.md5,
+                   md5_first_mib=entry.md5_first_mib or row.md5_first_mib, sha256=entry.sha256 or row.sha256)
+
+
+def published_uploads(csv_path: Path | None, manifest: Manifest | None) -> list[Published]:
+    """The shipped table (or `csv_path`), plus the manifest's own [[published]] entries."""
+    if csv_path is None:
+        rows = list(shipped_uploads())
+    else:
+        try:
+            rows = read_published(csv_path.read_text("utf-8"), str(csv_path))
+        except OSError as exc:
+            raise UserError(f"{csv_path}: cannot read: {exc.strerror or exc}") from None
+    extra = [p for p in (manifest.published if manifest else ()) if p not in rows]
+    return rows + extra
