@@ -1,4 +1,4 @@
-"""Issue 7's figures (a measurement, never a CI test): what the cache of resized images costs, and
+"""A measurement, never a CI test: what the cache of resized images costs, and
 what it saves when a build killed half way is run again.
 
     python bench/resume.py --imagenet /tmp/x/imagenet [--runs 3] [--work /tmp/resume-bench]

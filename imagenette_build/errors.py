@@ -1,6 +1,6 @@
 """The one exception type a user's mistake becomes, and the exit codes the CLI documents.
 
-Exit codes (README "Exit codes"):
+Exit codes (README "The commands"):
   0  success
   1  the data is wrong or the run failed on it: missing or unreadable source images, a write
      that failed (disk full, permission), a verify level that failed

@@ -1,5 +1,5 @@
 """How much `verify` reads from input it must not trust (an archive downloaded from anywhere, and the
-files beside it), in one place. README "Verifying an archive" lists them; each refusal is one line.
+files beside it), in one place. docs/verify.md ("What verify reads, at most") lists them; each refusal is one line.
 
 Every bound is far above what a dataset this tool makes can need (ImageNet-1k whole: 1.33 M
 members, names under 100 bytes, JPEGs under 16 MB, pax headers of a few hundred bytes), and low

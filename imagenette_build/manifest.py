@@ -1,7 +1,7 @@
 """Manifests: what a dataset is (classes, split, root files, published uploads), as a TOML file.
 
 A manifest never says how images are made; the build code never names a dataset. The schema is
-documented in README.md ("Manifest schema"); every key is checked here, and every mistake is a
+documented in docs/manifest.md; every key is checked here, and every mistake is a
 one-line `UserError` naming the file.
 """
 

@@ -88,7 +88,7 @@ class NewManifest:
         by_wnid = imagenet.by_wnid()
         description = self.description or f"{len(self.wnids)} ImageNet classes, made with imagenette-build new-manifest."
         lines = [
-            "# Made by `imagenette-build new-manifest`. Schema: README.md, \"Manifest schema\".",
+            "# Made by `imagenette-build new-manifest`. Schema: docs/manifest.md of imagenette-build.",
             f"name = {q(self.name)}",
             f"description = {q(description)}",
             f"stem = {q(self.name)}",

@@ -18,7 +18,7 @@ gets exactly the pixels it would get if built alone.
 
 Pure functions of bytes and a recipe: reading files, the cache and processes are `worker.py`'s.
 
-Bad input (README "Faults, resume and the cache"): a file that cannot be read, is empty, is not an
+Bad input (docs/faults.md, "Bad source images"): a file that cannot be read, is empty, is not an
 image, is truncated (a JPEG without its end-of-image marker, a PNG without IEND) or declares more
 than twice Pillow's MAX_IMAGE_PIXELS (a decompression bomb) is an error for that image; the
 caller stops the build or, with --skip-broken, leaves the image out.
