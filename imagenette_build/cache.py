@@ -13,8 +13,8 @@ Lookups and writes happen in the workers (`worker.process_batch`), so the cache 
 the workers run on other machines that see the cache folder at the same path.
 
 Storage: the entries a task made are written together, as one *pack* file per task (a batch of
-images), not one file per image: creating a small file cost 0.03-1.3 ms of kernel time on the disk
-we measured, depending on the moment, up to a third of a resize, and a million-image cache would be millions of files. But
+images), not one file per image: creating a small file costs kernel time comparable to a resize on
+some disks, and a million-image cache would be millions of files. But
 entries are found by their own key, whatever pack holds them, so they survive anything that moves
 batch boundaries (another --batch-size, an image added or removed, another manifest over the same
 classes, --size 160 then --size 160 --size 320).

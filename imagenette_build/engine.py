@@ -6,7 +6,7 @@ being resized and its bytes do not depend on which worker finished first.
 
 Memory is bounded by a window: joblib's generator output dispatches a new task whenever one
 finishes, not when its result is consumed, so a consumer slower than the workers (packing a
-full-size archive) would let results pile up (1.6 GB RSS measured on imagenette2 full size). Tasks
+full-size archive) would let results pile up (gigabytes for a full-size build). Tasks
 are therefore fed to one long-lived `Parallel` in windows of `window` tasks per worker; at most one
 window of results is held at a time.
 

@@ -34,7 +34,7 @@ class SourceRef:
         range and the file's device, inode, size, modification and change times, taken from the
         file that was read. Any write to the file changes its change time (which no tool can set
         back), a replaced file has a new inode: the same identity means the same bytes, without
-        hashing them (the cache's key: a sha256 of every source cost 6 % of a build's CPU)."""
+        hashing them (the cache's key: hashing every source's bytes costs a noticeable share of a build's CPU)."""
         data, st = read_with_stat(self.path, MAX_SOURCE_IMAGE, "a source image", self.offset, self.length)
         if self.length >= 0 and len(data) != self.length:
             raise OSError(f"{self.path}: expected {self.length} bytes at offset {self.offset}, "
