@@ -5,7 +5,7 @@ The Python API (`api.py`): `build`, `verify`, `extract`, `preview`, and the erro
 stays light for the worker processes.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401 (re-exported)
 
 _API = ("build", "verify", "extract", "preview", "UserError", "DataError")
 

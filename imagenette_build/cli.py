@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from ._version import __version__
 from . import api, procs
 from .cli_design import DESIGN_COMMANDS
 from .clitypes import ByteSize, SizeType, checked_jobs

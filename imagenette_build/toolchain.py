@@ -17,6 +17,8 @@ from pathlib import Path
 import PIL
 from PIL import features
 
+from ._version import __version__
+
 RESAMPLER_ENV = "IMAGENETTE_BUILD_RESAMPLER"  # "portable" computes pillow-simd's arithmetic here even on pillow-simd
 # The modules whose code decides a resized image's bytes (their sha256 is part of the fingerprint).
 _BYTES_CODE = ("transform.py", "resample.py", "_resample_jit.py")
@@ -88,16 +90,12 @@ def _code_digest() -> str:
 
 def fingerprint() -> dict:
     """What a resized image's bytes depend on in this process, besides source, size and recipe."""
-    from . import __version__
-
     return {"imagenette_build": __version__, "code": _code_digest(), "pillow": pillow_description(),
             "libjpeg": libjpeg_version(), "resampler": "pillow-simd" if resampler_is_native() else "port"}
 
 
 def toolchain(compressor: str) -> dict:
     """`compressor`: what deflated the archive (`pack.compressor_name`, one per archive)."""
-    from . import __version__
-
     import joblib
     import numpy
 
