@@ -31,7 +31,9 @@ from PIL import Image
 from imagenette_build import archive_reader
 from imagenette_build.archive_reader import ArchiveStream
 from imagenette_build.engine import ordered_map
-from imagenette_build.verifier import FIRST_FEW, ImageResult, ImageTally, RecipeGrid, VerifyOptions, verify
+from imagenette_build.verifier import FIRST_FEW, RecipeGrid, VerifyOptions, verify
+from imagenette_build.verifier.checks import MemberCheck
+from imagenette_build.verifier.tally import ImageTally
 
 from . import faultkit as fk
 from .test_interrupt import _descendants, _describe_processes, _wait_gone
@@ -381,7 +383,7 @@ def test_problem_lists_keep_the_first_few_and_a_count():
     count, which is all a problem line shows."""
     tally = ImageTally(160)
     for i in range(10_000):
-        tally.add(ImageResult(f"t/train/{WNID}/{i}.JPEG", error="not an image Pillow can read"))
+        tally.add(MemberCheck(f"t/train/{WNID}/{i}.JPEG", error="not an image Pillow can read"))
     assert len(tally.errors) == 10_000 and len(list(tally.errors)) == FIRST_FEW
     lv = tally.level(stream_complete=True)
     assert lv.problems[0].startswith(f"10000 members do not decode: t/train/{WNID}/0.JPEG (not an image")

@@ -18,10 +18,10 @@ from PIL import Image
 from imagenette_build.archive_reader import Digests
 from imagenette_build.published import read_published
 from imagenette_build.transform import Recipe
-from imagenette_build.verifier import (
-    RecipeGrid, VerifyOptions, infer_manifest, matches_upload, pixel_difference,
-    published_match_message, variant_size, verify,
-)
+from imagenette_build.verifier import RecipeGrid, VerifyOptions, verify
+from imagenette_build.verifier.checks import pixel_difference
+from imagenette_build.verifier.identity import matches_upload, published_match_message
+from imagenette_build.verifier.target import infer_manifest, variant_size
 
 from .conftest import run_cli
 

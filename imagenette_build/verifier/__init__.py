@@ -1,0 +1,24 @@
+"""`verify`: is this .tgz the dataset it claims to be? Five levels, each passing or failing alone:
+identity (hashes), structure (layout and member list), members (sha256 against the member lists),
+images (each decodes, at its size), source (with --imagenet: against the originals, regenerated).
+docs/verify.md is the reference: what each level checks, and the bounds on what verify reads.
+
+The archive is read once, as a stream (`archive_reader`): hashes, structure and member bytes all
+come from that one pass; nothing is extracted or written. The modules, in the order they import:
+
+- `target`: the options, and what the archive claims to be (its name, manifest, build report and
+  member list beside it);
+- `report`: a result per level, problem lists bounded to their first few, text (`printable`) and
+  JSON forms;
+- `identity`, `structure`, `memberlists`: levels 1, 2 and 3;
+- `checks`: the per-member work in the workers (decode, regenerate, compare);
+- `tally`: levels 4 and 5, from the workers' results, and the recipe sweep's ranking;
+- `run`: the pass itself (`verify`), member bytes to the workers in batches bounded in bytes.
+"""
+
+from .report import FIRST_FEW, LevelResult, Report, printable
+from .run import verify
+from .target import RecipeGrid, VerifyOptions
+
+__all__ = ["FIRST_FEW", "LevelResult", "RecipeGrid", "Report", "VerifyOptions", "printable",
+           "verify"]

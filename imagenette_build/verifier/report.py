@@ -1,0 +1,121 @@
+"""The report: a result per level, the first few of each problem, and the text and JSON forms.
+
+Every problem list keeps a count and its first FIRST_FEW items (`FirstFew`): a hostile archive can
+hold millions of bad members. Every line of the text report goes through `printable`; JSON escapes
+by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+
+from .target import Target
+
+FIRST_FEW = 5
+
+
+@dataclass
+class LevelResult:
+    name: str
+    passed: bool
+    summary: str
+    problems: list[str] = field(default_factory=list)  # why it failed, the first few named
+    notes: list[str] = field(default_factory=list)  # informational
+    data: dict = field(default_factory=dict)  # the numbers, for --json
+
+
+class FirstFew:
+    """A count and the first FIRST_FEW items: all a problem line shows, in bounded memory (a hostile
+    archive can hold millions of bad members)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: list[str] = []
+
+    def append(self, item: str) -> None:
+        self.count += 1
+        if len(self.first) < FIRST_FEW:
+            self.first.append(item)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.first)
+
+
+def first_few(items: Iterable[str]) -> str:
+    items = items if isinstance(items, FirstFew) else list(items)
+    shown = ", ".join(islice(items, FIRST_FEW))
+    return shown + (f", ... ({len(items) - FIRST_FEW} more)" if len(items) > FIRST_FEW else "")
+
+
+def counted(label: str, items: list[str] | FirstFew) -> str:
+    return f"{len(items)} {label}: {first_few(items)}"
+
+
+def counted_below(top: str, groups: Iterable[tuple[str, list[str]]]) -> list[str]:
+    """A `counted` line per group that is not empty, its paths named below the top folder."""
+    return [counted(label, [f"{top}/{rel}" for rel in rels]) for label, rels in groups if rels]
+
+
+def printable(text: str) -> str:
+    r"""`text` safe for a terminal and a line-based log: a backslash and every character that is not
+    printable (CR, LF, ESC and the other control characters, format characters, line separators)
+    as a Python-style escape (\\, \x1b, \u2028), a byte that was not UTF-8 (tarfile keeps it as
+    a surrogate) as \xNN. A member name cannot forge a report line or move the cursor."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(c if c.isprintable() and c != "\\" else _escaped(c) for c in text)
+
+
+def _escaped(c: str) -> str:
+    n = ord(c)
+    if c == "\\":
+        return "\\\\"
+    if 0xDC80 <= n <= 0xDCFF:  # surrogateescape's stand-in for the byte n - 0xDC00
+        n -= 0xDC00
+    return f"\\x{n:02x}" if n <= 0xFF else f"\\u{n:04x}" if n <= 0xFFFF else f"\\U{n:08x}"
+
+
+@dataclass
+class Report:
+    target: Target
+    levels: list[LevelResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(level.passed for level in self.levels)
+
+    def to_json(self) -> dict:
+        t = self.target
+        return {
+            "archive": str(t.path),
+            "manifest": t.manifest.name if t.manifest else None,
+            "manifest_from": t.manifest_note,
+            "size": "full" if t.size is None else t.size,
+            "recipe": t.recipe.to_json(),
+            "recipe_from": t.recipe_note,
+            "passed": self.passed,
+            "levels": [{"level": lv.name, "passed": lv.passed, "summary": lv.summary, "problems": lv.problems,
+                        "notes": lv.notes, **lv.data} for lv in self.levels],
+        }
+
+    def lines(self) -> list[str]:
+        """The text report, every line through `printable`."""
+        return [printable(line) for line in self._lines()]
+
+    def _lines(self) -> list[str]:
+        t = self.target
+        size = "full size" if t.size is None else f"{t.size} px"
+        manifest = t.manifest.name if t.manifest else "none"
+        out = [f"verify {t.path}: manifest {manifest} ({t.manifest_note}), {size}"]
+        for lv in self.levels:
+            out.append(f"{'PASS' if lv.passed else 'FAIL'}  {lv.name:<9}  {lv.summary}")
+            out += [f"      - {p}" for p in lv.problems]
+            out += [f"        {n}" for n in lv.notes]
+        failed = [lv.name for lv in self.levels if not lv.passed]
+        out.append(f"FAILED: {', '.join(failed)}" if failed else f"passed: {len(self.levels)} levels")
+        return out
