@@ -47,7 +47,7 @@ END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE  # two zero blocks close a tar
 SHOWN_CHARS = 200  # of a long name or message: enough to recognise it, never the whole of it
 
 
-def archive_stem(name: str) -> str:
+def stem_of_archive_name(name: str) -> str:
     """`imagenette2-160.tgz` -> `imagenette2-160`: the top folder an archive of that name holds."""
     for suffix in (".tgz", ".tar.gz"):
         if name.endswith(suffix) and len(name) > len(suffix):

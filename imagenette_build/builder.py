@@ -64,13 +64,13 @@ def check_complete(plan: Plan, skip_missing: bool = False) -> list[dict]:
     With `skip_missing` (--skip-broken) the missing images are returned as skipped instead."""
     if not plan.images:
         where = "; ".join(plan.empty_classes[:FIRST_FEW])
-        raise DataError(f"no images of any manifest class found in {plan.source}: {where}")
+        raise DataError(f"no images of any manifest class found in {plan.found_in}: {where}")
     if plan.missing and not skip_missing:
         first = ", ".join(plan.missing[:FIRST_FEW])
         more = f" (classes with no images at all: {'; '.join(plan.empty_classes[:3])})" if plan.empty_classes else ""
         raise DataError(f"{len(plan.missing)} of {len(plan.missing) + len(plan.images)} listed images are "
-                        f"missing from {plan.source}, first: {first}{more} (--skip-broken builds without them)")
-    return [{"member": m, "source": None, "reason": f"missing from {plan.source}"} for m in plan.missing]
+                        f"missing from {plan.found_in}, first: {first}{more} (--skip-broken builds without them)")
+    return [{"member": m, "source": None, "reason": f"missing from {plan.found_in}"} for m in plan.missing]
 
 
 def root_file_contents(plan: Plan) -> dict[str, bytes | NoisyCsv]:

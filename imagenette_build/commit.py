@@ -46,7 +46,7 @@ def report(plan: Plan, opts: BuildOptions, size: int | None, writers: list[Outpu
         "stem": m.archive_stem(size),
         "size": size_label(size),
         "manifest": {"name": m.name, "sha256": m.sha256, "files": m.file_hashes},
-        "source": plan.source,
+        "source": plan.found_in,
         "options": {
             "sizes": [size_label(s) for s in opts.sizes],
             "formats": list(opts.formats),

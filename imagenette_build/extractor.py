@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .archive_reader import ArchiveStream, archive_stem
+from .archive_reader import ArchiveStream, stem_of_archive_name
 from .errors import DataError, UserError
 from .limits import MAX_MEMBER_BYTES
 from .outputs import create_new, partial_path, read_sums, sync_dir
@@ -56,7 +56,7 @@ def extract(archive: Path, into: Path, force: bool = False, quiet: bool = True) 
     """Check `archive` and write `<into>/<stem>/`; {"folder", "files", "bytes", "sha256", "load"}."""
     if not os.path.lexists(archive):
         raise UserError(f"{archive}: no such file")
-    stem = archive_stem(archive.name)
+    stem = stem_of_archive_name(archive.name)
     dest = into / stem
     if os.path.lexists(dest) and not force:
         raise UserError(f"{dest}: already exists (--force replaces it)")

@@ -278,7 +278,7 @@ def _order(keys: list[str], images: PlanImages) -> list[int]:
 @dataclass
 class Plan:
     manifest: Manifest
-    source: str  # description of the ImageNet copy
+    found_in: str  # the ImageNet copy the images were found in, described ("folders at /data/imagenet")
     images: PlanImages
     missing: list[str] = field(default_factory=list)  # members with no source image
     empty_classes: list[str] = field(default_factory=list)  # where nothing at all was found, and where
@@ -291,7 +291,7 @@ class Plan:
     def to_json(self) -> dict:
         return {
             "manifest": self.manifest.name,
-            "source": self.source,
+            "source": self.found_in,
             "images": len(self.images),
             "counts": self.counts(),
             "missing": len(self.missing),

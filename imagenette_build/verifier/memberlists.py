@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import members as member_lists
-from ..archive_reader import archive_stem
+from ..archive_reader import stem_of_archive_name
 from ..manifest import Manifest
 from .report import LevelResult, counted_below
 from .structure import StructureScan, is_junk
@@ -28,7 +28,7 @@ def published_member_lists(manifest: Manifest | None, stem: str) -> list[Publish
         return []
     by_file: dict[str, list[str]] = {}
     for p in manifest.published:
-        if p.members and archive_stem(p.archive) == stem:
+        if p.members and stem_of_archive_name(p.archive) == stem:
             by_file.setdefault(p.members, []).append(p.uploaded)
     out = []
     for name, dates in by_file.items():

@@ -11,7 +11,7 @@ import io
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..archive_reader import Entry, archive_stem
+from ..archive_reader import Entry, stem_of_archive_name
 from ..manifest import Manifest
 from ..noisy import HEADER as NOISY_HEADER
 from .report import FIRST_FEW, FirstFew, LevelResult, counted, counted_below, first_few
@@ -139,7 +139,7 @@ def _earlier_layout(scan: StructureScan, manifest: Manifest) -> str | None:
     (the 2019-12 uploads had none), as "uploaded <date>, <date>"; None when no such upload."""
     found = sorted(scan.root_files)
     dates = [p.uploaded for p in manifest.published
-             if p.root_files is not None and archive_stem(p.archive) == scan.top and sorted(p.root_files) == found]
+             if p.root_files is not None and stem_of_archive_name(p.archive) == scan.top and sorted(p.root_files) == found]
     return f"uploaded {', '.join(dates)}" if dates else None
 
 

@@ -144,7 +144,7 @@ class SourceTally:
         if self.errors:
             problems.append(counted("sources could not be read or regenerated", self.errors))
         if self.source_missing:
-            problems.append(counted(f"members whose source image is missing from {self.plan.source}",
+            problems.append(counted(f"members whose source image is missing from {self.plan.found_in}",
                                      self.source_missing))
         if self.unplaced:
             (notes if self.has_list else problems).append(counted("members with no source in the plan", self.unplaced))
@@ -164,7 +164,7 @@ class SourceTally:
         n = len(self.compared)
         data = {"compared": n, "identical": self.identical, "exact": self.exact, "threshold_db": self.threshold,
                 "errors": len(self.errors), "source_missing": len(self.source_missing),
-                "unplaced": len(self.unplaced), "source": self.plan.source}
+                "unplaced": len(self.unplaced), "source": self.plan.found_in}
         if self.size is None:
             return f"{self.identical} of {n} members byte-identical to their source", data
         psnrs = [c.psnr for c in self.compared]

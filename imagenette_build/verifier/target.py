@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import manifest as manifests
 from .. import members as member_lists
-from ..archive_reader import archive_stem, clip
+from ..archive_reader import stem_of_archive_name, clip
 from ..engine import default_jobs
 from ..errors import UserError
 from ..limits import MAX_REPORT_BYTES
@@ -171,7 +171,7 @@ def resolve_target(opts: VerifyOptions) -> Target:
         raise UserError(f"{path}: no such file")
     if not path.is_file():
         raise UserError(f"{path}: is not a file")
-    stem = archive_stem(path.name)
+    stem = stem_of_archive_name(path.name)
     if opts.manifest is not None:
         manifest = manifests.load(opts.manifest)
         manifest_note = "given"
