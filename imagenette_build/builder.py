@@ -116,7 +116,6 @@ def build(opts: BuildOptions, plan: Plan, progress: Progress) -> list[dict]:
         locks.release()
     _warn_skipped(written.skipped, progress)
     _warn_cache_errors(written.stats, progress)
-    _drop_cache(opts, written.cache, progress)
     elapsed = time.monotonic() - started
     for r in reports:
         cached = f"; cache: {r['cache']['hits']} reused, {r['cache']['misses']} made" if r["cache"] else ""
@@ -124,6 +123,7 @@ def build(opts: BuildOptions, plan: Plan, progress: Progress) -> list[dict]:
             total = sum(f["bytes"] for f in out["files"])
             what = out["files"][0]["path"] if fmt == "tgz" else f"{out['folder']}/ ({len(out['files'])} shards)"
             progress.note(f"wrote {opts.out / what} ({total:,} bytes, {r['images']} images) in {elapsed:.1f} s{cached}")
+    _drop_cache(opts, written.cache, progress)
     return reports
 
 
@@ -223,7 +223,8 @@ def _drop_cache(opts: BuildOptions, cache: ImageCache | None, progress: Progress
     root = Path(cache.root)
     size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and not f.is_symlink())
     shutil.rmtree(root, ignore_errors=True)
-    progress.note(f"removed the resize cache {root} ({size / 1e6:,.0f} MB); --keep-cache keeps it for the next build")
+    amount = f"{size / 1e6:,.0f} MB" if size >= 1e6 else f"{size / 1e3:,.0f} kB"
+    progress.note(f"removed the resize cache {root} ({amount}); --keep-cache keeps it for the next build")
 
 
 def _prepare_out_dir(out: Path) -> None:
