@@ -21,7 +21,7 @@ from imagenette_build.sources import hf_parquet, ilsvrc_tars, open_source, tarsc
 from imagenette_build.sources.hf_shards import imagenet_name
 from imagenette_build.sources.labels import parse_devkit_ground_truth
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 ARCHIVED = ("ilsvrc-tars", "hf-shards", "hf-parquet")
 IMAGENETTE = manifests.load("imagenette2").wnids

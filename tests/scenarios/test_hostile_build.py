@@ -22,7 +22,7 @@ import pytest
 
 from imagenette_build.sources import SourceRef
 
-from . import faultkit as fk
+from .. import faultkit as fk
 
 TEN_CLASSES = ["n01440764", "n02102040", "n02979186", "n03000684", "n03028079", "n03394916",
                "n03417042", "n03425413", "n03445777", "n03888257"]

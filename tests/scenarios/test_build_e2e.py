@@ -16,7 +16,7 @@ from imagenette_build import manifest as manifests
 from imagenette_build.samplegen import SampleSpec, generate, synthetic_jpeg
 from imagenette_build.transform import target_size
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 
 def sha256(path):

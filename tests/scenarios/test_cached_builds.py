@@ -18,8 +18,8 @@ from imagenette_build import procs
 from imagenette_build.cache import ImageCache
 from imagenette_build.toolchain import fingerprint
 
-from . import faultkit as fk
-from .conftest import run_cli
+from .. import faultkit as fk
+from ..conftest import run_cli
 
 STEM = "imagenette2-sample"
 

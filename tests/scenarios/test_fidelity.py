@@ -22,11 +22,11 @@ from imagenette_build import commit, resample, toolchain
 from imagenette_build.transform import Recipe, make_jpegs, target_size
 from imagenette_build.verifier import RecipeGrid, VerifyOptions, verify
 
-from . import faultkit as fk
-from .conftest import REFERENCE, run_cli
+from .. import faultkit as fk
+from ..conftest import REFERENCE, run_cli
 
 SAMPLES = REFERENCE / "imagenet-samples"
-PUBLISHED_LIST = Path(__file__).resolve().parents[1] / "manifests" / "imagewoof2-320_2019-12.sha256"
+PUBLISHED_LIST = Path(__file__).resolve().parents[2] / "manifests" / "imagewoof2-320_2019-12.sha256"
 needs_photos = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"{SAMPLES} is not beside this checkout")
 
 # The ten photos of ../shared/reference that are the ImageNet originals of published imagewoof2
@@ -150,7 +150,7 @@ def ten_as_imagewoof2(tmp_path_factory):
         shutil.copy(SAMPLES / f"{sample}.JPEG", imagenet / "train" / wnid / name)
     mdir = base / "manifest"
     mdir.mkdir()
-    builtin = Path(__file__).resolve().parents[1] / "manifests"
+    builtin = Path(__file__).resolve().parents[2] / "manifests"
     header, *rows = (builtin / "noisy_imagewoof.csv").read_text().splitlines(keepends=True)
     wanted = set(TEN.values())
     (mdir / "noisy_imagewoof.csv").write_text(header + "".join(r for r in rows if r.split(",", 1)[0] in wanted))

@@ -15,7 +15,7 @@ from imagenette_build.plan import make_plan
 from imagenette_build.samplegen import SampleSpec, generate
 from imagenette_build.sources import open_source
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 
 def test_search_shows_every_class_of_a_repeated_name():

@@ -19,8 +19,8 @@ from imagenette_build.sources import SourceRef
 from imagenette_build.transform import Recipe, target_size
 from imagenette_build.worker import Task, process_batch
 
-from . import faultkit as fk
-from .conftest import run_cli
+from .. import faultkit as fk
+from ..conftest import run_cli
 
 TRAIN_CLASSES = ["n01440764", "n02102040", "n02979186", "n03000684", "n03028079", "n03394916",
                  "n03417042", "n03425413", "n03445777", "n03888257"]

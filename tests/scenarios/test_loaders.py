@@ -17,8 +17,8 @@ from PIL import Image
 import imagenette_build as ib
 from imagenette_build import manifest as manifests
 
-from . import faultkit as fk
-from .conftest import run_cli
+from .. import faultkit as fk
+from ..conftest import run_cli
 
 STEM = "imagenette2-sample-64"
 

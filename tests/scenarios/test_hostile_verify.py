@@ -33,7 +33,7 @@ from imagenette_build.archive_reader import ArchiveStream
 from imagenette_build.engine import ordered_map
 from imagenette_build.verifier import FIRST_FEW, ImageResult, ImageTally, RecipeGrid, VerifyOptions, verify
 
-from . import faultkit as fk
+from .. import faultkit as fk
 from .test_interrupt import _descendants, _describe_processes, _wait_gone
 
 MIB = 1 << 20

@@ -20,8 +20,8 @@ import pytest
 
 from imagenette_build.cache import count_entries
 
-from . import faultkit as fk
-from .conftest import run_cli
+from .. import faultkit as fk
+from ..conftest import run_cli
 
 BUILD = ("--size", "32", "--jobs", "2", "--batch-size", "4", "-q")
 STEM = "imagenette2-sample-32"

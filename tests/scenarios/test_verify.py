@@ -23,7 +23,7 @@ from imagenette_build.verifier import (
     published_match_message, variant_size, verify,
 )
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 STEM = "imagenette2-sample-160"
 # Members every test below tampers with (the sample's first train image, and a val image).
