@@ -1,15 +1,12 @@
-"""Read-ahead (prefetch.py, SourceRef.prefetch): bounded, a hint only, never changes the output."""
+"""Read-ahead (prefetch.py): a thread that stays a bounded distance ahead of the build, in order, and
+stops when closed. (SourceRef.prefetch: unit/sources/test_base.py; a batch read with and without
+it: unit/test_worker.py.)"""
 
 from __future__ import annotations
 
-import os
 import time
-from unittest import mock
 
 from imagenette_build.prefetch import Prefetcher
-from imagenette_build.sources import SourceRef
-from imagenette_build.transform import Recipe
-from imagenette_build.worker import Task, process_batch
 
 
 class _Ref:
@@ -46,29 +43,3 @@ def test_prefetcher_close_returns_while_it_waits():
     assert _settled(seen, 3)
     ahead.close()
     assert not ahead._thread.is_alive() and seen == [0, 1, 2]
-
-
-def test_source_ref_prefetch_asks_for_exactly_its_bytes(tmp_path):
-    path = tmp_path / "train.tar"
-    path.write_bytes(bytes(4096))
-    calls = []
-    real = os.posix_fadvise
-    with mock.patch("os.posix_fadvise", side_effect=lambda *a: (calls.append(a[1:]), real(*a))):
-        SourceRef(str(path), 512, 1000).prefetch()
-        SourceRef(str(path)).prefetch()
-    assert calls == [(512, 1000, os.POSIX_FADV_WILLNEED), (0, 0, os.POSIX_FADV_WILLNEED)]
-
-
-def test_source_ref_prefetch_of_a_missing_file_is_silent_and_read_reports_it(tmp_path):
-    ref = SourceRef(str(tmp_path / "gone.JPEG"))
-    ref.prefetch()  # nothing to say: the read does
-    [result] = process_batch(Task([ref], (64,), Recipe(), prefetch=True)).images
-    assert result.outputs is None and "gone.JPEG" in result.error and "no such file" in result.error
-
-
-def test_process_batch_same_output_with_and_without_prefetch(sample):
-    root, _ = sample
-    refs = [SourceRef(str(p)) for p in sorted((root / "train").rglob("*.JPEG"))[:6]]
-    plain = process_batch(Task(refs, (64, None), Recipe())).images
-    assert process_batch(Task(refs, (64, None), Recipe(), prefetch=True)).images == plain
-    assert all(r.error is None for r in plain)
