@@ -107,8 +107,8 @@ BROKEN = {
     "truncated_png": (lambda: _save(Image.fromarray(_pixels(), "RGB"), "PNG")[:-40], ("truncated", "truncated")),
     "bomb": (bomb_png, ("decompression bomb", "decompression bomb")),
 }
-# The rarer formats Pillow reads, named .JPEG and cut to two thirds (issue 19: full-size builds
-# copied them while resized builds refused them).
+# The rarer formats Pillow reads, named .JPEG and cut to two thirds (full-size builds copied them
+# while resized builds refused them).
 for _fmt in ("GIF", "TIFF", "BMP", "PCX", "TGA"):
     BROKEN[f"truncated_{_fmt.lower()}"] = (
         lambda fmt=_fmt: (lambda d: d[: len(d) * 2 // 3])(_save(Image.fromarray(_pixels(), "RGB"), fmt)),

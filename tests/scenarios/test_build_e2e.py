@@ -232,7 +232,7 @@ def test_corrupt_image_exit_1_and_no_archive(sample, tmp_path):
     out = tmp_path / "out"
     r = run_cli("--imagenet", copy, "--manifest", manifest_path, "--out", out, "-q")
     _one_line_error(r, 1, "could not be read", str(victim))
-    # not even a temporary file; only the cache of the images that were resized (issue 7: a rerun
+    # not even a temporary file; only the cache of the images that were resized (so that a rerun
     # after fixing the image redoes only that one)
     assert [p.name for p in out.iterdir()] == [".imagenette-cache"]
 

@@ -1,7 +1,7 @@
-"""Bad input (issue 7): every kind of bad source image, bad ImageNet folder, bad manifest and bad
+"""Bad input: every kind of bad source image, bad ImageNet folder, bad manifest and bad
 output folder ends in a correct archive or a one-line error naming the file, with its documented
-exit code, and nothing incomplete or stale under a final name (README "Faults, resume and the
-cache" has the table)."""
+exit code, and nothing incomplete or stale under a final name (docs/faults.md has the table).
+(Each image kind as a worker sees it: unit/test_worker.py.)"""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ TRAIN_CLASSES = ["n01440764", "n02102040", "n02979186", "n03000684", "n03028079"
                  "n03417042", "n03425413", "n03445777", "n03888257"]
 
 
-# ------------------------------------------------------------------------------ end to end through the CLI
+# ------------------------------------------------------------------------------ source images
 
 
 @pytest.fixture

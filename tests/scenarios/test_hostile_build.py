@@ -1,4 +1,4 @@
-"""Hostile and odd input on the build side (issue 19): files that are not regular files or are far
+"""Hostile and odd input on the build side: files that are not regular files or are far
 too large, damaged cache packs, odd file names, a disk that fills at commit, symlinked root files,
 bad SOURCE_DATE_EPOCH, unreadable sums files, huge file lists, too many --jobs, and two builds into
 one output folder at once. Each ends in a correct archive or a one-line error naming the file,
@@ -39,7 +39,7 @@ def cli(*args, env=None, address_space: int | None = None, timeout: float = TIME
                           preexec_fn=_limited(address_space))
 
 
-# ------------------------------------------------------------------------------ item 10: regular files, bounded
+# ------------------------------------------------------------------------------ source images: regular files, bounded
 
 
 def _victim(copy: Path) -> Path:
@@ -78,7 +78,7 @@ def test_listed_image_that_is_a_fifo_a_device_or_huge_is_an_error_not_a_hang(sam
     fk.assert_consistent(out)
 
 
-# ------------------------------------------------------------------------------ item 2: cache faults are the cache's
+# ------------------------------------------------------------------------------ cache faults are the cache's
 
 
 def _flip_first_offset(pack: Path) -> None:
@@ -123,7 +123,7 @@ def test_a_fault_in_a_cache_pack_remakes_the_image_and_blames_no_source(sample, 
     fk.assert_consistent(out)
 
 
-# ------------------------------------------------------------------------------ item 6: a manifest's root files
+# ------------------------------------------------------------------------------ a manifest's root files
 
 
 def _manifest_with_root_file(tmp_path: Path, make) -> Path:
@@ -169,7 +169,7 @@ def test_root_file_must_be_a_regular_file_in_the_manifests_folder(sample, tmp_pa
     assert not out.exists()
 
 
-# ------------------------------------------------------------------------------ item 12: SOURCE_DATE_EPOCH, sums files
+# ------------------------------------------------------------------------------ SOURCE_DATE_EPOCH, sums files
 
 
 @pytest.mark.parametrize("value", ["abc", "1.5", "-1", " 12", "\u00b2", "1e9", str(10 ** 20), str(8 ** 11)])
@@ -206,7 +206,7 @@ def test_sums_file_that_is_not_utf8_is_a_one_line_error_in_build_and_verify(samp
     fk.one_line_error(r, 1, f"{sums}: not a UTF-8 text file", "move the file away")
 
 
-# ------------------------------------------------------------------------------ item 13: big file lists, --jobs
+# ------------------------------------------------------------------------------ big file lists, --jobs
 
 
 def test_file_list_with_an_endless_line_is_refused(tmp_path):
@@ -229,7 +229,7 @@ def test_jobs_beyond_four_per_core_is_a_usage_error(sample, tmp_path):
     assert r.returncode == 0, r.stderr
 
 
-# ------------------------------------------------------------------------------ item 4: file names in noisy_<name>.csv
+# ------------------------------------------------------------------------------ file names in noisy_<name>.csv
 
 
 def _two_class_manifest(tmp_path: Path) -> Path:
@@ -284,7 +284,7 @@ def test_a_file_name_with_a_line_break_or_not_utf8_is_refused_in_build_and_verif
     fk.one_line_error(r, 1, repr(name), what)
 
 
-# ------------------------------------------------------------------------------ item 5: a full disk at commit
+# ------------------------------------------------------------------------------ a full disk at commit
 
 
 @pytest.mark.parametrize("big", ["SHA256SUMS", "MD5SUMS"])
@@ -352,7 +352,7 @@ def test_report_that_cannot_be_written_on_a_full_disk_is_named(sample, tmp_path)
         subprocess.run(["umount", str(mnt)], check=True)
 
 
-# ------------------------------------------------------------------------------ item 1: two builds into one --out
+# ------------------------------------------------------------------------------ two builds into one --out
 
 
 SLOW_SUMS = """
@@ -379,7 +379,7 @@ main(sys.argv[1:])
 
 def test_two_builds_of_different_sizes_into_one_folder_keep_both_sums_lines(sample, tmp_path):
     """Two builds at once read SHA256SUMS, then each wrote it with its own line: one line was lost
-    (6 of 15 runs in the issue; every time here, where both are held between the read and the
+    (6 of 15 runs when it was found; every time here, where both are held between the read and the
     write). The commit now holds the folder's lock: the second waits, reads the first's line, and
     both lines stay."""
     root, manifest_path = sample
@@ -425,7 +425,7 @@ def test_a_second_build_of_the_same_archive_is_refused_while_the_first_runs(samp
     assert not [n for n in os.listdir(out) if n.endswith(".lock")]
 
 
-# ------------------------------------------------------------------------------ item 14: every val form x label source
+# ------------------------------------------------------------------------------ every val form x label source
 
 
 @pytest.fixture(scope="module")
@@ -481,7 +481,7 @@ def test_every_val_form_with_every_label_source_builds_the_same_archive(label_la
     assert json.loads(r.stdout)["sha256"] == reference
 
 
-# ------------------------------------------------------------------------------ siblings
+# ------------------------------------------------------------------------------ other inputs that were unbounded
 
 
 def test_classes_file_that_is_a_fifo_is_an_error_not_a_hang(tmp_path):

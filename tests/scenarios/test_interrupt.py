@@ -1,4 +1,4 @@
-"""Interruption (issue 7), with a real subprocess: Ctrl-C (SIGINT), SIGTERM and kill -9 at known
+"""Interruption, with a real subprocess: Ctrl-C (SIGINT), SIGTERM and kill -9 at known
 points of a build (scan, resize, between the archives' completion and their commit, and between
 each step of the commit), using the test-only entry tests/paused_cli.py.
 

@@ -83,7 +83,7 @@ def test_manifest_from_new_manifest_builds_with_noisy_csv(new_dataset, tmp_path)
 
 def test_verify_fails_a_generated_noisy_csv_with_a_row_too_many(new_dataset, tmp_path):
     """A name with a line break, written unquoted by an old version, gave an extra row that verify
-    passed (issue 19 item 4): the CSV must hold one row per labelled image, no more."""
+    passed: the CSV must hold one row per labelled image, no more."""
     m, path, roots = new_dataset
     out = tmp_path / "out"
     assert run_cli("--imagenet", roots["folders"], "--manifest", path, "--size", "48", "--out", out, "-q").returncode == 0
