@@ -186,17 +186,26 @@ def test_dry_run_writes_nothing_and_json_plan(sample, tmp_path):
 def test_whole_published_list_is_planned_exactly(tmp_path):
     """Every one of the 13,394 published imagenette2 paths, found in an extracted layout
     (empty files: the plan never reads image bytes)."""
-    m = manifests.load("imagenette2")
+    _plan_whole_published_list(tmp_path, "imagenette2", {"train": 9469, "val": 3925})
+
+
+def test_imagewoof2_by_name_plans_its_whole_published_list(tmp_path):
+    """`--manifest imagewoof2`: the built-in manifest, by name, and its 12,954 published paths."""
+    _plan_whole_published_list(tmp_path, "imagewoof2", {"train": 9025, "val": 3929}, "--manifest", "imagewoof2")
+
+
+def _plan_whole_published_list(tmp_path, name, counts, *args):
+    m = manifests.load(name)
     for li in m.listed_images():
         split = "val" if li.filename.startswith("ILSVRC2012_val_") else "train"
         d = tmp_path / split / li.wnid
         d.mkdir(parents=True, exist_ok=True)
         (d / li.filename).touch()
-    r = run_cli("--imagenet", tmp_path, "--dry-run", "--json", "-q")
+    r = run_cli("--imagenet", tmp_path, *args, "--dry-run", "--json", "-q")
     assert r.returncode == 0, r.stderr
     plan = json.loads(r.stdout)
-    assert plan["images"] == 13394 and plan["missing"] == 0
-    assert {s: sum(c.values()) for s, c in plan["counts"].items()} == {"train": 9469, "val": 3925}
+    assert plan["manifest"] == name and plan["images"] == sum(counts.values()) and plan["missing"] == 0
+    assert {s: sum(c.values()) for s, c in plan["counts"].items()} == counts
 
 
 # ----------------------------------------------------------------------------- error paths

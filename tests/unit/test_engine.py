@@ -20,8 +20,9 @@ from imagenette_build.errors import UserError
 def test_workers_are_born_ignoring_sigint(backend):
     """A terminal's Ctrl-C reaches every process of the group: a worker still importing its modules
     (before worker_setup ignores SIGINT) printed a KeyboardInterrupt traceback (seen once in a
-    `make test` of scenarios/test_interrupt.py's Ctrl-C test). Workers now start with SIGINT ignored; here with no
-    initializer at all, so only their start can have done it. The build's own handler is back."""
+    `make test` of scenarios/test_interrupt.py's Ctrl-C test). Workers now start with SIGINT
+    ignored; here with no initializer at all, so only their start can have done it. The build's
+    own handler is back."""
     # As in a terminal (a test run started in the background has SIGINT ignored from the start).
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
@@ -98,8 +99,10 @@ def test_most_jobs_is_four_per_core():
     assert engine.max_jobs() == engine.JOBS_PER_CORE * engine.default_jobs() == 4 * len(os.sched_getaffinity(0))
 
 
-@pytest.mark.parametrize("value,expected", [(None, engine.DEFAULT_CONNECT_TIMEOUT), ("", engine.DEFAULT_CONNECT_TIMEOUT),
-                                            ("2.5", 2.5), ("abc", None), ("0", None), ("-1", None), ("1e7", None)])
+@pytest.mark.parametrize("value,expected", [
+    (None, engine.DEFAULT_CONNECT_TIMEOUT), ("", engine.DEFAULT_CONNECT_TIMEOUT), ("2.5", 2.5),
+    ("abc", None), ("0", None), ("-1", None), ("1e7", None),  # None: refused
+])
 def test_connect_timeout_from_the_environment(monkeypatch, value, expected):
     if value is None:
         monkeypatch.delenv(engine.TIMEOUT_ENV, raising=False)

@@ -208,7 +208,8 @@ def test_a_published_entry_takes_size_and_checksums_from_the_shipped_table(tmp_p
     path = tmp_path / "one.toml"
     path.write_text(NAMED + ONE_CLASS
                     + '[[published]]\narchive = "imagenette2-160.tgz"\nuploaded = "2021-02"\n'
-                    + '[[published]]\narchive = "imagenette2-160.tgz"\nuploaded = "2019-12-09"\nmd5 = "' + "0" * 32 + '"\n'
+                    + '[[published]]\narchive = "imagenette2-160.tgz"\nuploaded = "2019-12-09"\n'
+                    + 'md5 = "' + "0" * 32 + '"\n'
                     + '[[published]]\narchive = "mine.tgz"\nuploaded = "2030-01"\nsize = 5\nroot_files = []\n')
     row, given, mine = manifests.load_path(path).published
     assert (row.size, row.md5, row.sha256[:8]) == (99003388, "e793b78cc4c9e9a4ccc0c1155377a412", "64d0c485")

@@ -10,7 +10,8 @@ from imagenette_build.options import BuildOptions, size_label
 def test_cache_dir_is_under_out_unless_given_and_none_when_nothing_is_resized():
     opts = BuildOptions(imagenet=Path("/in"), out=Path("dist"))
     assert opts.cache_dir() == Path("dist/.imagenette-cache")
-    assert BuildOptions(imagenet=Path("/in"), out=Path("dist"), cache=Path("/shared/c")).cache_dir() == Path("/shared/c")
+    given = BuildOptions(imagenet=Path("/in"), out=Path("dist"), cache=Path("/shared/c"))
+    assert given.cache_dir() == Path("/shared/c")
     assert BuildOptions(imagenet=Path("/in"), use_cache=False).cache_dir() is None  # --no-cache
     # full size only: the bytes are the sources', nothing to cache
     assert BuildOptions(imagenet=Path("/in"), sizes=(None,), cache=Path("/shared/c")).cache_dir() is None

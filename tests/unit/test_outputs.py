@@ -52,11 +52,12 @@ def test_read_sums_takes_coreutils_lines_and_refuses_anything_else_naming_the_fi
     sums.write_text(f"{SHA_A}  two  spaces.tgz\n\n{SHA_B} *binary.tgz\n")
     assert read_sums(sums, 64) == {"two  spaces.tgz": SHA_A, "binary.tgz": SHA_B}
     sums.write_bytes(f"{SHA_A}  a.tgz\n".encode() + b"\xff\xfe  caf\xe9.tgz\n")
-    with pytest.raises(DataError, match=rf"^{re.escape(str(sums))}: not a UTF-8 text file \(byte 72\); move the file away"):
+    named = re.escape(str(sums))
+    with pytest.raises(DataError, match=rf"^{named}: not a UTF-8 text file \(byte 72\); move the file away"):
         read_sums(sums, 64)
     for bad in (f"{SHA_A[:-1]}  short.tgz\n", f"{SHA_A}\tno-two-spaces.tgz\n", "just a line\n"):
         sums.write_text(f"{SHA_B}  fine.tgz\n" + bad)
-        with pytest.raises(DataError, match=rf"^{re.escape(str(sums))} line 2: not a '<hash>  <file>' line"):
+        with pytest.raises(DataError, match=rf"^{named} line 2: not a '<hash>  <file>' line"):
             read_sums(sums, 64)
 
 
@@ -127,8 +128,8 @@ def test_only_dead_processes_of_this_host_lose_their_temporary_files(tmp_path):
 def test_an_archive_is_written_by_one_build_at_a_time(tmp_path):
     archive = tmp_path / "x.tgz"
     first = ArchiveLocks([archive])
-    with pytest.raises(DataError, match=rf"^{re.escape(str(archive))}: another build is writing it \(process {os.getpid()}\); "
-                                        "wait for it to end, or build into another --out$"):
+    refused = rf"^{re.escape(str(archive))}: another build is writing it \(process {os.getpid()}\); wait for it to end"
+    with pytest.raises(DataError, match=refused + ", or build into another --out$"):
         ArchiveLocks([tmp_path / "y.tgz", archive])
     assert os.listdir(tmp_path) == [".x.tgz.lock"]  # the refused build let go of y's lock too
     first.release()

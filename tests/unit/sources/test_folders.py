@@ -54,7 +54,8 @@ def test_flat_val_is_labelled_by_the_ground_truth(tmp_path, labels):
     source = open_source(tmp_path)
     assert source.val_style == "flat" and source.labels_file == label_file
     assert [(s, f) for s, _, f, _ in _images(source, KIT_FOX)] == [
-        ("train", f"{KIT_FOX}_7.JPEG"), ("val", "ILSVRC2012_val_00000001.JPEG"), ("val", "ILSVRC2012_val_00001001.JPEG")]
+        ("train", f"{KIT_FOX}_7.JPEG"), ("val", "ILSVRC2012_val_00000001.JPEG"),
+        ("val", "ILSVRC2012_val_00001001.JPEG")]
     assert [f for _, _, f, _ in _images(source, ENGLISH_SETTER)] == ["ILSVRC2012_val_00000002.JPEG"]
     assert _images(source, TENCH) == []  # labelled, but its file is not there
     assert source.describe() == f"extracted folders at {tmp_path} (flat val labelled by {label_file})"
@@ -82,7 +83,8 @@ def test_flat_val_without_labels_and_a_half_sorted_val_are_refused(tmp_path):
 def test_the_kaggle_tree_with_its_csv_at_the_top(tmp_path):
     top = tmp_path / "ILSVRC" / "Data" / "CLS-LOC"
     val = _touch(top / "val" / "ILSVRC2012_val_00000001.JPEG")
-    (tmp_path / "LOC_val_solution.csv").write_text(f"ImageId,PredictionString\nILSVRC2012_val_00000001,{KIT_FOX} 1 2 3 4\n")
+    (tmp_path / "LOC_val_solution.csv").write_text(
+        f"ImageId,PredictionString\nILSVRC2012_val_00000001,{KIT_FOX} 1 2 3 4\n")
     source = open_source(tmp_path)
     assert source.layout == "Kaggle ILSVRC/Data/CLS-LOC tree" and source.top == top
     assert _images(source, KIT_FOX) == [("val", KIT_FOX, val.name, str(val))]
