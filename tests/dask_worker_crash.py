@@ -1,5 +1,5 @@
-"""A Dask worker preload for tests/test_dask.py: the worker process kills itself (SIGKILL, like the
-kernel's OOM killer) in the middle of a build task.
+"""A Dask worker preload for tests/scenarios/test_dask.py: the worker process kills itself (SIGKILL,
+like the kernel's OOM killer) in the middle of a build task.
 
     dask worker ... --preload tests/dask_worker_crash.py
 

@@ -1,6 +1,7 @@
-"""Helpers for the fault tests (test_faults, test_interrupt, test_cache): bad images made on the
-spot, copies of the sample ImageNet to damage, and the checks every failed or interrupted build
-must pass (one-line error, nothing incomplete or stale under a final name)."""
+"""Helpers for the fault tests (scenarios/test_faults, test_interrupt, test_hostile_build, ...; the
+worker's and readers' unit tests): bad images made on the spot, label files and file lists, copies
+of the sample ImageNet to damage, and the checks every failed or interrupted build must pass
+(one-line error, nothing incomplete or stale under a final name)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ MEMBERS_SUFFIX = ".members.sha256"
 PARTIAL = re.compile(r"^\..+\.partial-.+-[0-9]+$")
 LOCK = re.compile(r"^\..+\.lock$")  # a build's locks (outputs.py); left only by a kill -9, harmless
 CACHE = ".imagenette-cache"
+TEN_CLASSES = ["n01440764", "n02102040", "n02979186", "n03000684", "n03028079", "n03394916",
+               "n03417042", "n03425413", "n03445777", "n03888257"]  # imagenette2's
 
 
 def sha256(path) -> str:
@@ -104,8 +107,8 @@ BROKEN = {
     "truncated_png": (lambda: _save(Image.fromarray(_pixels(), "RGB"), "PNG")[:-40], ("truncated", "truncated")),
     "bomb": (bomb_png, ("decompression bomb", "decompression bomb")),
 }
-# The rarer formats Pillow reads, named .JPEG and cut to two thirds (issue 19: full-size builds
-# copied them while resized builds refused them).
+# The rarer formats Pillow reads, named .JPEG and cut to two thirds (full-size builds copied them
+# while resized builds refused them).
 for _fmt in ("GIF", "TIFF", "BMP", "PCX", "TGA"):
     BROKEN[f"truncated_{_fmt.lower()}"] = (
         lambda fmt=_fmt: (lambda d: d[: len(d) * 2 // 3])(_save(Image.fromarray(_pixels(), "RGB"), fmt)),
@@ -120,6 +123,34 @@ def install(path: Path, kind: str) -> None:
         return
     maker = (CONVERTED.get(kind) or BROKEN[kind])[0]
     path.write_bytes(maker())
+
+
+# ------------------------------------------------------------------------------ label files and file lists
+
+
+def devkit_ground_truth(per_class: int = 50, lines: int = 50_000) -> str:
+    """The devkit's ILSVRC2012_validation_ground_truth.txt: one devkit class ID a line, 50 a class;
+    `per_class` other than 50 moves one image from one class to another, `lines` cuts it short."""
+    ids = [1 + (n % 1000) for n in range(lines)]
+    if per_class != 50:
+        ids[0] = ids[1]  # one class 51 times, another 49
+    return "".join(f"{i}\n" for i in ids)
+
+
+def big_list_manifest(folder: Path, rows: int) -> Path:
+    """A `files` manifest over 10 classes whose list has `rows` valid rows of the published list's
+    7 columns (about 94 bytes a row)."""
+    wnids = TEN_CLASSES
+    folder.mkdir()
+    with open(folder / "list.csv", "w") as f:
+        f.write("path,noisy_labels_0,noisy_labels_1,noisy_labels_5,noisy_labels_25,noisy_labels_50,is_valid\n")
+        for i in range(rows):
+            w = wnids[i % len(wnids)]
+            f.write(f"train/{w}/{w}_{i}.JPEG,{w},{w},{w},{w},{w},False\n")
+    toml = folder / "big.toml"
+    toml.write_text('name = "big"\nstem = "big"\n[split]\npolicy = "files"\nlist = "list.csv"\n'
+                    + "".join(f'[[classes]]\nwnid = "{w}"\n' for w in wnids))
+    return toml
 
 
 # ------------------------------------------------------------------------------ running the CLI

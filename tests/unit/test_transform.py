@@ -1,12 +1,19 @@
+"""Making the images (transform.py): the output size (fast.ai's 2018 script for the published recipe),
+the mode policy, quality, DCT-scaled decoding, one decode for several sizes, the full-size check, and
+an output that carries none of the source's metadata."""
+
+from __future__ import annotations
+
 import io
+import struct
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from imagenette_build.sources import SourceRef
 from imagenette_build.transform import Recipe, dct_scale, make_jpegs, target_size
-from imagenette_build.worker import Task, process_batch
+
+from .. import faultkit as fk
 
 
 @pytest.mark.parametrize("w,h,size,rounding,expected", [
@@ -123,23 +130,6 @@ def test_multi_size_equals_single_size():
     assert both[1] == make_jpegs(data, (320,), Recipe())[0]
 
 
-def test_process_batch_reports_bad_images_without_raising(tmp_path):
-    good = tmp_path / "good.JPEG"
-    good.write_bytes(_jpeg())
-    empty = tmp_path / "empty.JPEG"
-    empty.write_bytes(b"")
-    text = tmp_path / "text.JPEG"
-    text.write_bytes(b"hello, not an image")
-    truncated = tmp_path / "truncated.JPEG"
-    truncated.write_bytes(_jpeg()[:2000])
-    refs = [SourceRef(str(p)) for p in (good, empty, text, truncated, tmp_path / "absent.JPEG")]
-    results = process_batch(Task(refs, (160, None), Recipe())).images
-    assert results[0][1] is None and results[0][0][1] == good.read_bytes()
-    for (outputs, error), ref in zip(results[1:], refs[1:]):
-        assert outputs is None
-        assert error.startswith(ref.path)
-
-
 def _decodes_whole(data: bytes) -> bool:
     """What the full-size check stands for: Pillow decodes the bytes without being told they are
     truncated (LOAD_TRUNCATED_IMAGES is off)."""
@@ -175,3 +165,66 @@ def test_full_size_check_refuses_exactly_the_cuts_the_decoder_refuses(progressiv
     assert _decodes_whole(data + b"junk\xff\xda\x00\x08")
     with pytest.raises(ValueError, match="truncated JPEG"):
         check_full_size(data + b"junk\xff\xda\x00\x08")
+
+
+# ----------------------------------------------------------------------------- the published recipe
+
+
+def _script(w: int, h: int, size: int) -> tuple[int, int]:
+    """fast.ai's 2018 resize script, verbatim."""
+    ratio = min(h / size, w / size)
+    return int(w / ratio), int(h / ratio)
+
+
+@pytest.mark.parametrize("size", [160, 320])
+def test_geometry_is_the_scripts_for_the_published_sizes(size):
+    for w in range(1, 401):
+        for h in range(1, 401, 3):
+            assert target_size(w, h, size) == _script(w, h, size), (w, h)
+
+
+@pytest.mark.parametrize("w,h,size,script,floor", [
+    (249, 166, 160, (239, 160), (240, 160)),   # 249 / (166 / 160) = 239.99999999999997
+    (166, 415, 320, (320, 799), (320, 800)),
+    (500, 375, 160, (213, 160), (213, 160)),
+])
+def test_float_edge_cases_follow_the_script(w, h, size, script, floor):
+    assert target_size(w, h, size) == script == _script(w, h, size)
+    assert target_size(w, h, size, "floor") == floor
+
+
+def test_short_side_is_the_size_where_the_scripts_floats_fall_short():
+    assert _script(9, 40, 224) == (223, 995)  # the script itself: one pixel short
+    assert target_size(9, 40, 224) == (224, 995)
+    assert target_size(9, 9, 224) == (224, 224)  # never a long side shorter than the short one
+
+
+def _segments(jpeg: bytes) -> list[tuple[int, bytes]]:
+    """(marker, payload) of every segment before the first scan."""
+    out, i = [], 2
+    assert jpeg[:2] == b"\xff\xd8"
+    while True:
+        marker = jpeg[i + 1]
+        length = struct.unpack(">H", jpeg[i + 2:i + 4])[0]
+        out.append((marker, jpeg[i + 4:i + 2 + length]))
+        if marker == 0xDA:
+            return out
+        i += 2 + length
+
+
+def test_output_carries_no_metadata_of_the_source():
+    """Pillow >= 9.4 writes a source's COM back into the saved JPEG; the published images have
+    no COM, EXIF, ICC or Adobe segment."""
+    img = Image.fromarray(fk._pixels(300, 200))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90, comment=b"made by a camera", exif=exif.tobytes(),
+             icc_profile=b"\0" * 200)
+    source = buf.getvalue()
+    assert {m for m, _ in _segments(source)} >= {0xFE, 0xE1, 0xE2}  # the source has them all
+    [out] = make_jpegs(source, (160,), Recipe())
+    markers = [m for m, _ in _segments(out)]
+    assert markers == [0xE0, 0xDB, 0xDB, 0xC0, 0xC4, 0xC4, 0xC4, 0xC4, 0xDA]
+    jfif = dict(_segments(out))[0xE0]
+    assert jfif[:5] == b"JFIF\0" and jfif[5:7] == b"\x01\x01" and jfif[7:12] == b"\0\0\x01\0\x01"  # 1.01, units 0, 1:1

@@ -18,8 +18,8 @@ from PIL import Image
 import imagenette_build as ib
 from imagenette_build import manifest as manifests
 
-from . import faultkit as fk
-from .conftest import run_cli
+from .. import faultkit as fk
+from ..conftest import run_cli
 
 STEM = "imagenette2-sample-64"
 
@@ -259,3 +259,39 @@ def test_rerun_after_an_interrupted_build_reuses_the_cache_and_gives_the_same_by
     assert run_cli("--imagenet", root, "--manifest", manifest_path, "--size", "48", "--out", fresh, "-q",
                    "--format", "tgz", "--format", "webdataset", "--no-cache").returncode == 0
     assert (fresh / "SHA256SUMS").read_text() == (tmp_path / "SHA256SUMS").read_text()
+
+
+# ----------------------------------------------------------------------------- from nothing to a training batch
+
+
+def test_from_nothing_to_a_training_batch(tmp_path):
+    """README "From nothing to a training batch", its commands as written (in `tmp_path`): a
+    synthetic ImageNet of 5 train and 1 val image a class with its manifest, built at 160 px,
+    extracted; then what ImageFolder reads there (the README's DataLoader where torchvision is
+    installed)."""
+    for args in (["sample-imagenet", "fake-imagenet", "--per-class", "5", "-q"],
+                 ["--imagenet", "fake-imagenet", "--manifest", "fake-imagenet/imagenette2-sample.toml", "--size",
+                  "160", "--out", "dist", "-q"],
+                 ["extract", "dist/imagenette2-sample-160.tgz", "--into", "data", "-q"]):
+        r = run_cli(*args, cwd=tmp_path)
+        assert r.returncode == 0, (args, r.stderr)
+    train = tmp_path / "data" / "imagenette2-sample-160" / "train"
+    classes = sorted(p.name for p in train.iterdir())  # ImageFolder's classes: the folders, sorted
+    assert classes == sorted(manifests.load("imagenette2").wnids) and classes[:3] == ["n01440764", "n02102040",
+                                                                                       "n02979186"]
+    for wnid in classes:
+        images = sorted((train / wnid).iterdir())
+        assert len(images) == 5
+        for path in images:
+            with Image.open(path) as im:
+                assert im.format == "JPEG" and min(im.size) == 160 and im.convert("RGB").mode == "RGB"
+    assert sum(1 for _ in (train.parent / "val").rglob("*.JPEG")) == 10
+    try:
+        import torch
+        from torchvision import datasets, transforms
+    except ImportError:
+        return  # (not in the test extra: the structure above is what ImageFolder reads)
+    tf = transforms.Compose([transforms.RandomResizedCrop(128), transforms.ToTensor()])
+    data = datasets.ImageFolder(str(train), transform=tf)
+    images, labels = next(iter(torch.utils.data.DataLoader(data, batch_size=16, shuffle=True, num_workers=2)))
+    assert tuple(images.shape) == (16, 3, 128, 128) and data.classes[:3] == classes[:3]

@@ -13,10 +13,9 @@ import pytest
 from PIL import Image
 
 from imagenette_build import manifest as manifests
-from imagenette_build.samplegen import SampleSpec, generate, synthetic_jpeg
 from imagenette_build.transform import target_size
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 
 def sha256(path):
@@ -187,17 +186,26 @@ def test_dry_run_writes_nothing_and_json_plan(sample, tmp_path):
 def test_whole_published_list_is_planned_exactly(tmp_path):
     """Every one of the 13,394 published imagenette2 paths, found in an extracted layout
     (empty files: the plan never reads image bytes)."""
-    m = manifests.load("imagenette2")
+    _plan_whole_published_list(tmp_path, "imagenette2", {"train": 9469, "val": 3925})
+
+
+def test_imagewoof2_by_name_plans_its_whole_published_list(tmp_path):
+    """`--manifest imagewoof2`: the built-in manifest, by name, and its 12,954 published paths."""
+    _plan_whole_published_list(tmp_path, "imagewoof2", {"train": 9025, "val": 3929}, "--manifest", "imagewoof2")
+
+
+def _plan_whole_published_list(tmp_path, name, counts, *args):
+    m = manifests.load(name)
     for li in m.listed_images():
         split = "val" if li.filename.startswith("ILSVRC2012_val_") else "train"
         d = tmp_path / split / li.wnid
         d.mkdir(parents=True, exist_ok=True)
         (d / li.filename).touch()
-    r = run_cli("--imagenet", tmp_path, "--dry-run", "--json", "-q")
+    r = run_cli("--imagenet", tmp_path, *args, "--dry-run", "--json", "-q")
     assert r.returncode == 0, r.stderr
     plan = json.loads(r.stdout)
-    assert plan["images"] == 13394 and plan["missing"] == 0
-    assert {s: sum(c.values()) for s, c in plan["counts"].items()} == {"train": 9469, "val": 3925}
+    assert plan["manifest"] == name and plan["images"] == sum(counts.values()) and plan["missing"] == 0
+    assert {s: sum(c.values()) for s, c in plan["counts"].items()} == counts
 
 
 # ----------------------------------------------------------------------------- error paths
@@ -233,7 +241,7 @@ def test_corrupt_image_exit_1_and_no_archive(sample, tmp_path):
     out = tmp_path / "out"
     r = run_cli("--imagenet", copy, "--manifest", manifest_path, "--out", out, "-q")
     _one_line_error(r, 1, "could not be read", str(victim))
-    # not even a temporary file; only the cache of the images that were resized (issue 7: a rerun
+    # not even a temporary file; only the cache of the images that were resized (so that a rerun
     # after fixing the image redoes only that one)
     assert [p.name for p in out.iterdir()] == [".imagenette-cache"]
 
@@ -283,25 +291,3 @@ def test_progress_bars_on_stderr_without_quiet(sample, tmp_path):
     assert r.stdout == ""
     for phase in ("scan", "resize", "pack"):
         assert phase in r.stderr
-
-
-def test_cycled_photos_are_distinct_files_with_the_same_pixels(tmp_path):
-    """`sample-imagenet --photos` cycles a few photos over thousands of names; each copy carries its
-    name in a JPEG comment, so a content-keyed cache sees distinct files (as with ImageNet) while
-    decoding gives the photo's pixels exactly."""
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for name in ("a", "b"):
-        (photos / f"{name}.JPEG").write_bytes(synthetic_jpeg(f"photo-{name}.JPEG"))
-    root = tmp_path / "imagenet"
-    generate(SampleSpec(out=root, per_class=2, photos=photos), manifests.load("imagenette2"), jobs=1)
-    files = sorted((root / "train").rglob("*.JPEG"))
-    assert len(files) >= 20  # 2 per class, and decoys
-    datas = [f.read_bytes() for f in files]
-    assert len(set(datas)) == len(files)  # every copy distinct
-    originals = {p.name: Image.open(p) for p in photos.iterdir()}
-    pixels = {name: im.tobytes() for name, im in originals.items()}
-    for f, data in zip(files, datas):
-        assert f.name.encode() in data[:200]
-        im = Image.open(io.BytesIO(data))
-        assert im.tobytes() in pixels.values(), f

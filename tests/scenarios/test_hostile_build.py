@@ -1,9 +1,9 @@
-"""Hostile and odd input on the build side (issue 19): files that are not regular files or are far
+"""Hostile and odd input on the build side: files that are not regular files or are far
 too large, damaged cache packs, odd file names, a disk that fills at commit, symlinked root files,
 bad SOURCE_DATE_EPOCH, unreadable sums files, huge file lists, too many --jobs, and two builds into
 one output folder at once. Each ends in a correct archive or a one-line error naming the file,
 within a bounded time and memory. (Truncated images of the rarer formats are among
-faultkit.BROKEN, tested in test_faults.py.)"""
+faultkit.BROKEN, tested in test_faults.py and unit/test_worker.py.)"""
 
 from __future__ import annotations
 
@@ -14,18 +14,13 @@ import resource
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from imagenette_build.sources import SourceRef
+from .. import faultkit as fk
 
-from . import faultkit as fk
-
-TEN_CLASSES = ["n01440764", "n02102040", "n02979186", "n03000684", "n03028079", "n03394916",
-               "n03417042", "n03425413", "n03445777", "n03888257"]
 TIMEOUT = 60  # seconds: a build of the 50-image sample takes a few; a hang must fail, not wait forever
 
 
@@ -44,7 +39,7 @@ def cli(*args, env=None, address_space: int | None = None, timeout: float = TIME
                           preexec_fn=_limited(address_space))
 
 
-# ------------------------------------------------------------------------------ item 10: regular files, bounded
+# ------------------------------------------------------------------------------ source images: regular files, bounded
 
 
 def _victim(copy: Path) -> Path:
@@ -83,31 +78,7 @@ def test_listed_image_that_is_a_fifo_a_device_or_huge_is_an_error_not_a_hang(sam
     fk.assert_consistent(out)
 
 
-def test_source_ref_reads_only_regular_files(tmp_path):
-    fifo = tmp_path / "fifo.JPEG"
-    os.mkfifo(fifo)
-    outcome = []
-
-    def prefetch_and_read():  # in a thread: a plain open of a FIFO waits for a writer, forever
-        SourceRef(str(fifo)).prefetch()
-        try:
-            SourceRef(str(fifo)).read()
-        except OSError as exc:
-            outcome.append(str(exc))
-
-    thread = threading.Thread(target=prefetch_and_read, daemon=True)
-    thread.start()
-    thread.join(timeout=10)
-    assert not thread.is_alive(), "a FIFO blocked the read"
-    assert outcome and "not a regular file: a named pipe" in outcome[0]
-    tar = tmp_path / "member.tar"
-    tar.write_bytes(b"x" * 100)
-    with pytest.raises(OSError, match="more than a source image may have"):
-        SourceRef(str(tar), 10, 300 << 20).read()  # a tar member declaring 300 MB
-    assert SourceRef(str(tar), 10, 5).read() == b"xxxxx"
-
-
-# ------------------------------------------------------------------------------ item 2: cache faults are the cache's
+# ------------------------------------------------------------------------------ cache faults are the cache's
 
 
 def _flip_first_offset(pack: Path) -> None:
@@ -152,7 +123,7 @@ def test_a_fault_in_a_cache_pack_remakes_the_image_and_blames_no_source(sample, 
     fk.assert_consistent(out)
 
 
-# ------------------------------------------------------------------------------ item 6: a manifest's root files
+# ------------------------------------------------------------------------------ a manifest's root files
 
 
 def _manifest_with_root_file(tmp_path: Path, make) -> Path:
@@ -198,19 +169,7 @@ def test_root_file_must_be_a_regular_file_in_the_manifests_folder(sample, tmp_pa
     assert not out.exists()
 
 
-def test_root_file_changed_after_loading_is_refused(tmp_path):
-    from imagenette_build import manifest as manifests
-    from imagenette_build.errors import UserError
-
-    toml = _manifest_with_root_file(tmp_path, lambda p: p.write_text("notes\n"))
-    m = manifests.load(str(toml))
-    assert m.read_root_file("notes.txt") == b"notes\n"
-    (toml.parent / "notes.txt").write_text("other notes\n")
-    with pytest.raises(UserError, match="changed since the manifest"):
-        m.read_root_file("notes.txt")
-
-
-# ------------------------------------------------------------------------------ item 12: SOURCE_DATE_EPOCH, sums files
+# ------------------------------------------------------------------------------ SOURCE_DATE_EPOCH, sums files
 
 
 @pytest.mark.parametrize("value", ["abc", "1.5", "-1", " 12", "\u00b2", "1e9", str(10 ** 20), str(8 ** 11)])
@@ -247,45 +206,11 @@ def test_sums_file_that_is_not_utf8_is_a_one_line_error_in_build_and_verify(samp
     fk.one_line_error(r, 1, f"{sums}: not a UTF-8 text file", "move the file away")
 
 
-# ------------------------------------------------------------------------------ item 13: big file lists, --jobs
-
-
-def _write_big_list(folder: Path, rows: int) -> Path:
-    """A `files` manifest over 10 classes whose list has `rows` valid rows of the published list's
-    7 columns (about 94 bytes a row)."""
-    wnids = TEN_CLASSES
-    folder.mkdir()
-    with open(folder / "list.csv", "w") as f:
-        f.write("path,noisy_labels_0,noisy_labels_1,noisy_labels_5,noisy_labels_25,noisy_labels_50,is_valid\n")
-        for i in range(rows):
-            w = wnids[i % len(wnids)]
-            f.write(f"train/{w}/{w}_{i}.JPEG,{w},{w},{w},{w},{w},False\n")
-    toml = folder / "big.toml"
-    toml.write_text('name = "big"\nstem = "big"\n[split]\npolicy = "files"\nlist = "list.csv"\n'
-                    + "".join(f'[[classes]]\nwnid = "{w}"\n' for w in wnids))
-    return toml
-
-
-def test_file_list_is_read_row_by_row(tmp_path):
-    """A 37 MB list (400,000 rows) took 637 MB to load (its bytes, its text, every row's fields, two
-    dicts of names); a 300 MB one took 6.4 GB. Read row by row, only the listed images are held:
-    measured 121 MB peak (VmHWM) for the whole process."""
-    toml = _write_big_list(tmp_path / "m", 400_000)
-    assert (tmp_path / "m" / "list.csv").stat().st_size > 35 << 20
-    # The child's own peak: VmHWM belongs to the program exec'd (ru_maxrss would keep the peak of the
-    # forked copy of this test process, hundreds of MB in a full run).
-    code = ("import re, sys; from imagenette_build import manifest; "
-            "n = len(manifest.load(sys.argv[1]).listed_images()); "
-            "print(n, re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read())[1])")
-    r = subprocess.run([sys.executable, "-c", code, str(toml)], capture_output=True, text=True, timeout=TIMEOUT)
-    assert r.returncode == 0, r.stderr
-    n, peak_kib = map(int, r.stdout.split())
-    assert n == 400_000
-    assert peak_kib < 250 << 10, f"peak RSS {peak_kib >> 10} MB"
+# ------------------------------------------------------------------------------ big file lists, --jobs
 
 
 def test_file_list_with_an_endless_line_is_refused(tmp_path):
-    toml = _write_big_list(tmp_path / "m", 10)
+    toml = fk.big_list_manifest(tmp_path / "m", 10)
     with open(tmp_path / "m" / "list.csv", "a") as f:
         f.write("train/" + "x" * (1 << 20) + "\n")
     r = cli("--imagenet", tmp_path, "--manifest", toml, "--dry-run", "-q")
@@ -304,7 +229,7 @@ def test_jobs_beyond_four_per_core_is_a_usage_error(sample, tmp_path):
     assert r.returncode == 0, r.stderr
 
 
-# ------------------------------------------------------------------------------ item 4: file names in noisy_<name>.csv
+# ------------------------------------------------------------------------------ file names in noisy_<name>.csv
 
 
 def _two_class_manifest(tmp_path: Path) -> Path:
@@ -359,7 +284,7 @@ def test_a_file_name_with_a_line_break_or_not_utf8_is_refused_in_build_and_verif
     fk.one_line_error(r, 1, repr(name), what)
 
 
-# ------------------------------------------------------------------------------ item 5: a full disk at commit
+# ------------------------------------------------------------------------------ a full disk at commit
 
 
 @pytest.mark.parametrize("big", ["SHA256SUMS", "MD5SUMS"])
@@ -427,7 +352,7 @@ def test_report_that_cannot_be_written_on_a_full_disk_is_named(sample, tmp_path)
         subprocess.run(["umount", str(mnt)], check=True)
 
 
-# ------------------------------------------------------------------------------ item 1: two builds into one --out
+# ------------------------------------------------------------------------------ two builds into one --out
 
 
 SLOW_SUMS = """
@@ -454,7 +379,7 @@ main(sys.argv[1:])
 
 def test_two_builds_of_different_sizes_into_one_folder_keep_both_sums_lines(sample, tmp_path):
     """Two builds at once read SHA256SUMS, then each wrote it with its own line: one line was lost
-    (6 of 15 runs in the issue; every time here, where both are held between the read and the
+    (6 of 15 runs when it was found; every time here, where both are held between the read and the
     write). The commit now holds the folder's lock: the second waits, reads the first's line, and
     both lines stay."""
     root, manifest_path = sample
@@ -500,7 +425,7 @@ def test_a_second_build_of_the_same_archive_is_refused_while_the_first_runs(samp
     assert not [n for n in os.listdir(out) if n.endswith(".lock")]
 
 
-# ------------------------------------------------------------------------------ item 14: every val form x label source
+# ------------------------------------------------------------------------------ every val form x label source
 
 
 @pytest.fixture(scope="module")
@@ -556,47 +481,7 @@ def test_every_val_form_with_every_label_source_builds_the_same_archive(label_la
     assert json.loads(r.stdout)["sha256"] == reference
 
 
-# ------------------------------------------------------------------------------ siblings
-
-
-def test_a_compressed_shard_member_declaring_more_than_a_source_image_is_refused_before_it_is_read():
-    """A Hugging Face shard is read as a stream and each wanted member held whole: a member of
-    300 MB of zeros (300 kB compressed) was read into memory. Refused at its header now."""
-    from imagenette_build.errors import DataError
-    from imagenette_build.sources.tarscan import stream_members
-
-    info = tarfile.TarInfo("n01440764_1_n01440764.JPEG")
-    info.size = 300 << 20
-    stream = io.BytesIO(info.tobuf(tarfile.GNU_FORMAT))  # only the header: nothing is read past it
-    with pytest.raises(DataError, match="is 314,572,800 bytes, more than a source image may have"):
-        list(stream_members(stream, "train_images_0.tar.gz", lambda name: True))
-
-
-def test_temporary_files_are_never_written_through_a_planted_symlink(tmp_path):
-    """The temporary names (`.<name>.partial-<host>-<pid>`) can be guessed in a shared folder: a
-    symlink planted there had the report, the sums files and the archive written through it, outside
-    the output folder. They are now made afresh (O_EXCL | O_NOFOLLOW, after removing the name)."""
-    from imagenette_build.outputs import atomic_write, partial_path
-    from imagenette_build.pack import ArchiveWriter
-
-    victim = tmp_path / "victim"
-    victim.write_text("precious\n")
-    out = tmp_path / "out"
-    out.mkdir()
-    report = out / "x.json"
-    partial_path(report).symlink_to(victim)
-    atomic_write(report, b"{}\n")
-    archive = out / "x.tgz"
-    partial_path(archive).symlink_to(victim)
-    partial_path(out / "x.members.sha256").symlink_to(victim)
-    writer = ArchiveWriter(archive, "x", 0)
-    writer.add_file("a.txt", b"a")
-    writer.close()
-    writer.commit()
-    writer.commit_members()
-    assert victim.read_text() == "precious\n"
-    assert report.read_bytes() == b"{}\n" and fk.archive_is_complete(archive)
-    assert sorted(os.listdir(out)) == ["x.json", "x.members.sha256", "x.tgz"]
+# ------------------------------------------------------------------------------ other inputs that were unbounded
 
 
 def test_classes_file_that_is_a_fifo_is_an_error_not_a_hang(tmp_path):

@@ -23,7 +23,7 @@ from imagenette_build.verifier.checks import pixel_difference
 from imagenette_build.verifier.identity import matches_upload, published_match_message
 from imagenette_build.verifier.target import infer_manifest, variant_size
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 STEM = "imagenette2-sample-160"
 # Members every test below tampers with (the sample's first train image, and a val image).

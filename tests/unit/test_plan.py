@@ -1,14 +1,23 @@
-"""The plan's compact form (plan.PlanImages): the same images, in member order, as a plain list."""
+"""The plan (plan.py): its compact form (PlanImages), the same images in member order as a plain list;
+and the split policies: a seeded, stratified random split that no layout changes, and Imagewang-like's
+flat unlabelled split."""
 
 from __future__ import annotations
+
+import hashlib
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from imagenette_build import manifest as manifests
 from imagenette_build.errors import DataError
-from imagenette_build.plan import PlanImages, PlannedImage
-from imagenette_build.sources import SourceRef
+from imagenette_build.noisy import noisy_csv
+from imagenette_build.plan import PlanImages, PlannedImage, make_plan
+from imagenette_build.samplegen import SampleSpec, generate
+from imagenette_build.sources import SourceRef, open_source
+
+from ..conftest import GOLDEN_SPLIT
 
 # Names with slashes in any place, non-ASCII and undecodable bytes (surrogateescape), so that one
 # prefix can begin another ("a/" and "a/b/") and member order differs from (prefix, base) order.
@@ -82,3 +91,36 @@ def test_names_beyond_what_a_row_can_point_to_are_refused(monkeypatch):
     with pytest.raises(DataError, match="too many images for one plan"):
         PlanImages.from_images(images + [PlannedImage(f"train/n01/{i:04d}.JPG", "train", "n01",
                                                       SourceRef(f"/in/{i:04d}.JPG")) for i in range(20)])
+
+
+# ------------------------------------------------------------------------------ split policies
+
+
+def _members_hash(plan):
+    return hashlib.sha256("\n".join(p.member for p in plan.images).encode()).hexdigest()
+
+
+def test_random_split_is_stratified_seeded_and_layout_independent(new_dataset):
+    m, _, roots = new_dataset
+    plans = [make_plan(m, open_source(root)) for root in roots.values()]
+    assert [p.member for p in plans[0].images] == [p.member for p in plans[1].images]
+    counts = plans[0].counts()
+    for wnid in m.wnids:  # 20 train + 4 val per class pooled: round(24 * 0.3) = 7 go to val
+        assert counts["val"][wnid] == 7 and counts["train"][wnid] == 17
+    # Golden: the documented algorithm gives this split on every machine and Python version.
+    assert _members_hash(plans[0]) == GOLDEN_SPLIT
+
+
+def test_imagewang_like_has_flat_unsup_of_imagewoof_classes(tmp_path):
+    m = manifests.load("imagewang-like")
+    assert "not available" in m.description and "NOT the published" in m.description
+    woof = set(manifests.load("imagewoof2").wnids)
+    generate(SampleSpec(out=tmp_path, layout="folders", per_class=20), m, jobs=1)
+    plan = make_plan(m, open_source(tmp_path))
+    unsup = [p for p in plan.images if p.split == "unsup"]
+    assert unsup and all(p.member.count("/") == 1 and p.wnid in woof for p in unsup)
+    counts = plan.counts()
+    for w in woof:  # 17 train after the 30 % val split, 90 % of them (15) unlabelled
+        assert counts["unsup"][w] == 15 and counts["train"][w] == 2
+    rows = noisy_csv(plan, m).decode().splitlines()
+    assert not any(r.startswith("unsup/") for r in rows)

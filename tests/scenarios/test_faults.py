@@ -1,11 +1,10 @@
-"""Bad input (issue 7): every kind of bad source image, bad ImageNet folder, bad manifest and bad
+"""Bad input: every kind of bad source image, bad ImageNet folder, bad manifest and bad
 output folder ends in a correct archive or a one-line error naming the file, with its documented
-exit code, and nothing incomplete or stale under a final name (README "Faults, resume and the
-cache" has the table)."""
+exit code, and nothing incomplete or stale under a final name (docs/faults.md has the table).
+(Each image kind as a worker sees it: unit/test_worker.py.)"""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -13,72 +12,15 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from imagenette_build.sources import SourceRef
-from imagenette_build.transform import Recipe, target_size
-from imagenette_build.worker import Task, process_batch
-
-from . import faultkit as fk
-from .conftest import run_cli
+from .. import faultkit as fk
+from ..conftest import run_cli
 
 TRAIN_CLASSES = ["n01440764", "n02102040", "n02979186", "n03000684", "n03028079", "n03394916",
                  "n03417042", "n03425413", "n03445777", "n03888257"]
 
 
-# ------------------------------------------------------------------------------ each image kind, in a worker
-
-
-@pytest.mark.parametrize("sizes", [(64,), (None,), (64, None)], ids=["resized", "full", "both"])
-@pytest.mark.parametrize("kind", [*fk.BROKEN, "symlink_loop"])
-def test_each_broken_kind_is_an_error_naming_the_file(tmp_path, kind, sizes):
-    path = tmp_path / f"{kind}.JPEG"
-    path.write_bytes(b"placeholder")
-    fk.install(path, kind)
-    [result] = process_batch(Task([SourceRef(str(path))], sizes, Recipe())).images
-    assert result.outputs is None
-    assert result.error.startswith(f"{path}: ")
-    phrase = "too many levels of symbolic links" if kind == "symlink_loop" else fk.BROKEN[kind][1][sizes[0] is None]
-    assert phrase in result.error, result.error
-    assert "\n" not in result.error
-
-
-@pytest.mark.parametrize("kind", list(fk.CONVERTED))
-def test_each_converted_kind_becomes_a_jpeg_and_full_size_is_verbatim(tmp_path, kind):
-    path = tmp_path / f"{kind}.JPEG"
-    path.write_bytes(fk.CONVERTED[kind][0]())
-    [result] = process_batch(Task([SourceRef(str(path))], (64, None), Recipe())).images
-    assert result.error is None
-    resized, full = result.outputs
-    img = Image.open(io.BytesIO(resized))
-    assert (img.format, img.mode, img.size) == ("JPEG", fk.CONVERTED[kind][1], target_size(300, 200, 64))
-    assert full == path.read_bytes()
-
-
-def test_exif_orientation_is_left_as_stored(tmp_path):
-    """The source is stored 300x200 with orientation 6 (shown 200x300): the output keeps the stored
-    pixels' orientation (landscape) and carries no EXIF, so every viewer shows it the same way."""
-    data = fk.exif_rotated_jpeg()
-    assert Image.open(io.BytesIO(data)).getexif().get(0x0112) == 6
-    path = tmp_path / "rotated.JPEG"
-    path.write_bytes(data)
-    [result] = process_batch(Task([SourceRef(str(path))], (64,), Recipe())).images
-    out = Image.open(io.BytesIO(result.outputs[0]))
-    assert out.size == (96, 64)
-    assert 0x0112 not in out.getexif()
-    # the left edge of the stored image is dark in red, the right edge bright: still so
-    px = out.convert("RGB").load()
-    assert px[2, 32][0] < 40 and px[93, 32][0] > 215
-
-
-def test_bytes_after_the_end_of_image_are_accepted_like_the_decoder_does(tmp_path):
-    path = tmp_path / "trailing.JPEG"
-    path.write_bytes(fk.good_jpeg() + b"\0\0garbage after EOI")
-    [result] = process_batch(Task([SourceRef(str(path))], (64, None), Recipe())).images
-    assert result.error is None and result.outputs[1] == path.read_bytes()
-
-
-# ------------------------------------------------------------------------------ end to end through the CLI
+# ------------------------------------------------------------------------------ source images
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from PIL import Image
 
 from imagenette_build.transform import Recipe, dct_scale, decode_for, encode, resize, resize_pixels, target_size
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 @pytest.fixture

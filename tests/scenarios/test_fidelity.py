@@ -1,5 +1,7 @@
-"""The published recipe (fastai-2018): the geometry, the encoding, the ten published members that
-regenerate byte for byte, and verify's member-by-member checks.
+"""The published recipe (fastai-2018): the ten published members that regenerate byte for byte,
+built as imagewoof2 and verified, verify's member-by-member checks, what the report and --version
+say, and the same archive from every resampler. (The recipe's geometry and encoding by themselves:
+unit/test_transform.py; the report's fidelity facts: unit/test_commit.py.)
 
 Tests that need the real photos read them from ../shared/reference (ImageNet's terms: never
 committed) and skip, saying so, where that folder is absent; CI has it.
@@ -11,22 +13,20 @@ import hashlib
 import io
 import json
 import shutil
-import struct
 import tarfile
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from imagenette_build import commit, resample, toolchain
-from imagenette_build.transform import Recipe, make_jpegs, target_size
+from imagenette_build import resample, toolchain
+from imagenette_build.transform import Recipe, make_jpegs
 from imagenette_build.verifier import RecipeGrid, VerifyOptions, verify
 
-from . import faultkit as fk
-from .conftest import REFERENCE, run_cli
+from .. import faultkit as fk
+from ..conftest import REFERENCE, run_cli
 
 SAMPLES = REFERENCE / "imagenet-samples"
-PUBLISHED_LIST = Path(__file__).resolve().parents[1] / "manifests" / "imagewoof2-320_2019-12.sha256"
+PUBLISHED_LIST = Path(__file__).resolve().parents[2] / "manifests" / "imagewoof2-320_2019-12.sha256"
 needs_photos = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"{SAMPLES} is not beside this checkout")
 
 # The ten photos of ../shared/reference that are the ImageNet originals of published imagewoof2
@@ -61,72 +61,6 @@ def resampler(request, monkeypatch):
     resample._engine.cache_clear()
 
 
-# ----------------------------------------------------------------------------- geometry
-
-
-def _script(w: int, h: int, size: int) -> tuple[int, int]:
-    """fast.ai's 2018 resize script, verbatim."""
-    ratio = min(h / size, w / size)
-    return int(w / ratio), int(h / ratio)
-
-
-@pytest.mark.parametrize("size", [160, 320])
-def test_geometry_is_the_scripts_for_the_published_sizes(size):
-    for w in range(1, 401):
-        for h in range(1, 401, 3):
-            assert target_size(w, h, size) == _script(w, h, size), (w, h)
-
-
-@pytest.mark.parametrize("w,h,size,script,floor", [
-    (249, 166, 160, (239, 160), (240, 160)),   # 249 / (166 / 160) = 239.99999999999997
-    (166, 415, 320, (320, 799), (320, 800)),
-    (500, 375, 160, (213, 160), (213, 160)),
-])
-def test_float_edge_cases_follow_the_script(w, h, size, script, floor):
-    assert target_size(w, h, size) == script == _script(w, h, size)
-    assert target_size(w, h, size, "floor") == floor
-
-
-def test_short_side_is_the_size_where_the_scripts_floats_fall_short():
-    assert _script(9, 40, 224) == (223, 995)  # the script itself: one pixel short
-    assert target_size(9, 40, 224) == (224, 995)
-    assert target_size(9, 9, 224) == (224, 224)  # never a long side shorter than the short one
-
-
-# ----------------------------------------------------------------------------- encoding
-
-
-def _segments(jpeg: bytes) -> list[tuple[int, bytes]]:
-    """(marker, payload) of every segment before the first scan."""
-    out, i = [], 2
-    assert jpeg[:2] == b"\xff\xd8"
-    while True:
-        marker = jpeg[i + 1]
-        length = struct.unpack(">H", jpeg[i + 2:i + 4])[0]
-        out.append((marker, jpeg[i + 4:i + 2 + length]))
-        if marker == 0xDA:
-            return out
-        i += 2 + length
-
-
-def test_output_carries_no_metadata_of_the_source():
-    """Pillow >= 9.4 writes a source's COM back into the saved JPEG; the published images have
-    no COM, EXIF, ICC or Adobe segment."""
-    img = Image.fromarray(fk._pixels(300, 200))
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90, comment=b"made by a camera", exif=exif.tobytes(),
-             icc_profile=b"\0" * 200)
-    source = buf.getvalue()
-    assert {m for m, _ in _segments(source)} >= {0xFE, 0xE1, 0xE2}  # the source has them all
-    [out] = make_jpegs(source, (160,), Recipe())
-    markers = [m for m, _ in _segments(out)]
-    assert markers == [0xE0, 0xDB, 0xDB, 0xC0, 0xC4, 0xC4, 0xC4, 0xC4, 0xDA]
-    jfif = dict(_segments(out))[0xE0]
-    assert jfif[:5] == b"JFIF\0" and jfif[5:7] == b"\x01\x01" and jfif[7:12] == b"\0\0\x01\0\x01"  # 1.01, units 0, 1:1
-
-
 # ----------------------------------------------------------------------------- the ten published members
 
 
@@ -150,7 +84,7 @@ def ten_as_imagewoof2(tmp_path_factory):
         shutil.copy(SAMPLES / f"{sample}.JPEG", imagenet / "train" / wnid / name)
     mdir = base / "manifest"
     mdir.mkdir()
-    builtin = Path(__file__).resolve().parents[1] / "manifests"
+    builtin = Path(__file__).resolve().parents[2] / "manifests"
     header, *rows = (builtin / "noisy_imagewoof.csv").read_text().splitlines(keepends=True)
     wanted = set(TEN.values())
     (mdir / "noisy_imagewoof.csv").write_text(header + "".join(r for r in rows if r.split(",", 1)[0] in wanted))
@@ -319,15 +253,6 @@ def test_report_and_version_say_what_made_the_bytes(built, tmp_path, sample):
     assert report["options"]["recipe"]["name"] == "custom" and not report["options"]["recipe"]["published"]
     assert report["fidelity"]["problems"] == ["not the published recipe (decode scaled)"]
     assert not report["fidelity"]["published_bytes_possible"]
-
-
-def test_a_jpeg_library_that_is_not_turbo_is_said(monkeypatch):
-    real = toolchain.features.check_feature
-    monkeypatch.setattr(toolchain.features, "check_feature", lambda f: False if f == "libjpeg_turbo" else real(f))
-    assert "not libjpeg-turbo" in toolchain.jpeg_problem()
-    facts = commit.fidelity(Recipe())
-    assert facts["published_recipe"] and not facts["published_bytes_possible"]
-    assert "cannot be byte-identical to the published images" in facts["problems"][0]
 
 
 def test_every_resampler_builds_the_same_archive(built, resampler, tmp_path, monkeypatch):

@@ -1,11 +1,9 @@
-"""The cache of resized images (cache.py): it never changes the bytes, is never stale (a changed
-recipe, source or toolchain finds no entry), survives damaged entries and failed writes, and is
-used whatever the parallel setting."""
+"""The cache of resized images across builds: it never changes the bytes, is never stale (a changed
+recipe or source finds no entry), survives damaged entries and failed writes, and is used whatever
+the parallel setting. (The cache module by itself: unit/test_cache.py.)"""
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import os
 import subprocess
@@ -15,11 +13,9 @@ import pytest
 
 from imagenette_build import cache as cache_mod
 from imagenette_build import procs
-from imagenette_build.cache import ImageCache
-from imagenette_build.toolchain import fingerprint
 
-from . import faultkit as fk
-from .conftest import run_cli
+from .. import faultkit as fk
+from ..conftest import run_cli
 
 STEM = "imagenette2-sample"
 
@@ -81,7 +77,7 @@ def test_changed_recipe_finds_no_entry(sample, tmp_path):
     root, manifest_path = sample
     out = tmp_path / "out"
     _build(root, manifest_path, out, "--size", "32")
-    for option in (["--quality", "90"], ["--decode", "scaled"]):  # (every recipe field: test_key_covers...)
+    for option in (["--quality", "90"], ["--decode", "scaled"]):  # (every recipe field: unit/test_cache.py)
         [report] = _build(root, manifest_path, out, "--size", "32", *option)
         assert report["cache"]["hits"] == 0 and report["cache"]["misses"] == 50, option
         [fresh] = _build(root, manifest_path, tmp_path / "fresh", "--size", "32", "--no-cache", *option)
@@ -133,44 +129,6 @@ def test_damaged_entries_are_detected_and_made_again(sample, tmp_path, reference
     assert (again["cache"]["hits"], again["cache"]["damaged"]) == (50, 0)
 
 
-def test_entries_are_found_by_their_own_key(tmp_path):
-    """The index keeps only each key's first 8 bytes: entries that share them are still told apart,
-    and a key that is not there is a miss, not damage. Packs written after a worker read the index
-    are seen once the cache is renewed (the next pass or build)."""
-    cache = cache_mod.open_cache(tmp_path / "c", fingerprint())
-    a, b, c = (b"same8by" + bytes([i]) * 25 for i in (1, 2, 3))
-    pending = cache.pending()
-    stats = cache_mod.CacheStats()
-    pending.put(a, b"image a", stats)
-    pending.put(b, b"image b", stats)
-    pending.write()
-    assert stats.written == 2 and len(_packs(tmp_path / "c")) == 1
-    assert (cache.get(b, stats), cache.get(a, stats), cache.get(c, stats)) == (b"image b", b"image a", None)
-    assert (stats.hits, stats.misses, stats.damaged) == (2, 1, 0)
-    later = cache.pending()
-    later.put(c, b"image c", stats)
-    later.write()
-    assert cache.get(c, stats) is None  # this generation's index was read before
-    junk = tmp_path / "c" / cache_mod.PACKS / "junk.pack"
-    junk.write_bytes(cache_mod.MAGIC + b"\xff\xff\xff\x00 not an index")
-    assert cache.renewed().get(c, stats) == b"image c"
-    assert not junk.exists()  # a pack whose index cannot be read is removed
-    assert cache_mod.count_entries(tmp_path / "c") == 3
-
-
-def test_key_covers_source_size_recipe_and_toolchain(monkeypatch):
-    c = ImageCache("/nowhere", "\n".join(f"{k}={v}" for k, v in sorted(fingerprint().items())))
-    base = c.key(b"\x01" * 32, 160, '{"quality": 75}')
-    assert base != c.key(b"\x02" * 32, 160, '{"quality": 75}')
-    assert base != c.key(b"\x01" * 32, 320, '{"quality": 75}')
-    assert base != c.key(b"\x01" * 32, 160, '{"quality": 76}')
-    real = c.fingerprint
-    assert "pillow" in real.lower()
-    assert "libjpeg" in real
-    other = dataclasses.replace(c, fingerprint=real.replace("libjpeg", "libjpeg-other"))
-    assert base != other.key(b"\x01" * 32, 160, '{"quality": 75}')
-
-
 def test_sizes_are_cached_one_by_one(sample, tmp_path):
     """--size 32, then --size 32 --size 48: the 32 px images are reused, the 48 px ones made."""
     root, manifest_path = sample
@@ -220,44 +178,3 @@ def test_stale_temporary_entries_are_removed(sample, tmp_path):
         p.write_bytes(b"half an entry")
     _build(root, manifest_path, tmp_path / "out", "--size", "32", "--cache", cache)
     assert not stale.exists() and live.exists() and elsewhere.exists()
-
-
-def test_a_pack_with_an_index_longer_than_the_first_read(tmp_path):
-    """A task with many images (a large --batch-size, several sizes) makes a pack whose index does
-    not fit in the first read of its head: every entry is still found."""
-    cache = cache_mod.open_cache(tmp_path / "c", fingerprint())
-    n = cache_mod.INDEX_READ // cache_mod._SLOT.size + 50
-    keys = [hashlib.sha256(str(i).encode()).digest() for i in range(n)]
-    stats = cache_mod.CacheStats()
-    pending = cache.pending()
-    for i, k in enumerate(keys):
-        pending.put(k, b"jpeg %d" % i, stats)
-    pending.write()
-    warm = cache.renewed()
-    assert [warm.get(k, stats) for k in keys] == [b"jpeg %d" % i for i in range(n)]
-    assert (stats.written, stats.hits, stats.misses) == (n, n, 0)
-
-
-def test_two_threads_writing_the_same_pack_both_succeed(tmp_path):
-    """With the threading backend two tasks of one process can make the same pack (the same images
-    in the same order) at the same moment: neither write may fail."""
-    import threading
-
-    cache = cache_mod.open_cache(tmp_path / "c", fingerprint())
-    stats = [cache_mod.CacheStats(), cache_mod.CacheStats()]
-    start = threading.Barrier(2)
-
-    def writer(st):
-        for i in range(200):
-            pending = cache.pending()
-            pending.put(hashlib.sha256(b"%d" % i).digest(), b"x" * 200_000, st)
-            start.wait()  # both at once, every time
-            pending.write()
-
-    threads = [threading.Thread(target=writer, args=(st,)) for st in stats]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert [(s.written, s.write_errors) for s in stats] == [(200, 0), (200, 0)]
-    assert not os.listdir(tmp_path / "c" / "tmp")

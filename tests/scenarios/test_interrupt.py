@@ -1,4 +1,4 @@
-"""Interruption (issue 7), with a real subprocess: Ctrl-C (SIGINT), SIGTERM and kill -9 at known
+"""Interruption, with a real subprocess: Ctrl-C (SIGINT), SIGTERM and kill -9 at known
 points of a build (scan, resize, between the archives' completion and their commit, and between
 each step of the commit), using the test-only entry tests/paused_cli.py.
 
@@ -20,8 +20,8 @@ import pytest
 
 from imagenette_build.cache import count_entries
 
-from . import faultkit as fk
-from .conftest import run_cli
+from .. import faultkit as fk
+from ..conftest import run_cli
 
 BUILD = ("--size", "32", "--jobs", "2", "--batch-size", "4", "-q")
 STEM = "imagenette2-sample-32"
@@ -201,48 +201,3 @@ def test_resume_after_kill_9_redoes_only_what_was_not_done(sample, tmp_path, ref
     report = _rerun(root, manifest_path, out, reference)
     assert report["cache"]["hits"] == done
     assert report["cache"]["misses"] == report["cache"]["written"] == 50 - done
-
-
-def _sigterm_disposition_after_worker_setup(client_pid: int, answer) -> None:
-    from imagenette_build.procs import worker_setup
-
-    worker_setup(client_pid, started_by_client=True)
-    answer.put("default" if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else "inherited handler")
-
-
-def test_forked_worker_gets_sigterms_default_action():
-    """A forked worker (--backend multiprocessing) inherits the build's Python SIGTERM handler, which
-    only runs when the worker's main thread runs Python code: a worker blocked on its pool's task
-    queue lock, with the signal taken by its watch thread, never died, and the build waited for it
-    forever (4 hangs in 30 runs). worker_setup restores the default action; fails without it."""
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("fork")
-    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # as the CLI installs one
-    try:
-        answer = ctx.Queue()
-        child = ctx.Process(target=_sigterm_disposition_after_worker_setup, args=(os.getpid(), answer))
-        child.start()
-        result = answer.get(timeout=20)
-        child.join(timeout=20)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    assert result == "default"
-
-
-@pytest.mark.parametrize("backend", ["loky", "multiprocessing"])
-def test_workers_are_born_ignoring_sigint(backend):
-    """A terminal's Ctrl-C reaches every process of the group: a worker still importing its modules
-    (before worker_setup ignores SIGINT) printed a KeyboardInterrupt traceback (seen once in a
-    `make test` of the Ctrl-C test above). Workers now start with SIGINT ignored; here with no
-    initializer at all, so only their start can have done it. The build's own handler is back."""
-    from imagenette_build.engine import ordered_map
-
-    # As in a terminal (a test run started in the background has SIGINT ignored from the start).
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        handlers = list(ordered_map(signal.getsignal, [(signal.SIGINT,)] * 8, 2, backend))
-        assert handlers == [signal.SIG_IGN] * 8
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    finally:
-        signal.signal(signal.SIGINT, previous)

@@ -35,7 +35,7 @@ from imagenette_build.verifier import FIRST_FEW, RecipeGrid, VerifyOptions, veri
 from imagenette_build.verifier.checks import MemberCheck
 from imagenette_build.verifier.tally import ImageTally
 
-from . import faultkit as fk
+from .. import faultkit as fk
 from .test_interrupt import _descendants, _describe_processes, _wait_gone
 
 MIB = 1 << 20

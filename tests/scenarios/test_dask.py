@@ -19,13 +19,13 @@ import pytest
 from imagenette_build import engine
 from imagenette_build.errors import UserError
 
-from . import faultkit as fk
+from .. import faultkit as fk
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 from loopback_cluster import LoopbackCluster  # noqa: E402
 
-CRASH_PRELOAD = str(Path(__file__).with_name("dask_worker_crash.py"))
+CRASH_PRELOAD = str(Path(__file__).resolve().parents[1] / "dask_worker_crash.py")
 SIZES = ("--size", "64", "--size", "full")  # resized and originals: both come back from the workers
 ARCHIVES = ("imagenette2-sample-64.tgz", "imagenette2-sample.tgz")
 

@@ -1,0 +1,115 @@
+"""The engine (engine.py): tasks run on local workers with any joblib backend, results in task
+order, a bounded window of them held at once."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+
+import pytest
+
+from imagenette_build import engine
+from imagenette_build.engine import batches, ordered_map
+from imagenette_build.errors import UserError
+
+
+@pytest.mark.parametrize("backend", ["loky", "multiprocessing"])
+def test_workers_are_born_ignoring_sigint(backend):
+    """A terminal's Ctrl-C reaches every process of the group: a worker still importing its modules
+    (before worker_setup ignores SIGINT) printed a KeyboardInterrupt traceback (seen once in a
+    `make test` of scenarios/test_interrupt.py's Ctrl-C test). Workers now start with SIGINT
+    ignored; here with no initializer at all, so only their start can have done it. The build's
+    own handler is back."""
+    # As in a terminal (a test run started in the background has SIGINT ignored from the start).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        handlers = list(ordered_map(signal.getsignal, [(signal.SIGINT,)] * 8, 2, backend))
+        assert handlers == [signal.SIG_IGN] * 8
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _slower_first(i: int) -> int:
+    """Earlier tasks take longer: with several workers they finish last."""
+    time.sleep(0.01 * (5 - i % 5))
+    return i * i
+
+
+@pytest.mark.parametrize("jobs,backend", [(1, "loky"), (3, "threading"), (2, "loky"), (2, "multiprocessing")])
+def test_results_come_back_in_task_order_whatever_the_jobs_and_backend(jobs, backend):
+    tasks = [(i,) for i in range(20)]
+    assert list(ordered_map(_slower_first, tasks, jobs, backend, window=2)) == [i * i for i in range(20)]
+
+
+def test_the_tasks_are_made_as_they_are_needed_not_all_at_once():
+    """`tasks` may be a generator over a whole plan: it is read a window at a time."""
+    made = []
+
+    def tasks():
+        for i in range(40):
+            made.append(i)
+            yield (i,)
+
+    results = ordered_map(abs, tasks(), 2, "threading", window=3)  # windows of 6 tasks
+    assert [next(results) for _ in range(3)] == [0, 1, 2]
+    assert len(made) <= 12, made  # this window and at most the next one's
+    assert list(results) == list(range(3, 40)) and len(made) == 40
+
+
+def _held_at_once(window_bytes, weights):
+    """The most tasks started but not yet consumed, over a run where the consumer is slower than the
+    two worker threads."""
+    lock, started, consumed, most = threading.Lock(), [0], [0], [0]
+
+    def work(i, weight):
+        with lock:
+            started[0] += 1
+        return i
+
+    for _ in ordered_map(work, [(i, w) for i, w in enumerate(weights)], 2, "threading", window=8,
+                         window_bytes=window_bytes):
+        with lock:
+            most[0] = max(most[0], started[0] - consumed[0])
+        time.sleep(0.005)  # a slow consumer: the workers run ahead as far as they may
+        consumed[0] += 1
+    return most[0]
+
+
+def test_a_window_ends_at_its_weight_in_bytes():
+    """Tasks of 40 "bytes" with a limit of 100: a window ends after 3 tasks (the last may pass the
+    limit), so no more than 3 results are ever held, where the count alone would allow 16."""
+    weigh = lambda task: task[1]  # noqa: E731
+    assert _held_at_once((100, weigh), [40] * 30) <= 3
+    assert _held_at_once(None, [40] * 30) > 3
+    assert _held_at_once((100, weigh), [1] * 5 + [500] + [1] * 5) <= 6  # the heavy one ends its window
+
+
+def test_batches_cover_every_item_in_order():
+    items = list(range(10))
+    assert [list(b) for b in batches(items, 4)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert [list(b) for b in batches(items, 10)] == [items]
+    assert list(batches([], 4)) == []
+
+
+def test_most_jobs_is_four_per_core():
+    assert engine.max_jobs() == engine.JOBS_PER_CORE * engine.default_jobs() == 4 * len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("value,expected", [
+    (None, engine.DEFAULT_CONNECT_TIMEOUT), ("", engine.DEFAULT_CONNECT_TIMEOUT), ("2.5", 2.5),
+    ("abc", None), ("0", None), ("-1", None), ("1e7", None),  # None: refused
+])
+def test_connect_timeout_from_the_environment(monkeypatch, value, expected):
+    if value is None:
+        monkeypatch.delenv(engine.TIMEOUT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(engine.TIMEOUT_ENV, value)
+    if expected is None:
+        with pytest.raises(UserError, match=rf"^{engine.TIMEOUT_ENV}={re.escape(value)}: not a number of seconds$"):
+            engine.connect_timeout()
+    else:
+        assert engine.connect_timeout() == expected
