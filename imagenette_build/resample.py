@@ -12,7 +12,7 @@ of operations (IEEE-754 makes them bit for bit the same), then two integer passe
 first, each rounding to 8 bits (`v = (2**(p-1) + sum(pixel * coef)) >> p`, clipped to 0..255)
 exactly as pillow-simd's SSE4/AVX2 and scalar loops do. `resize(img, size, filter, box)` stands in
 for `img.resize(size, filter, box)` of pillow-simd for modes L and RGB (and any 8-bit mode whose
-channels are resampled independently); `tests/test_resample.py` checks it against pillow-simd pixel
+channels are resampled independently); `tests/unit/test_resample.py` checks it against pillow-simd pixel
 for pixel where pillow-simd is installed.
 
 The passes run as numba-compiled loops (compiled once per process, cached on disk), or, where

@@ -1,4 +1,4 @@
-"""Hostile and odd input on verify's side (issue 19): archives whose headers, members or names
+"""Hostile and odd input on verify's side: archives whose headers, members or names
 declare far more than any dataset holds, GNU sparse members, broken tar headers, control characters
 in names, several gzip members, a kill -9, and hostile files beside the archive (build report,
 member list). Each ends in a one-line problem (or a one-line error, exit 2) within a bounded time
@@ -180,7 +180,7 @@ def level(report, name):
     return next(lv for lv in report.levels if lv.name == name)
 
 
-# ------------------------------------------------------------------------------ item 7: header sizes
+# ------------------------------------------------------------------------------ header sizes
 
 
 @pytest.mark.parametrize("type,what", [
@@ -289,7 +289,7 @@ def test_member_declaring_more_than_the_stream_holds_ends_the_walk(tmp_path):
                                           f"stream itself is complete) (last member read: t/train/{WNID}/a.JPEG)")
 
 
-# ------------------------------------------------------------------------------ item 8: bytes in memory
+# ------------------------------------------------------------------------------ bytes in memory
 
 
 def zero_members(path: Path, count: int, mib: int) -> Path:
@@ -343,7 +343,7 @@ def test_window_of_tasks_is_bounded_by_weight():
     assert held == [60, 120, 10, 210, 30, 60, 90, 120, 5]
 
 
-# ------------------------------------------------------------------------------ item 9: names
+# ------------------------------------------------------------------------------ names
 
 
 @pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
@@ -391,7 +391,7 @@ def test_problem_lists_keep_the_first_few_and_a_count():
     assert lv.data["decode_errors"] == 10_000 and len(lv.data["decode_errors_first"]) == FIRST_FEW
 
 
-# ------------------------------------------------------------------------------ item 11: kill -9
+# ------------------------------------------------------------------------------ kill -9
 
 
 def test_kill_9_of_verify_ends_its_workers(tmp_path):
@@ -424,7 +424,7 @@ def test_kill_9_of_verify_ends_its_workers(tmp_path):
     assert not left, f"workers left running: {_describe_processes(left)}"
 
 
-# ------------------------------------------------------------------------------ item 12: files beside the archive
+# ------------------------------------------------------------------------------ files beside the archive
 
 
 @pytest.fixture
@@ -510,7 +510,7 @@ def _open_stream(path: Path) -> str:
     return "opened"
 
 
-# ------------------------------------------------------------------------------ item 13: gzip members, names
+# ------------------------------------------------------------------------------ gzip members, names
 
 
 def test_several_gzip_members_are_one_stream(archive):

@@ -1,0 +1,107 @@
+"""The build's three functions (builder.py), in this process: `prepare` plans and touches no output,
+`write` leaves every output under a temporary name only, `commit_all` puts them in place in the
+commit order, and `build` reports through the Progress it is given instead of printing."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from imagenette_build import builder
+from imagenette_build.errors import DataError
+from imagenette_build.options import BuildOptions
+from imagenette_build.progress import Progress
+
+
+class Recording(Progress):
+    """Quiet bars; the notes, warnings and commit stages kept in order."""
+
+    def __init__(self):
+        super().__init__(quiet=True)
+        self.events: list[tuple[str, str]] = []
+
+    def note(self, text):
+        self.events.append(("note", text))
+
+    def warn(self, text):
+        self.events.append(("warn", text))
+
+    def stage(self, name):
+        self.events.append(("stage", name))
+
+
+def _opts(sample, out: Path, **kw) -> BuildOptions:
+    root, manifest_path = sample
+    return BuildOptions(imagenet=root, manifest=str(manifest_path), sizes=(8,), out=out, jobs=1,
+                        backend="threading", **kw)
+
+
+def _finals(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+
+
+def test_prepare_plans_every_member_and_writes_nothing(sample, tmp_path):
+    opts = _opts(sample, tmp_path / "out")
+    plan = builder.prepare(opts, Recording())
+    assert plan.images and not plan.missing
+    assert all(img.member.split("/")[0] in ("train", "val") for img in plan.images)
+    assert not (tmp_path / "out").exists()
+
+
+def test_write_leaves_temporary_names_only_and_commit_puts_them_in_place(sample, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    opts = _opts(sample, out, use_cache=False)
+    progress = Recording()
+    plan = builder.prepare(opts, progress)
+    written = builder.write(opts, plan, [], progress)
+    try:
+        assert _finals(out) == []  # nothing under a final name before the commit
+        assert any(p.name.startswith(".") and ".partial-" in p.name for p in out.iterdir())
+        reports = builder.commit_all(opts, written, progress)
+    finally:
+        builder._abort(written.writers)
+    [report] = reports
+    stem = report["stem"]
+    assert _finals(out) == sorted(["MD5SUMS", "SHA256SUMS", f"{stem}.json", f"{stem}.members.sha256", f"{stem}.tgz"])
+    assert json.loads((out / f"{stem}.json").read_text())["sha256"] == report["sha256"]
+    assert [name for kind, name in progress.events if kind == "stage"] == [
+        "commit", "commit-archive", "commit-report", "commit-sums"]
+
+
+def test_build_reports_through_its_progress_and_removes_the_default_cache(sample, tmp_path):
+    out = tmp_path / "out"
+    opts = _opts(sample, out)
+    progress = Recording()
+    [report] = builder.build(opts, builder.prepare(opts, progress), progress)
+    notes = [text for kind, text in progress.events if kind == "note"]
+    assert notes[0].startswith(f"wrote {out / report['archive']} (") and f"{report['images']} images" in notes[0]
+    assert notes[1].startswith("removed the resize cache")  # after saying what was written
+    assert not (out / ".imagenette-cache").exists()
+    assert not [e for e in progress.events if e[0] == "warn"]
+
+
+def test_a_missing_image_stops_the_build_before_anything_is_written(sample, tmp_path):
+    opts = _opts(sample, tmp_path / "out")
+    plan = builder.prepare(opts, Recording())
+    gone = plan.images[0].member
+    incomplete = replace(plan, missing=[gone])
+    with pytest.raises(DataError, match=f"1 of {len(plan.images) + 1} listed images are missing"):
+        builder.build(opts, incomplete, Recording())
+    assert not (tmp_path / "out").exists() or _finals(tmp_path / "out") == []
+
+
+def test_skip_broken_builds_without_the_missing_image_and_says_so(sample, tmp_path):
+    opts = _opts(sample, tmp_path / "out", skip_broken=True)
+    plan = builder.prepare(opts, Recording())
+    incomplete = replace(plan, missing=["train/n01440764/gone.JPEG"])
+    progress = Recording()
+    [report] = builder.build(opts, incomplete, progress)
+    assert report["skipped"] == [{"member": "train/n01440764/gone.JPEG", "source": None,
+                                  "reason": f"missing from {plan.found_in}"}]
+    [warning] = [text for kind, text in progress.events if kind == "warn"]
+    assert warning.startswith("built without 1 listed images (--skip-broken)")
+    assert "  skipped train/n01440764/gone.JPEG" in warning
