@@ -119,7 +119,7 @@ for _command in DESIGN_COMMANDS:  # sample-imagenet, classes, new-manifest, prev
 @click.option("--scheduler", metavar="ADDRESS", envvar=SCHEDULER_ENV, show_envvar=True, default=None,
               help="Resize on the Dask cluster of this scheduler (like tcp://head:8786) instead of local "
                    "workers; --jobs and --backend are then unused. Needs imagenette-build[dask], and the "
-                   "workers must see --imagenet at the same path (README \"Running on a Dask cluster\").")
+                   "workers must see --imagenet at the same path (docs/cluster.md).")
 def build_command(imagenet, manifest, sizes, out, jobs, backend, resample, quality, rounding, decode,
                   batch_size, dry_run, as_json, quiet, scheduler, cache_dir, no_cache, keep_cache, formats,
                   shard_size, skip_broken):

@@ -44,7 +44,7 @@ NO_WORKERS_ENV = "IMAGENETTE_BUILD_NO_WORKERS_TIMEOUT"  # seconds a build waits 
 DEFAULT_NO_WORKERS_TIMEOUT = 60.0
 DASK_HINT = ("--scheduler needs Dask's distributed scheduler, which is not installed: "
              "pip install 'imagenette-build[dask]'")
-CLUSTER_DOC = 'README "Running on a Dask cluster"'
+CLUSTER_DOC = "imagenette-build's docs/cluster.md"
 ByteWindow = tuple[int, Callable[[tuple], int]]  # (limit, weigh): see ordered_map
 
 

@@ -1,4 +1,4 @@
-"""Building on a Dask cluster (README "Running on a Dask cluster"): a real distributed.LocalCluster
+"""Building on a Dask cluster (docs/cluster.md): a real distributed.LocalCluster
 and real `dask scheduler` / `dask worker` processes on loopback, the real command line against them,
 and the archives compared byte for byte with a local build."""
 
