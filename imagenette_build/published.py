@@ -66,7 +66,9 @@ def with_shipped_checksums(entry: Published) -> Published:
 
 
 def published_uploads(csv_path: Path | None, manifest: Manifest | None) -> list[Published]:
-    """The shipped table (or `csv_path`), plus the manifest's own [[published]] entries."""
+    """The shipped table (or `csv_path`), each upload once: a manifest's [[published]] entry takes the
+    place of the table's row for the same archive and upload date (it carries that row's checksums
+    and adds its root files and member list), and uploads the table lacks come last."""
     if csv_path is None:
         rows = list(shipped_uploads())
     else:
@@ -74,5 +76,6 @@ def published_uploads(csv_path: Path | None, manifest: Manifest | None) -> list[
             rows = read_published(csv_path.read_text("utf-8"), str(csv_path))
         except OSError as exc:
             raise UserError(f"{csv_path}: cannot read: {exc.strerror or exc}") from None
-    extra = [p for p in (manifest.published if manifest else ()) if p not in rows]
-    return rows + extra
+    own = {(p.archive, p.uploaded): p for p in (manifest.published if manifest else ())}
+    merged = [own.pop((r.archive, r.uploaded), r) for r in rows]
+    return merged + list(own.values())

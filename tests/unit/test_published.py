@@ -34,3 +34,17 @@ def test_values_a_manifest_gives_are_kept_and_unknown_uploads_are_left_alone():
     assert (given.size, given.md5, given.sha256) == (1, "e793b78cc4c9e9a4ccc0c1155377a412", "ab" * 32)
     unknown = Published("mine.tgz", "2030-01", None, "", "", "")
     assert with_shipped_checksums(unknown) == unknown
+
+
+def test_each_upload_is_listed_once_with_what_its_manifest_adds():
+    """A manifest's entry replaces the table's row of the same upload: listed twice, verify said
+    "matches imagewoof2.tgz as uploaded 2019-12-09; imagewoof2.tgz as uploaded 2019-12-09"."""
+    from imagenette_build.published import published_uploads
+
+    m = manifests.load("imagewoof2")
+    uploads = published_uploads(None, m)
+    keys = [(p.archive, p.uploaded) for p in uploads]
+    assert len(keys) == len(set(keys)) == len(shipped_uploads())
+    [p] = [p for p in uploads if (p.archive, p.uploaded) == ("imagewoof2-320.tgz", "2019-12-09")]
+    assert p.root_files == () and p.members == "imagewoof2-320_2019-12.sha256" and p.size == 328288506
+    assert published_uploads(None, None) == list(shipped_uploads())
