@@ -27,17 +27,6 @@ def listed_members(manifest_path):
     return {f"{m.stem}/{li.member}" for li in m.listed_images()}, m
 
 
-@pytest.fixture(scope="module")
-def built(sample, tmp_path_factory):
-    root, manifest_path = sample
-    out = tmp_path_factory.mktemp("dist")
-    r = run_cli("--imagenet", root, "--manifest", manifest_path, "--size", "160", "--size", "full",
-                "--out", out, "--jobs", "2", "--quiet")
-    assert r.returncode == 0, r.stderr
-    assert r.stderr == ""  # --quiet
-    return root, manifest_path, out
-
-
 def test_member_list_is_exactly_the_manifest(built):
     root, manifest_path, out = built
     expected, m = listed_members(manifest_path)

@@ -31,17 +31,6 @@ VICTIM = f"{STEM}/train/n01440764/n01440764_10744.JPEG"
 VAL_VICTIM = f"{STEM}/val/n03888257/n03888257_4842.JPEG"
 
 
-@pytest.fixture(scope="module")
-def built(sample, tmp_path_factory):
-    """The sample built at 160 px and full size, with its sums and reports beside the archives."""
-    root, manifest_path = sample
-    out = tmp_path_factory.mktemp("dist")
-    r = run_cli("--imagenet", root, "--manifest", manifest_path, "--size", "160", "--size", "full",
-                "--out", out, "--jobs", "2", "--quiet")
-    assert r.returncode == 0, r.stderr
-    return root, manifest_path, out
-
-
 def check(archive, manifest_path, imagenet=None, **kw):
     """verify in-process: one job, no bar, no recipe sweep unless asked."""
     kw.setdefault("grid", RecipeGrid(sample=0))
