@@ -4,8 +4,8 @@ Each entry is one resized image (one source, one size), stored under a key that 
 the entry format version, the toolchain that makes the bytes (`toolchain.fingerprint`, given by the
 build: this package's version and the code that makes the bytes, Pillow flavour and version, libjpeg
 version, the resampler; a cluster's workers are checked to have the same), the recipe, the size, and
-the identity of the source file the worker read (`SourceRef.read_identified`: path, byte range, device, inode, size,
-modification and change times, from the file read). A changed source (any write changes its change
+the identity of the source file the worker read (`SourceRef.read_identified`: path, byte range,
+device, inode, size, modification and change times, from the file read). A changed source (any write changes its change
 time; a replaced file has a new inode), recipe or toolchain therefore never finds a stale entry: it
 finds no entry. Full-size outputs are the source bytes themselves and are never cached.
 
@@ -296,7 +296,8 @@ def count_entries(root: Path) -> int:
 
 def open_cache(root: Path, fingerprint: dict[str, str]) -> ImageCache:
     """The cache at `root` for images made by the toolchain `fingerprint`, created (with its
-    CACHEDIR.TAG) when missing; temporary files left by dead processes of this host are removed. Raises OSError when the folder cannot be made."""
+    CACHEDIR.TAG) when missing; temporary files left by dead processes of this host are removed.
+    Raises OSError when the folder cannot be made."""
     (root / "tmp").mkdir(parents=True, exist_ok=True)
     try:
         (root / PACKS).mkdir(exist_ok=True)
