@@ -18,9 +18,10 @@ header, pax global headers, chains of extension headers, GNU sparse maps. Any ot
 header becomes a `StreamProblem` naming its offset, and a member that declares more data than the
 stream holds ends the walk (tarfile would skip on past the end forever).
 
-Members that could do harm if extracted (absolute paths, `..`, links, devices, FIFOs, sparse files)
-are reported with the reason and their data is never read; so are names longer than PATH_MAX.
-Members larger than any image are skipped in the stream, never read.
+Members that could do harm if extracted (links, devices, FIFOs, sparse files, and every name out of
+normal form: `safepath.member_parts` decides) are reported with the reason and their data is never
+read; so are names longer than PATH_MAX. Members larger than any image are skipped in the stream,
+never read.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .limits import (
     MAX_NAMES_BYTES,
 )
 from .readfile import open_regular
+from .safepath import UnsafeName, member_parts
 
 GZIP_MAGIC = b"\x1f\x8b"
 FIRST_MIB = 1 << 20
@@ -176,7 +178,8 @@ class _GunzipStream:
 @dataclass(frozen=True)
 class Entry:
     """One tar member. `data` is set only for a safe regular file no bigger than MAX_MEMBER_BYTES.
-    `name`: a name longer than MAX_NAME_BYTES is cut to its first SHOWN_CHARS characters."""
+    `name` as stored, for messages (cut to SHOWN_CHARS characters past MAX_NAME_BYTES); `parts` in
+    normal form (`safepath.member_parts`; None when unsafe): what places a member."""
 
     name: str
     kind: str  # "file", "dir", or what else it is ("symlink", "fifo", ...)
@@ -185,6 +188,11 @@ class Entry:
     unsafe: str | None  # why extracting it could do harm, if it could
     mtime: int = 0  # as the header says (for extract, which sets it as tar does)
     mode: int = 0o644  # permission bits only
+    parts: tuple[str, ...] | None = None
+
+    @property
+    def path(self) -> str | None:  # `parts` as a name: no `./`, no trailing `/`
+        return None if self.parts is None else "/".join(self.parts)
 
     @property
     def too_large(self) -> bool:
@@ -216,13 +224,10 @@ def unsafe_reason(info: tarfile.TarInfo) -> str | None:
     if kind not in ("file", "dir"):
         target = f" -> {clip(info.linkname)}" if info.issym() or info.islnk() else ""
         return f"{kind}{target}"
-    name = info.name
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        return "absolute path"
-    if ".." in name.replace("\\", "/").split("/"):
-        return "'..' in the path"
-    if not name or "\0" in name:
-        return "empty name"
+    try:
+        member_parts(info.name, kind == "dir")
+    except UnsafeName as exc:
+        return f"a name out of normal form: {exc}"
     return None
 
 
@@ -359,13 +364,15 @@ class ArchiveStream:
             self._finish_hashing()
 
     def _entry(self, tar: tarfile.TarFile, info: tarfile.TarInfo) -> Entry:
-        name, unsafe, kind = info.name, unsafe_reason(info), _kind(info)
+        name, kind = info.name, _kind(info)
         if info.size < 0:
             raise StreamProblem(f"member {clip(name)} declares a negative size ({info.size:,} bytes)")
         name_bytes = len(name.encode("utf-8", "surrogatepass"))
         if name_bytes > MAX_NAME_BYTES:
             unsafe = f"a name of {name_bytes:,} bytes, longer than the {MAX_NAME_BYTES:,} verify reads"
             name = clip(name)
+        else:
+            unsafe = unsafe_reason(info)
         self._hold(min(name_bytes, MAX_NAME_BYTES))
         self._last_member = name
         data = None
@@ -375,7 +382,8 @@ class ArchiveStream:
             mtime = min(max(int(info.mtime), 0), 8 ** 12)
         except (TypeError, ValueError, OverflowError):
             mtime = 0
-        return Entry(name, kind, info.size, data, unsafe, mtime, info.mode & 0o777)
+        parts = None if unsafe else member_parts(name, kind == "dir")
+        return Entry(name, kind, info.size, data, unsafe, mtime, info.mode & 0o777, parts)
 
     def _hold(self, name_bytes: int) -> None:
         """Count a member whose name the caller will hold until the end; refuse past the bounds."""

@@ -133,13 +133,13 @@ def new_manifest_command(name, wnids, classes_file, random_k, split, val_fractio
         chosen = random_classes(random_k, seed)
     text = NewManifest(name, tuple(chosen), split, val_fraction, seed, description).to_toml()
     out = out or Path(f"{name}.toml")
-    if out.exists() and not force:
-        raise UserError(f"{out}: already exists (use --force to overwrite)")
     from .errors import DataError
-    from .outputs import atomic_write
+    from .outputs import write_user_file
 
     try:
-        atomic_write(out, text.encode())
+        write_user_file(out, text.encode(), replace=force)
+    except FileExistsError:
+        raise UserError(f"{out}: already exists (use --force to overwrite)") from None
     except OSError as exc:
         raise DataError(f"{out}: cannot write: {exc.strerror or exc}") from None
     click.echo(f"wrote {out} ({len(chosen)} classes, split {split})", err=True)

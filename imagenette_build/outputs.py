@@ -7,18 +7,21 @@ touches those of a live process or of another machine writing to a shared folder
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import fcntl
 import json
 import os
 import re
 import shutil
+import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from . import procs
 from .errors import DataError
-from .readfile import MAX_TEXT_FILE, read_bytes
+from .readfile import MAX_TEXT_FILE, kind_of, read_bytes
 
 SUM_FILES = {"SHA256SUMS": 64, "MD5SUMS": 32}
 _LINE_RE = re.compile(r"^([0-9a-f]+) [ *](.+)$")
@@ -36,16 +39,17 @@ def final_path(path: Path) -> Path:
     return path.with_name(path.name[1:path.name.rindex(".partial-")]) if m else path
 
 
-def remove_stale_partials(folder: Path) -> list[str]:
+def remove_stale_partials(folder: Path, prefix: str = ".") -> list[str]:
     """Remove the temporary files (and the temporary folders of sharded outputs) of dead processes
-    of this host (a build killed with kill -9, or by a power cut); the names removed."""
+    of this host (a build killed with kill -9, or by a power cut) whose names start with `prefix`;
+    the names removed."""
     removed = []
     try:
         names = os.listdir(folder)
     except OSError:
         return removed
     for name in names:
-        m = _PARTIAL_RE.match(name)
+        m = _PARTIAL_RE.match(name) if name.startswith(prefix) else None
         if m and procs.is_stale(m["host"], int(m["pid"])):
             path = folder / name
             try:
@@ -103,6 +107,108 @@ def atomic_write(path: Path, data: bytes) -> None:
         if isinstance(exc, OSError):
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         raise
+
+
+# ------------------------------------------------------------------ renames that never clobber
+_AT_FDCWD = -100
+_RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
+_renameat2_fn = None
+
+
+def _renameat2(src: Path, dst: Path, flags: int) -> bool:
+    """renameat2(2); False where the C library or the filesystem does not have it (then the caller
+    does without the flag)."""
+    global _renameat2_fn
+    if _renameat2_fn is None:
+        fn = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", False)
+        if fn:
+            fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        _renameat2_fn = fn
+    if not _renameat2_fn:
+        return False
+    if _renameat2_fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(dst))
+
+
+def put_in_place(new: Path, final: Path, replace: bool) -> Path | None:
+    """Rename `new` (a finished file or folder) to `final` in one step. Without `replace`, anything
+    at `final`, even what appeared a moment ago, is a FileExistsError (RENAME_NOREPLACE; where the
+    filesystem lacks it, a check just before the rename). With `replace`, what was at `final` is
+    exchanged with `new` (RENAME_EXCHANGE: `final` is never absent) and its new path returned, for
+    the caller to remove with `remove_replaced`; None when nothing was there."""
+    if replace:
+        try:
+            if _renameat2(new, final, _RENAME_EXCHANGE):
+                return new
+        except FileNotFoundError:
+            pass  # nothing at `final` after all
+        else:
+            if os.path.lexists(final):  # no exchange here: move the old one aside first
+                aside = partial_path(final.with_name(final.name + ".old"))
+                os.rename(final, aside)
+                os.rename(new, final)
+                return aside
+    if not _renameat2(new, final, _RENAME_NOREPLACE):
+        if os.path.lexists(final):
+            raise FileExistsError(errno.EEXIST, "already exists", str(final))
+        os.rename(new, final)
+    return None
+
+
+def remove_replaced(path: Path) -> None:
+    """Remove what `put_in_place` moved out of the way: a folder with what it holds, a file or a
+    link itself (never what a link points to)."""
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+# --------------------------------------------------------------------- files a user names
+def write_user_file(path: Path, data: bytes, replace: bool = True) -> None:
+    """Write a file the user named (`preview -o`, `new-manifest --out`). Nothing there, or a regular
+    file: written under a temporary name beside it and renamed into place (`replace=False`: an
+    existing file is a FileExistsError). A symbolic link is followed to the file it names. A
+    character device or a named pipe is written into, as `cp` and `sort -o` do (a pipe only when a
+    reader has it open: this never waits). A folder, a block device, a socket or a link to nothing
+    is refused. Errors are OSErrors naming `path`."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise OSError(errno.ENOENT, "a symbolic link to a missing file", str(path)) from None
+        st = None
+    if st is None or stat.S_ISREG(st.st_mode):
+        if st is not None and not replace:
+            raise FileExistsError(errno.EEXIST, "already exists", str(path))
+        atomic_write(Path(os.path.realpath(path)) if st is not None else path, data)
+        return
+    if not (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
+        what = kind_of(st.st_mode)
+        raise OSError(errno.EINVAL, f"{what}, not a file{': never written over' if what != 'a folder' else ''}",
+                      str(path))
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise OSError(exc.errno, "a named pipe that no process is reading", str(path)) from None
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    finally:
+        os.close(fd)
 
 
 def read_sums(path: Path, digest_len: int) -> dict[str, str]:
@@ -210,7 +316,8 @@ def folder_lock(out: Path) -> Iterator[None]:
 class ArchiveLocks:
     """The locks of the archives one build writes; `release` lets them go."""
 
-    def __init__(self, archives: Iterable[Path]):
+    def __init__(self, archives: Iterable[Path], busy: str = "another build is writing it",
+                 advice: str = "wait for it to end, or build into another --out"):
         self.held: list[tuple[Path, int]] = []
         try:
             for archive in archives:
@@ -220,8 +327,7 @@ class ArchiveLocks:
                 except OSError as exc:  # (a folder that cannot be written: named by the archive)
                     raise OSError(exc.errno, exc.strerror or str(exc), str(archive)) from None
                 if fd is None:
-                    raise DataError(f"{archive}: another build is writing it ({_holder(path)}); wait for it "
-                                    "to end, or build into another --out")
+                    raise DataError(f"{archive}: {busy} ({_holder(path)}); {advice}")
                 os.ftruncate(fd, 0)
                 os.write(fd, f"{procs.host()} {os.getpid()}\n".encode())
                 self.held.append((path, fd))

@@ -97,8 +97,8 @@ def of_archive(path: Path, names: dict[str, str], per_class: int = 8) -> Image.I
     rows: dict[str, _Row] = {}
     with ArchiveStream(path) as stream:
         for entry in stream.entries():
-            parts = entry.name.split("/")
-            if entry.data is None or len(parts) != 4:  # <top>/<split>/<wnid>/<file>
+            parts = entry.parts
+            if entry.data is None or parts is None or len(parts) != 4:  # <top>/<split>/<wnid>/<file>
                 continue
             wnid = parts[2]
             row = rows.get(wnid)
@@ -148,13 +148,14 @@ def _title(wnid: str, names: dict[str, str]) -> str:
 
 
 def save_png(img: Image.Image, out: Path) -> None:
-    """Written under a temporary name and renamed: a sheet is whole or absent."""
-    from .outputs import atomic_write
+    """Written as every file a user names is (`outputs.write_user_file`): a file is whole or absent,
+    a device or a pipe is written into, never replaced."""
+    from .outputs import write_user_file
 
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=False)
     try:
-        atomic_write(out, buf.getvalue())
+        write_user_file(out, buf.getvalue())
     except OSError as exc:
         raise UserError(f"{out}: cannot write: {exc.strerror or exc}") from None
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 
+from ..safepath import printable
 from .target import Target
 
 FIRST_FEW = 5
@@ -59,25 +60,6 @@ def counted(label: str, items: list[str] | FirstFew) -> str:
 def counted_below(top: str, groups: Iterable[tuple[str, list[str]]]) -> list[str]:
     """A `counted` line per group that is not empty, its paths named below the top folder."""
     return [counted(label, [f"{top}/{rel}" for rel in rels]) for label, rels in groups if rels]
-
-
-def printable(text: str) -> str:
-    r"""`text` safe for a terminal and a line-based log: a backslash and every character that is not
-    printable (CR, LF, ESC and the other control characters, format characters, line separators)
-    as a Python-style escape (\\, \x1b, \u2028), a byte that was not UTF-8 (tarfile keeps it as
-    a surrogate) as \xNN. A member name cannot forge a report line or move the cursor."""
-    if text.isprintable() and "\\" not in text:
-        return text
-    return "".join(c if c.isprintable() and c != "\\" else _escaped(c) for c in text)
-
-
-def _escaped(c: str) -> str:
-    n = ord(c)
-    if c == "\\":
-        return "\\\\"
-    if 0xDC80 <= n <= 0xDCFF:  # surrogateescape's stand-in for the byte n - 0xDC00
-        n -= 0xDC00
-    return f"\\x{n:02x}" if n <= 0xFF else f"\\u{n:04x}" if n <= 0xFFFF else f"\\U{n:08x}"
 
 
 @dataclass

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ..archive_reader import Entry, stem_of_archive_name
 from ..manifest import Manifest
 from ..noisy import HEADER as NOISY_HEADER
+from ..safepath import UnsafeName, ordinary_name
 from .report import FIRST_FEW, FirstFew, LevelResult, counted, counted_below, first_few
 
 JUNK_NAMES = (".DS_Store", "Thumbs.db")
@@ -52,11 +53,14 @@ class StructureScan:
         if entry.unsafe:
             self.unsafe.append(f"{entry.name} ({entry.unsafe})")
             return None
-        if entry.name in self.seen:
+        if not entry.parts:  # `./`, the archive's root, as `tar -C dir .` writes it
+            return None
+        path = entry.path
+        if path in self.seen:  # (`./a` and `a` are one member)
             self.duplicates.append(entry.name)
             return None
-        self.seen.add(entry.name)
-        first, _, rel = entry.name.partition("/")
+        self.seen.add(path)
+        first, _, rel = path.partition("/")
         self.tops[first] += 1
         if entry.kind != "file" or not rel:
             return None
@@ -231,6 +235,11 @@ def structure_level(scan: StructureScan, manifest: Manifest | None, stream_probl
         problems.append(f"archive stream: {stream_problem}")
     if scan.unsafe:
         problems.append(counted("unsafe members (never extract this archive)", scan.unsafe))
+    try:
+        ordinary_name(scan.top)
+    except UnsafeName as exc:
+        problems.append(f"the archive's name gives the top folder {scan.top!r}, not one ordinary name ({exc}): "
+                        "rename the file")
     others = sorted(t for t in scan.tops if t != scan.top)
     if others:
         problems.append(f"expected one top folder {scan.top}/, also found: {first_few(o + '/' for o in others)}")

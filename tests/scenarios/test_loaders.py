@@ -141,7 +141,7 @@ def test_extract_refuses_and_leaves_nothing(built, tmp_path):
     into = tmp_path / "into"
     r = run_cli("extract", archive, "--into", into)
     fk.one_line_error(r, 1, f"{archive}: its sha256 is", "nothing extracted")
-    assert list(into.iterdir()) == []
+    assert not into.exists()  # not even the folder it made
     (tmp_path / "SHA256SUMS").unlink()
     assert run_cli("extract", archive, "--into", into, "-q").returncode == 0
     r = run_cli("extract", archive, "--into", into)
@@ -158,7 +158,7 @@ def test_extract_refuses_and_leaves_nothing(built, tmp_path):
         target = tmp_path / f"into-{name}"
         r = run_cli("extract", bad, "--into", target)
         fk.one_line_error(r, 1, "nothing extracted" if name == "outside" else "symlink -> /etc/passwd")
-        assert list(target.iterdir()) == []
+        assert not target.exists()
 
 
 def fk_link(name: str, target: str) -> tarfile.TarInfo:

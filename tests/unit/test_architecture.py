@@ -20,7 +20,7 @@ MAX_LINES = 420  # "about 400"
 # stage or of an earlier one; a stage's prefix ("sources.") covers its subpackage.
 STAGES = [
     # leaves: no module of the package
-    ["errors", "limits", "procs", "progress", "readfile", "shipped", "_version", "_resample_jit"],
+    ["errors", "limits", "procs", "progress", "readfile", "safepath", "shipped", "_version", "_resample_jit"],
     # facts and the utilities every stage uses
     ["classes", "resample", "toolchain", "outputs", "members", "published"],
     ["filelist", "manifest", "newdataset"],
