@@ -51,27 +51,36 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _checked_names(images: Iterable[SourceImage]) -> Iterator[SourceImage]:
-    """The source's images, each file name UTF-8 without control characters: it becomes a tar
-    member's name and a row of the generated noisy_<name>.csv, where a line break would make a
-    second row (and a terminal would act on an escape). No ImageNet image has such a name: it is
-    refused, not mangled. (A `files` manifest's names come from its list, which allows none.)"""
+    """The source's images, each file name UTF-8, without control characters, and one name in
+    normal form (`safepath`): it becomes a tar member's name, which `extract` must accept, and a row
+    of the generated noisy_<name>.csv, where a line break would make a second row (and a terminal
+    would act on an escape). No ImageNet image has such a name: it is refused, not mangled. (A
+    `files` manifest's names come from its list, which allows none.)"""
     for img in images:
-        if not img.filename.isascii() or _CONTROL.search(img.filename):
-            _check_name(img.filename, img.ref)
+        name = img.filename
+        if not name.isascii() or _CONTROL.search(name) or "\\" in name or "/" in name or name in (".", ".."):
+            _check_name(name, img.ref)
         yield img
 
 
 def _check_name(name: str, ref: SourceRef) -> None:
     from .errors import DataError
+    from .safepath import UnsafeName, member_parts
 
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
         problem = "is not UTF-8"
     else:
-        if not _CONTROL.search(name):
-            return
-        problem = "holds a control character (a line break, tab, escape...)"
+        if _CONTROL.search(name):
+            problem = "holds a control character (a line break, tab, escape...)"
+        else:
+            try:
+                if len(member_parts(name)) == 1:
+                    return
+                problem = "is not one file name"
+            except UnsafeName as exc:
+                problem = f"is not a name an archive may hold ({exc})"
     raise DataError(f"{str(ref)!r}: the file name {_encode(name)!r} {problem}; rename or remove the file "
                     "(it would name an archive member and a row of the noisy-labels CSV)")
 
