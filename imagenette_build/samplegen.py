@@ -32,8 +32,8 @@ from PIL import Image
 from . import classes
 from .engine import batches, ordered_map
 from .manifest import Manifest
-from .samplelayouts import (ARCHIVE_WRITERS, FOLDER_LAYOUTS, LAYOUTS, SampleImage, archive_order, image_path,
-                            name_seed, need_pyarrow, write_labels)
+from .samplelayouts import (ARCHIVE_WRITERS, FOLDER_LAYOUTS, LAYOUTS, SampleImage, archive_order, claim_folder,
+                            image_path, name_seed, need_pyarrow, write_file, write_labels)
 from .sources.labels import VAL_IMAGES, VAL_PER_CLASS, val_filename
 from .transform import resize
 
@@ -180,7 +180,7 @@ def _write_batch(jobs: list[tuple[str, str]], photos: list[str]) -> int:
     for path, filename in jobs:
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(_image_bytes(filename, photos))
+        write_file(p, _image_bytes(filename, photos))
     return len(jobs)
 
 
@@ -213,17 +213,17 @@ def write_subset_manifest(manifest: Manifest, images: list[SampleImage], out: Pa
     list_name = manifest.split.list_file
     lines = (manifest.base_dir / list_name).read_text("utf-8").splitlines(keepends=True)
     body = [ln for ln in lines[1:] if ln.split(",", 1)[0].rsplit("/", 1)[-1] in keep]
-    (out / list_name).write_text(lines[0] + "".join(body))
+    write_file(out / list_name, lines[0] + "".join(body))
     for rf in manifest.root_files:
         if rf != list_name:
-            (out / rf).write_bytes(manifest.read_root_file(rf))
+            write_file(out / rf, manifest.read_root_file(rf))
     for members in {p.members for p in manifest.published if p.members}:  # named by the copied TOML
-        (out / members).write_bytes((manifest.base_dir / members).read_bytes())
+        write_file(out / members, (manifest.base_dir / members).read_bytes())
     text = manifest.path.read_text("utf-8")
     text = text.replace(f'name = "{manifest.name}"', f'name = "{manifest.name}-sample"', 1)
     text = text.replace(f'stem = "{manifest.stem}"', f'stem = "{manifest.stem}-sample"', 1)
     path = out / f"{manifest.name}-sample.toml"
-    path.write_text(text)
+    write_file(path, text)
     return path
 
 
@@ -236,7 +236,7 @@ def generate(spec: SampleSpec, manifest: Manifest, jobs: int = 1, quiet: bool = 
     extra = decoys(wanted)
     everything = wanted + extra
     photos = sorted(str(p) for p in spec.photos.glob("*.JPEG")) if spec.photos else []
-    spec.out.mkdir(parents=True, exist_ok=True)
+    claim_folder(spec.out)
     from tqdm import tqdm
 
     with tqdm(total=len(everything), desc="sample", unit="img", disable=quiet) as bar:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from . import classes
 from .errors import UserError
+from .outputs import create_new
 from .sources.folders import KAGGLE_SUBDIR
 from .sources.ilsvrc_tars import TRAIN_TAR, VAL_TAR
 from .sources.labels import DEVKIT_ARCHIVE, DEVKIT_DIR, DEVKIT_GROUND_TRUTH, KAGGLE_SOLUTION
@@ -41,6 +43,33 @@ class SampleImage:
     split: str  # ILSVRC split: train or val
     wnid: str
     filename: str
+
+
+def new_file(path: Path):
+    """`path` made afresh for writing, never through a link planted there (`outputs.create_new`)."""
+    return open(create_new(path), "wb")
+
+
+def write_file(path: Path, data: bytes | str) -> None:
+    with new_file(path) as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+
+
+SAMPLE_MARK = ".imagenette-build-sample"  # in a folder sample-imagenet wrote: it may write there again
+
+
+def claim_folder(out: Path) -> None:
+    """`out` may receive a sample: a new or empty folder (then marked as a sample's), or one a
+    sample was written to before. Anything else may hold the user's files, which a sample of the
+    same names would overwrite (a real ImageNet copy, given by mistake): refused."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / SAMPLE_MARK).is_file() and any(True for _ in os.scandir(out)):
+            raise UserError(f"{out}: a folder that holds files and that sample-imagenet did not write; give a new "
+                            "or empty folder (a sample would overwrite the files of the same names)")
+        write_file(out / SAMPLE_MARK, "A synthetic ImageNet written by imagenette-build sample-imagenet.\n")
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write the sample there: {exc.strerror or exc}") from None
 
 
 def name_seed(filename: str) -> int:
@@ -68,14 +97,14 @@ def write_labels(out: Path, layout: str, wnid_of: list[str]) -> None:
     if layout == "flat-devkit":
         path = out / DEVKIT_DIR / "data" / DEVKIT_GROUND_TRUTH
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(_devkit_lines(wnid_of))
+        write_file(path, _devkit_lines(wnid_of))
     elif layout in ("ilsvrc-tars", "flat-devkit-archive"):
         _write_devkit_archive(out / DEVKIT_ARCHIVE, _devkit_lines(wnid_of).encode())
     elif layout in ("flat-kaggle-csv", "kaggle"):
         rows = [f"ILSVRC2012_val_{n:08d},{w} 10 10 100 100 \n" for n, w in enumerate(wnid_of, start=1)]
-        (out / KAGGLE_SOLUTION).write_text("ImageId,PredictionString\n" + "".join(rows))
+        write_file(out / KAGGLE_SOLUTION, "ImageId,PredictionString\n" + "".join(rows))
         if layout == "kaggle":
-            (out / "LOC_synset_mapping.txt").write_text(
+            write_file(out / "LOC_synset_mapping.txt",
                 "".join(f"{c.wnid} {', '.join(c.names)}\n" for c in classes.all_classes()))
 
 
@@ -87,7 +116,7 @@ def _tar_info(name: str, size: int) -> tarfile.TarInfo:
 
 def _write_devkit_archive(path: Path, ground_truth: bytes) -> None:
     readme = b"Synthetic stand-in for the ILSVRC2012 devkit, written by imagenette-build sample-imagenet.\n"
-    with tarfile.open(path, "w:gz", format=tarfile.GNU_FORMAT) as tar:
+    with new_file(path) as f, tarfile.open(fileobj=f, mode="w:gz", format=tarfile.GNU_FORMAT) as tar:
         for name, data in ((f"{DEVKIT_DIR}/COPYING", readme),
                            (f"{DEVKIT_DIR}/data/{DEVKIT_GROUND_TRUTH}", ground_truth)):
             tar.addfile(_tar_info(name, len(data)), io.BytesIO(data))
@@ -109,8 +138,9 @@ def archive_order(layout: str, images: list[SampleImage]) -> list[SampleImage]:
 
 
 def _write_ilsvrc_tars(out: Path, stream: Iterator[tuple[SampleImage, bytes]]) -> None:
-    with tarfile.open(out / TRAIN_TAR, "w", format=tarfile.GNU_FORMAT) as train, \
-            tarfile.open(out / VAL_TAR, "w", format=tarfile.GNU_FORMAT) as val:
+    with new_file(out / TRAIN_TAR) as train_file, new_file(out / VAL_TAR) as val_file, \
+            tarfile.open(fileobj=train_file, mode="w", format=tarfile.GNU_FORMAT) as train, \
+            tarfile.open(fileobj=val_file, mode="w", format=tarfile.GNU_FORMAT) as val:
         current, inner, spool = None, None, None
 
         def add_class() -> None:
@@ -138,16 +168,17 @@ def _write_ilsvrc_tars(out: Path, stream: Iterator[tuple[SampleImage, bytes]]) -
 def _write_hf_shards(out: Path, stream: Iterator[tuple[SampleImage, bytes]]) -> None:
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    shards = [tarfile.open(data_dir / f"train_images_{i}.tar.gz", "w:gz", format=tarfile.GNU_FORMAT)
-              for i in range(HF_TRAIN_SHARDS)]
-    val = tarfile.open(data_dir / "val_images.tar.gz", "w:gz", format=tarfile.GNU_FORMAT)
+    files = [new_file(data_dir / f"train_images_{i}.tar.gz") for i in range(HF_TRAIN_SHARDS)]
+    files.append(new_file(data_dir / "val_images.tar.gz"))
+    *shards, val = [tarfile.open(fileobj=f, mode="w:gz", format=tarfile.GNU_FORMAT) for f in files]
     try:
         for im, data in stream:
             tar = val if im.split == "val" else shards[name_seed(im.filename) % HF_TRAIN_SHARDS]
             tar.addfile(_tar_info(hf_name(im), len(data)), io.BytesIO(data))
     finally:
-        for tar in [*shards, val]:
+        for tar, f in zip([*shards, val], files):
             tar.close()
+            f.close()
 
 
 def need_pyarrow():
@@ -171,7 +202,7 @@ def _write_hf_parquet(out: Path, stream: Iterator[tuple[SampleImage, bytes]]) ->
         rows[im.split].append((im, data))
 
     def write(path: Path, part: list) -> None:
-        with pq.ParquetWriter(path, schema) as writer:
+        with new_file(path) as f, pq.ParquetWriter(f, schema) as writer:
             group: list = []
             for k, (im, data) in enumerate(part):
                 group.append(({"bytes": data, "path": hf_name(im)}, index[im.wnid]))

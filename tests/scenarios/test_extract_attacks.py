@@ -448,3 +448,23 @@ def test_new_manifest_force_into_a_fifo_writes_into_it(tmp_path):
     fk.one_line_error(r, 2, "already exists")
     assert run_cli("new-manifest", "x", "--random", "3", "--out", link, "--force").returncode == 0
     assert link.is_symlink() and b'name = "x"' in (tmp_path / "real.toml").read_bytes()
+
+
+def test_sample_imagenet_never_writes_over_a_folder_of_the_users(tmp_path):
+    """`sample-imagenet /data/imagenet` (a real copy, named by mistake) overwrote its images with
+    synthetic ones of the same names; a link planted in a sample folder was written through."""
+    real = tmp_path / "imagenet" / "train" / "n01440764"
+    real.mkdir(parents=True)
+    (real / "n01440764_10026.JPEG").write_bytes(b"the user's photo")
+    r = run_cli("sample-imagenet", tmp_path / "imagenet", "--per-class", "1", "-q")
+    fk.one_line_error(r, 2, "did not write", "new or empty folder")
+    assert (real / "n01440764_10026.JPEG").read_bytes() == b"the user's photo"
+    sample = tmp_path / "sample"
+    assert run_cli("sample-imagenet", sample, "--per-class", "1", "-q").returncode == 0
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    image = next((sample / "train" / "n01440764").iterdir())
+    image.unlink()
+    image.symlink_to(victim)
+    assert run_cli("sample-imagenet", sample, "--per-class", "1", "-q").returncode == 0  # its own folder: again
+    assert victim.read_text() == "keep" and not image.is_symlink() and image.read_bytes()[:2] == b"\xff\xd8"
