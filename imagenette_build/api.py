@@ -20,7 +20,7 @@ from pathlib import Path
 from .errors import DataError, UserError
 from .progress import Progress
 
-__all__ = ["build", "verify", "extract", "preview", "UserError", "DataError"]
+__all__ = ["build", "verify", "extract", "preview", "compare", "UserError", "DataError"]
 
 
 def _sizes(sizes: Iterable[int | str | None]) -> tuple[int | None, ...]:
@@ -119,6 +119,19 @@ def extract(archive: str | Path, *, into: str | Path = ".", force: bool = False,
     from .extractor import extract as run_extract
 
     return run_extract(Path(archive), Path(into), force=force, quiet=quiet)
+
+
+def compare(a: str | Path, b: str | Path, *, quiet: bool = True) -> dict:
+    """Do two archives (or extracted folders, or member lists) hold the same images? Counts and
+    names of identical, differing and one-sided members; `same_images`."""
+    return compare_report(a, b, quiet=quiet).to_json()
+
+
+def compare_report(a: str | Path, b: str | Path, *, quiet: bool = True):
+    """`compare`, as the comparison object (`.same_images`, `.lines()`, `.to_json()`)."""
+    from .comparison import compare as run_compare
+
+    return run_compare(Path(a), Path(b), Progress(quiet))
 
 
 def preview(out: str | Path, *, archive: str | Path | None = None, imagenet: str | Path | None = None,

@@ -194,9 +194,7 @@ class Entry:
     def path(self) -> str | None:  # `parts` as a name: no `./`, no trailing `/`
         return None if self.parts is None else "/".join(self.parts)
 
-    @property
-    def too_large(self) -> bool:
-        return self.kind == "file" and self.unsafe is None and self.data is None
+    too_large = property(lambda self: self.kind == "file" and self.unsafe is None and self.data is None)
 
 
 _KINDS = {
@@ -343,6 +341,8 @@ class ArchiveStream:
 
     def digests(self) -> Digests:
         return self._raw.digests()
+
+    bytes_read = property(lambda self: self._raw.size, doc="Bytes of the file read so far (for a progress bar).")
 
     def entries(self) -> Iterator[Entry]:
         """Every member in stream order. Never raises: a broken stream ends the iteration and sets

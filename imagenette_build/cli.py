@@ -226,6 +226,33 @@ def extract_command(archive, into, force, as_json, quiet):
             click.echo(f"{library + ':':<13}{line}")
 
 
+@cli.command("compare")
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def compare_command(a, b, as_json, quiet):
+    """Do A and B hold the same images? Each is an archive (.tgz), an extracted folder (the
+    dataset's top folder) or a member list (<stem>.members.sha256). Members are compared below
+    their top folder, in any order, by sha256: tar headers, member order and gzip never matter.
+
+    \b
+    Examples:
+      imagenette-build compare imagenette2-160.tgz dist/imagenette2-160.tgz
+      imagenette-build compare dist/imagenette2-160.tgz data/imagenette2-160 --json
+      imagenette-build compare cluster/imagewoof2-320.tgz imagewoof2-320_2019-12.sha256
+
+    Exit codes: 0 every image member identical (none missing on either side), 1 members differ,
+    are missing, or a side could not be read whole, 2 usage (no such file).
+    """
+    from .errors import EXIT_DATA
+
+    result = api.compare_report(a, b, quiet=quiet)
+    click.echo(json.dumps(result.to_json(), indent=2) if as_json else "\n".join(result.lines()))
+    if not result.same_images:
+        click.get_current_context().exit(EXIT_DATA)
+
+
 def describe_plan(summary: dict, emit) -> None:
     """The plan of a --dry-run, for people."""
     emit(f"manifest {summary['manifest']}, source {summary['source']}")
