@@ -19,9 +19,11 @@ gets exactly the pixels it would get if built alone.
 Pure functions of bytes and a recipe: reading files, the cache and processes are `worker.py`'s.
 
 Bad input (docs/faults.md, "Bad source images"): a file that cannot be read, is empty, is not an
-image, is truncated (a JPEG without its end-of-image marker, a PNG without IEND) or declares more
-than twice Pillow's MAX_IMAGE_PIXELS (a decompression bomb) is an error for that image; the
-caller stops the build or, with --skip-broken, leaves the image out.
+image, is truncated (a JPEG without its end-of-image marker, a PNG without IEND), declares more
+than MAX_DECODE_PIXELS (a decompression bomb) or would resize to more than a resized image may be
+(`output_problem`: a thin image enlarged) is an error for that image; the caller stops the build
+or, with --skip-broken, leaves the image out. The pixel bounds (limits.py) are checked against the
+header, before anything is decoded, and `verify` applies the same ones to members.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dataclasses import asdict, dataclass
 from PIL import Image
 
 from . import resample
+from .limits import MAX_DECODE_PIXELS, MAX_OUTPUT_PIXELS, MAX_OUTPUT_SIDE
 from .toolchain import resampler_is_native
 
 FILTERS = {
@@ -124,16 +127,42 @@ def dct_scale(width: int, height: int, target: tuple[int, int]) -> int:
     return next((s for s in (8, 4, 2) if scale >= s), 1)
 
 
-def _open(data: bytes) -> Image.Image:
-    return Image.open(io.BytesIO(data))
+class TooLarge(ValueError):
+    """An image larger than the tool writes (`output_problem`), refused from its header."""
 
 
-def load_pixels(data: bytes) -> Image.Image:
+def output_problem(width: int, height: int) -> str | None:
+    """Why a resized image of `width` x `height` px cannot be written, or None: a side longer than
+    JPEG allows, or more pixels than MAX_OUTPUT_PIXELS. The one bound of what the build makes and of
+    the members of a sized archive that verify decodes."""
+    if max(width, height) > MAX_OUTPUT_SIDE:
+        return f"more than {MAX_OUTPUT_SIDE:,} px a side (JPEG's limit)"
+    if width * height > MAX_OUTPUT_PIXELS:
+        return f"{width * height:,} px, more than a resized image may have ({MAX_OUTPUT_PIXELS:,})"
+    return None
+
+
+def open_image(data: bytes) -> Image.Image:
+    """The image with only its header read. More than MAX_DECODE_PIXELS is refused as a
+    decompression bomb whatever PIL's Image.MAX_IMAGE_PIXELS is set to."""
+    img = Image.open(io.BytesIO(data))
+    pixels = img.size[0] * img.size[1]
+    if pixels > MAX_DECODE_PIXELS:
+        raise Image.DecompressionBombError(f"Image size ({pixels} pixels) exceeds limit of {MAX_DECODE_PIXELS} "
+                                           "pixels, could be decompression bomb DOS attack.")
+    return img
+
+
+def load_pixels(data: bytes, size: int | None = None) -> Image.Image:
     """Every pixel decoded, as stored (a truncated or corrupt JPEG fails here, not at `open`):
-    what `verify` checks a member with."""
+    what `verify` checks a member with. A member of an archive at `size` (None: full size) larger
+    than the build writes at a size (`output_problem`) is refused from its header: TooLarge."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = _open(data)
+        img = open_image(data)
+        problem = output_problem(*img.size) if size is not None else None
+        if problem:
+            raise TooLarge(f"{img.size[0]} x {img.size[1]} px: {problem}")
         img.load()
     return img
 
@@ -157,6 +186,9 @@ def encode(img: Image.Image, quality: int) -> bytes:
     """Pillow's JPEG defaults at `quality`, and nothing of the source's metadata: Pillow 9.4 and
     later write a source's COM comment back from `img.info` (the published images have none), so
     `info` is empty while saving, whatever a Pillow version might carry over from it."""
+    problem = output_problem(*img.size)
+    if problem:  # libjpeg would print its own refusal on stderr before failing
+        raise TooLarge(f"{img.size[0]} x {img.size[1]} px: {problem}")
     buf = io.BytesIO()
     info, img.info = img.info, {}
     try:
@@ -185,10 +217,22 @@ def _decode_at(img: Image.Image, width: int, height: int, scale: int) -> tuple[I
     return _normalise_mode(img), box
 
 
+def checked_targets(width: int, height: int, sizes: tuple[int, ...], rounding: str = "script") -> dict:
+    """{size: target size} of a `width` x `height` image; TooLarge, naming the image's and the
+    target's size, where a target is larger than a resized image may be (`output_problem`)."""
+    targets = {s: target_size(width, height, s, rounding) for s in sizes}
+    for s, (w, h) in targets.items():
+        problem = output_problem(w, h)
+        if problem:
+            raise TooLarge(f"{width} x {height} px would be {w} x {h} at --size {s}: {problem}")
+    return targets
+
+
 def _targets_and_scales(probe: Image.Image, sizes: tuple[int, ...], recipe: Recipe) -> tuple[dict, dict]:
-    """For each of `sizes`: the target size, and the DCT scale to decode `probe` (just opened) at."""
+    """For each of `sizes`: the target size (checked, before any decode), and the DCT scale to
+    decode `probe` (just opened) at."""
     width, height = probe.size
-    targets = {s: target_size(width, height, s, recipe.rounding) for s in sizes}
+    targets = checked_targets(width, height, sizes, recipe.rounding)
     scaled = recipe.decode == "scaled" and probe.format == "JPEG"
     return targets, {s: (dct_scale(width, height, t) if scaled else 1) for s, t in targets.items()}
 
@@ -198,7 +242,7 @@ def decode_for(data: bytes, size: int, recipe: Recipe = Recipe()) -> tuple[Image
     size: the decode alone (the benchmark's floor and its per-image budget time it)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        probe = _open(data)
+        probe = open_image(data)
         targets, scales = _targets_and_scales(probe, (size,), recipe)
         img, box = _decode_at(probe, *probe.size, scales[size])
     return img, box, targets[size]
@@ -210,13 +254,13 @@ def resize_pixels(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> dict[i
     with warnings.catch_warnings():
         # A large image is fine here; only a real decompression bomb (error) is refused.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        probe = _open(data)
+        probe = open_image(data)
         width, height = probe.size
         targets, scales = _targets_and_scales(probe, sizes, recipe)
         out: dict[int, Image.Image] = {}
         for scale in sorted(set(scales.values())):
             # one decode per distinct scale, usually one
-            img, box = _decode_at(probe if not out else _open(data), width, height, scale)
+            img, box = _decode_at(probe if not out else open_image(data), width, height, scale)
             for s in sizes:
                 if scales[s] == scale:
                     out[s] = resize(img, targets[s], recipe.filter, box)
@@ -243,7 +287,7 @@ def check_full_size(data: bytes) -> None:
         raise ValueError("empty file (0 bytes)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = _open(data)
+        img = open_image(data)
         fmt = img.format
         if fmt not in ("JPEG", "PNG"):
             img.load()

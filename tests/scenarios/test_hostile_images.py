@@ -1,0 +1,146 @@
+"""Hostile source images and members, by their pixel sizes: thin images that a resize would enlarge
+beyond what a JPEG can hold, sizes beyond the bound, members whose header declares more than the
+build writes. One set of bounds (limits.py) for the build and verify: the build refuses such an image
+from its header, naming it, in bounded memory (measured in a child process), and never writes a
+member that verify refuses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from .. import faultkit as fk
+from .test_hostile_verify import _MEASURE, END, WNID, GzipFile, check, level, problem_lines, tar_of
+
+GUARD = 3 << 30  # RLIMIT_AS of a measured run: the build before the fix (6.8 GB) fails in the child
+PEAK_MIB = 1024  # generous: a build of the sample takes ~200 MiB; the thin image alone took 6.8 GB
+
+
+def measured(tmp_path: Path, *args) -> tuple[subprocess.CompletedProcess, int]:
+    """The CLI with `args`, and the peak RSS in MiB of the largest of its processes."""
+    peak = tmp_path / "peak-rss-kib"
+    r = subprocess.run([sys.executable, "-c", _MEASURE, str(GUARD), str(peak), *map(str, args)],
+                       capture_output=True, text=True, timeout=120, preexec_fn=fk.default_sigint)
+    return r, int(peak.read_text()) >> 10
+
+
+def _planted(sample, tmp_path: Path, data: bytes) -> tuple[Path, Path, Path]:
+    """A copy of the sample ImageNet with `data` in place of a listed image: (root, manifest, image)."""
+    root, manifest_path = sample
+    copy = fk.copy_imagenet(root, tmp_path / "imagenet")
+    victim = fk.class_files(copy, "train", "n02102040")[0]
+    victim.write_bytes(data)
+    return copy, manifest_path, victim
+
+
+@pytest.mark.parametrize("w,h,why", [
+    (2, 65_000, "2 x 65000 px would be 160 x 5200000 at --size 160: more than 65,500 px a side (JPEG's limit)"),
+    (5_000, 1, "5000 x 1 px would be 800000 x 160 at --size 160: more than 65,500 px a side (JPEG's limit)"),
+])
+def test_a_thin_image_is_refused_from_its_header_naming_it(sample, tmp_path, w, h, why):
+    """A valid 16 kB JPEG of 2 x 65,000 px at a listed path, built at 160: the output would have
+    been 160 x 5,200,000 px; the build held 6.8 GB for 27 s, then failed with "broken data stream
+    when writing image file" and libjpeg's own unprefixed line on stderr (1 x 5,000: 1.2 GB). Now:
+    one line naming the image and why, nothing written, in the memory of a build of the sample;
+    --skip-broken leaves it out with that reason. At full size it is a legitimate copy, which
+    verify passes."""
+    copy, manifest_path, victim = _planted(sample, tmp_path, fk.thin_jpeg(w, h))
+    out = tmp_path / "out"
+    args = ("--imagenet", copy, "--manifest", manifest_path, "--out", out, "-q", "--jobs", "2")
+    r, peak = measured(tmp_path, *args, "--size", "160")
+    fk.one_line_error(r, 1, "1 source images could not be read", f"{victim}: {why}")
+    assert peak < PEAK_MIB, f"peak RSS {peak} MiB"
+    assert not list(out.glob("*.tgz")) and not (out / "SHA256SUMS").exists()
+    fk.assert_consistent(out)
+
+    r, peak = measured(tmp_path, *args, "--size", "160", "--skip-broken", "--json")
+    assert r.returncode == 0, r.stderr
+    assert peak < PEAK_MIB, f"peak RSS {peak} MiB"
+    member = str(victim.relative_to(copy))
+    assert json.loads(r.stdout)["skipped"] == [{"member": member, "source": str(victim), "reason": f"{victim}: {why}"}]
+    assert r.stderr.splitlines()[1:] == [f"  skipped {member}: {victim}: {why}"], r.stderr
+    fk.assert_consistent(out)
+
+    r = subprocess.run(fk.cli_command(*args, "--size", "full"), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    archive = out / "imagenette2-sample.tgz"
+    with tarfile.open(archive) as tar:
+        assert tar.extractfile(f"imagenette2-sample/{member}").read() == victim.read_bytes()
+    r = subprocess.run(fk.cli_command("verify", archive, "--manifest", manifest_path, "-q", "-j", "1"),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout
+
+
+def test_verify_does_not_regenerate_a_member_from_a_thin_source(sample, tmp_path, built):
+    """verify --imagenet regenerates each member from its source: a thin image planted in the
+    ImageNet copy took the build's 6.8 GB there too. Now the source level names it, in bounded
+    memory."""
+    archive = built[2] / "imagenette2-sample-160.tgz"
+    copy, manifest_path, victim = _planted(sample, tmp_path, fk.thin_jpeg())
+    r, peak = measured(tmp_path, "verify", archive, "--manifest", manifest_path, "--imagenet", copy, "-q", "-j", "2",
+                       "--recipe-sample", "0")
+    assert r.returncode == 1 and r.stderr == "", r.stderr
+    why = f"{victim}: 2 x 65000 px would be 160 x 5200000 at --size 160: more than 65,500 px a side"
+    assert any(ln.startswith("1 sources could not be read or regenerated: ") and why in ln
+               for ln in problem_lines(r.stdout)), r.stdout
+    assert peak < PEAK_MIB, f"peak RSS {peak} MiB"
+
+
+def _tiny_imagenet(root: Path) -> Path:
+    """One class, two tiny 4:3 photos (one landscape, one portrait), and a manifest keeping
+    ImageNet's split: what --size 8192 enlarges to 10922 x 8192, the most a resized image may be."""
+    for split, name, size in (("train", f"{WNID}_1.JPEG", (40, 30)), ("val", "ILSVRC2012_val_00000001.JPEG", (30, 40))):
+        (root / split / WNID).mkdir(parents=True)
+        (root / split / WNID / name).write_bytes(fk.good_jpeg(*size))
+    manifest = root / "tiny.toml"
+    manifest.write_text('name = "tiny"\nstem = "tiny"\n\n[split]\npolicy = "imagenet"\n\n'
+                        '[noisy_labels]\nenabled = false\n\n'
+                        f'[[classes]]\nwnid = "{WNID}"\n')
+    return manifest
+
+
+def test_sizes_beyond_the_bound_are_refused_and_the_largest_builds_what_verify_passes(tmp_path):
+    """--size 16384 built archives that the tool's own verify failed (members over verify's pixel
+    bound, 3.4 GB in one worker). Sizes are now 1..8192, where a 4:3 photo is 10922 x 8192: within
+    the bound that build and verify share."""
+    root = tmp_path / "imagenet"
+    manifest = _tiny_imagenet(root)
+    out = tmp_path / "out"
+    args = ("--imagenet", root, "--manifest", manifest, "--out", out, "-q", "--jobs", "1")
+    r = subprocess.run(fk.cli_command(*args, "--size", "16384", "--dry-run"), capture_output=True, text=True,
+                       timeout=60)
+    fk.one_line_error(r, 2, "16384 is out of range: sizes are 1..8192 pixels")
+    r, peak = measured(tmp_path, *args, "--size", "8192", "--no-cache")
+    assert r.returncode == 0, r.stderr
+    archive = out / "tiny-8192.tgz"
+    report = check(archive, manifest=str(manifest))
+    assert report.passed, [lv.problems for lv in report.levels]
+    assert level(report, "images").summary.startswith("2 of 2 decode fully; shortest side 8192 px")
+
+
+def test_verify_refuses_a_member_declaring_more_than_the_build_writes_unread(tmp_path):
+    """A 520-byte progressive JPEG declaring 13,000 x 9,000 px in a sized archive was decoded
+    (117 Mpx, about 1 GB in a worker, under Pillow's decompression-bomb bound). A sized archive's
+    member is now held to what the build writes, from its header; a full-size archive's members to
+    what the build copies (a thin JPEG of 2 x 65,000 px passes there)."""
+    sized = tmp_path / "x-160.tgz"
+    GzipFile().add(tar_of([(f"x-160/train/{WNID}/0.JPEG", fk.declared_jpeg(13_000, 9_000, progressive=True)),
+                           (f"x-160/train/{WNID}/1.JPEG", fk.good_jpeg(240, 160))]) + END).write(sized)
+    r, peak = measured(tmp_path, "verify", sized, "-q", "-j", "2")
+    assert r.returncode == 1 and r.stderr == "", r.stderr
+    assert (f"1 members larger than the build writes (not decoded): x-160/train/{WNID}/0.JPEG (13000 x 9000 px: "
+            "117,000,000 px, more than a resized image may have (89,478,485))") in problem_lines(r.stdout)
+    assert peak < 300, f"peak RSS {peak} MiB"
+    images = level(check(sized), "images")
+    assert images.data["too_large"] == 1 and images.data["decode_errors"] == 0
+    assert images.summary.startswith("1 of 2 decode fully")
+
+    full = tmp_path / "x.tgz"
+    GzipFile().add(tar_of([(f"x/train/{WNID}/0.JPEG", fk.thin_jpeg())]) + END).write(full)
+    images = level(check(full), "images")
+    assert images.passed, images.problems
