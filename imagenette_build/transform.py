@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from PIL import Image
 
 from . import resample
-from .limits import MAX_DECODE_PIXELS, MAX_OUTPUT_PIXELS, MAX_OUTPUT_SIDE
+from .limits import MAX_DECODE_PIXELS, MAX_MEMBER_BYTES, MAX_OUTPUT_PIXELS, MAX_OUTPUT_SIDE
 from .toolchain import resampler_is_native
 
 FILTERS = {
@@ -51,6 +52,11 @@ DECODES = ("full", "scaled")
 DRAFT_MARGIN = 2  # a DCT-scaled decode must stay at least this many times the target size
 DRAFT_MAX_SCALE = 2  # and is never smaller than 1/2 of the source (module docstring)
 MODES_KEPT = ("RGB", "L")
+# The formats opened (by content, whatever the name): ImageNet's JPEGs (and its odd PNG and CMYK
+# JPEG), and the raster formats docs/faults.md names. Any other is refused unopened: EPS runs
+# Ghostscript on the file (a PostScript loop hangs the build, or verify on a downloaded archive),
+# and the rest only add decoders to attack.
+FORMATS = ("JPEG", "PNG", "GIF", "TIFF", "BMP", "PCX", "TGA")
 
 
 PUBLISHED_RECIPE_NAME = "fastai-2018"
@@ -128,7 +134,7 @@ def dct_scale(width: int, height: int, target: tuple[int, int]) -> int:
 
 
 class TooLarge(ValueError):
-    """An image larger than the tool writes (`output_problem`), refused from its header."""
+    """An image larger than the tool writes (`output_problem`, MAX_MEMBER_BYTES)."""
 
 
 def output_problem(width: int, height: int) -> str | None:
@@ -143,9 +149,12 @@ def output_problem(width: int, height: int) -> str | None:
 
 
 def open_image(data: bytes) -> Image.Image:
-    """The image with only its header read. More than MAX_DECODE_PIXELS is refused as a
-    decompression bomb whatever PIL's Image.MAX_IMAGE_PIXELS is set to."""
-    img = Image.open(io.BytesIO(data))
+    """The image with only its header read, if it is in one of FORMATS. More than MAX_DECODE_PIXELS
+    is refused as a decompression bomb whatever PIL's Image.MAX_IMAGE_PIXELS is set to (between
+    MAX_IMAGE_PIXELS and that: no warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        img = Image.open(io.BytesIO(data), formats=FORMATS)
     pixels = img.size[0] * img.size[1]
     if pixels > MAX_DECODE_PIXELS:
         raise Image.DecompressionBombError(f"Image size ({pixels} pixels) exceeds limit of {MAX_DECODE_PIXELS} "
@@ -157,13 +166,11 @@ def load_pixels(data: bytes, size: int | None = None) -> Image.Image:
     """Every pixel decoded, as stored (a truncated or corrupt JPEG fails here, not at `open`):
     what `verify` checks a member with. A member of an archive at `size` (None: full size) larger
     than the build writes at a size (`output_problem`) is refused from its header: TooLarge."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = open_image(data)
-        problem = output_problem(*img.size) if size is not None else None
-        if problem:
-            raise TooLarge(f"{img.size[0]} x {img.size[1]} px: {problem}")
-        img.load()
+    img = open_image(data)
+    problem = output_problem(*img.size) if size is not None else None
+    if problem:
+        raise TooLarge(f"{img.size[0]} x {img.size[1]} px: {problem}")
+    img.load()
     return img
 
 
@@ -248,29 +255,36 @@ def decode_for(data: bytes, size: int, recipe: Recipe = Recipe()) -> tuple[Image
     return img, box, targets[size]
 
 
+def _resized(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> Iterator[tuple[int, Image.Image]]:
+    """(size, resized image) for each of `sizes`, decoding once per distinct DCT scale (usually
+    one); every target checked before the first decode."""
+    probe = open_image(data)
+    width, height = probe.size
+    targets, scales = _targets_and_scales(probe, sizes, recipe)
+    for n, scale in enumerate(sorted(set(scales.values()))):
+        img, box = _decode_at(probe if n == 0 else open_image(data), width, height, scale)
+        for s in sizes:
+            if scales[s] == scale:
+                yield s, resize(img, targets[s], recipe.filter, box)
+
+
 def resize_pixels(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> dict[int, Image.Image]:
-    """The resized images (before JPEG encoding) for each of `sizes`, decoding once per distinct
-    DCT scale."""
-    with warnings.catch_warnings():
-        # A large image is fine here; only a real decompression bomb (error) is refused.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        probe = open_image(data)
-        width, height = probe.size
-        targets, scales = _targets_and_scales(probe, sizes, recipe)
-        out: dict[int, Image.Image] = {}
-        for scale in sorted(set(scales.values())):
-            # one decode per distinct scale, usually one
-            img, box = _decode_at(probe if not out else open_image(data), width, height, scale)
-            for s in sizes:
-                if scales[s] == scale:
-                    out[s] = resize(img, targets[s], recipe.filter, box)
-    return out
+    """The resized images (before JPEG encoding) for each of `sizes`."""
+    return dict(_resized(data, sizes, recipe))
 
 
 def make_jpegs(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> list[bytes]:
-    """JPEG bytes for each of `sizes` (pixel sizes only)."""
-    images = resize_pixels(data, sizes, recipe)
-    return [encode(images[s], recipe.quality) for s in sizes]
+    """JPEG bytes for each of `sizes` (pixel sizes only), each encoded as soon as it is resized (one
+    resized image held at a time). A JPEG larger than an archive member may be (verify reads no
+    more) is TooLarge."""
+    out = {}
+    for s, img in _resized(data, sizes, recipe):
+        out[s] = encode(img, recipe.quality)
+        if len(out[s]) > MAX_MEMBER_BYTES:
+            raise TooLarge(f"its {img.size[0]} x {img.size[1]} px JPEG at --size {s} is {len(out[s]):,} bytes, more "
+                           f"than an archive member may have ({MAX_MEMBER_BYTES:,})")
+        del img
+    return [out[s] for s in sizes]
 
 
 JPEG_SOS, JPEG_EOI = b"\xff\xda", b"\xff\xd9"
@@ -282,9 +296,12 @@ def check_full_size(data: bytes) -> None:
     (neither marker can occur inside entropy-coded data), a PNG its IEND chunk: exactly the files
     Pillow would refuse as truncated. Any other format (GIF, TIFF, BMP, PCX, TGA, ... named .JPEG:
     rare in ImageNet) is decoded, as a resize would, so both refuse the same files. A
-    decompression bomb is refused as in a resize."""
+    decompression bomb is refused as in a resize, and a file larger than an archive member may be
+    (verify reads no more; a resize of it is fine)."""
     if not data:
         raise ValueError("empty file (0 bytes)")
+    if len(data) > MAX_MEMBER_BYTES:
+        raise TooLarge(f"{len(data):,} bytes, more than an archive member may have ({MAX_MEMBER_BYTES:,})")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         img = open_image(data)
@@ -312,6 +329,7 @@ def describe_error(exc: BaseException, data: bytes | None = None) -> str:
     if data is not None and not data:
         return "empty file (0 bytes)"
     if isinstance(exc, Image.UnidentifiedImageError):
-        return "not an image Pillow can read" + (f" (starts with {data[:8].hex(' ')})" if data else "")
+        return (f"not an image in a format read here ({', '.join(FORMATS)})"
+                + (f"; starts with {data[:8].hex(' ')}" if data else ""))
     text = str(exc) or type(exc).__name__
     return text.replace("\n", " ")

@@ -1,18 +1,21 @@
-"""Hostile source images and members, by their pixel sizes: thin images that a resize would enlarge
-beyond what a JPEG can hold, sizes beyond the bound, members whose header declares more than the
-build writes. One set of bounds (limits.py) for the build and verify: the build refuses such an image
-from its header, naming it, in bounded memory (measured in a child process), and never writes a
-member that verify refuses."""
+"""Hostile source images and members: thin images that a resize would enlarge beyond what a JPEG can
+hold, sizes beyond the bound, members whose header declares more than the build writes, files larger
+than a member may be, PostScript named .JPEG. One set of bounds (limits.py) for the build and verify:
+the build refuses such an image from its header, naming it, in bounded memory (measured in a child
+process), and never writes a member that verify refuses."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from .. import faultkit as fk
 from .test_hostile_verify import _MEASURE, END, WNID, GzipFile, check, level, problem_lines, tar_of
@@ -144,3 +147,54 @@ def test_verify_refuses_a_member_declaring_more_than_the_build_writes_unread(tmp
     GzipFile().add(tar_of([(f"x/train/{WNID}/0.JPEG", fk.thin_jpeg())]) + END).write(full)
     images = level(check(full), "images")
     assert images.passed, images.problems
+
+
+def _eps() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(buf, "EPS")
+    return buf.getvalue()
+
+
+def test_a_postscript_file_named_jpeg_never_runs_ghostscript(sample, tmp_path):
+    """Pillow opens an image by its content, and loads EPS by running Ghostscript on the file: with
+    `gs` installed, a PostScript file named .JPEG in the ImageNet copy, or as a member of an archive
+    given to verify or preview, was run (here a stand-in `gs` on PATH records it; a loop in the
+    file hangs a real one). Such a file is now not an image: refused unopened, one line."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    ran = tmp_path / "gs-ran"
+    (bin_dir / "gs").write_text(f"#!/bin/sh\necho \"$@\" >> {ran}\n")
+    (bin_dir / "gs").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    copy, manifest_path, victim = _planted(sample, tmp_path, _eps())
+    out = tmp_path / "out"
+    for size in ("32", "full"):
+        r = subprocess.run(fk.cli_command("--imagenet", copy, "--manifest", manifest_path, "--size", size, "--out", out,
+                                          "-q", "--jobs", "2"), capture_output=True, text=True, timeout=120, env=env)
+        fk.one_line_error(r, 1, f"{victim}: not an image in a format read here (JPEG, PNG, GIF, TIFF, BMP, PCX, TGA); "
+                                "starts with 25 21 50 53")
+    archive = GzipFile().add(tar_of([(f"e-32/train/{WNID}/0.JPEG", _eps())]) + END).write(tmp_path / "e-32.tgz")
+    r = subprocess.run(fk.cli_command("verify", archive, "-q", "-j", "1"), capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 1 and r.stderr == "", r.stderr
+    assert any(ln.startswith("1 members do not decode: ") for ln in problem_lines(r.stdout)), r.stdout
+    r = subprocess.run(fk.cli_command("preview", archive, "-o", tmp_path / "sheet.png"), capture_output=True,
+                       text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr  # a sheet without that image
+    assert not ran.exists(), ran.read_text()
+
+
+def test_a_source_larger_than_an_archive_member_is_refused_at_full_size(sample, tmp_path):
+    """A 70 MB source (a JPEG followed by zeros, which decoders ignore) was copied at full size, and
+    the tool's own verify then failed the archive: it reads no member over 64 MiB. The build now
+    refuses it there, naming it; a resized copy of it is an ordinary image."""
+    copy, manifest_path, victim = _planted(sample, tmp_path, fk.good_jpeg() + bytes(70 << 20))
+    out = tmp_path / "out"
+    args = ("--imagenet", copy, "--manifest", manifest_path, "--out", out, "-q", "--jobs", "2")
+    r = subprocess.run(fk.cli_command(*args, "--size", "full"), capture_output=True, text=True, timeout=120)
+    fk.one_line_error(r, 1, f"{victim}: {victim.stat().st_size:,} bytes, more than an archive member may have "
+                            "(67,108,864)")
+    assert not list(out.glob("*.tgz"))
+    r = subprocess.run(fk.cli_command(*args, "--size", "32"), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert check(out / "imagenette2-sample-32.tgz", manifest=str(manifest_path)).passed

@@ -345,3 +345,47 @@ def test_verify_refuses_a_sized_member_beyond_the_bound_from_its_header(monkeypa
         load_pixels(data, 160)
     monkeypatch.undo()
     assert load_pixels(fk.thin_jpeg(), None).size == (2, 65_000)  # a full-size member: the source's bytes
+
+
+def test_only_the_listed_formats_are_opened_so_eps_never_runs_ghostscript(monkeypatch, tmp_path):
+    """Pillow identifies an image by its content and loads EPS by running Ghostscript on it: a
+    PostScript file named .JPEG, among the sources or in an archive given to verify or preview,
+    ran `gs` (where installed) on whatever it holds; a loop in it hung the build. Only FORMATS are
+    opened now, everywhere an image is."""
+    from PIL import EpsImagePlugin
+
+    from imagenette_build.sheets import thumbnail
+    from imagenette_build.transform import check_full_size, describe_error, load_pixels
+
+    ran = tmp_path / "gs-ran"
+    gs = tmp_path / "gs"
+    gs.write_text(f"#!/bin/sh\necho \"$@\" > {ran}\nexit 1\n")
+    gs.chmod(0o755)
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", str(gs))
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(buf, "EPS")
+    eps = buf.getvalue()
+    for use in (load_pixels, check_full_size, lambda d: make_jpegs(d, (32,), Recipe())):
+        with pytest.raises(Image.UnidentifiedImageError) as caught:
+            use(eps)
+        assert describe_error(caught.value, eps) == ("not an image in a format read here (JPEG, PNG, GIF, TIFF, BMP, "
+                                                     "PCX, TGA); starts with 25 21 50 53 2d 41 64 6f")
+    assert thumbnail(eps) is None
+    assert not ran.exists()
+
+
+def test_an_output_larger_than_an_archive_member_may_be_is_refused(monkeypatch):
+    """verify reads members of at most MAX_MEMBER_BYTES; the build wrote larger ones (a 70 MB
+    source copied at full size; a noisy image at --size 8192 --quality 95 is a 100 MB JPEG), so
+    its own verify failed the archive. Here with the bound lowered."""
+    from imagenette_build import transform
+    from imagenette_build.transform import TooLarge, check_full_size
+
+    data = fk.good_jpeg(300, 200)
+    monkeypatch.setattr(transform, "MAX_MEMBER_BYTES", 2000)
+    with pytest.raises(TooLarge, match=r"^its 240 x 160 px JPEG at --size 160 is [0-9,]+ bytes, more than an archive "
+                                       r"member may have \(2,000\)$"):
+        make_jpegs(data, (32, 160), Recipe())
+    assert len(make_jpegs(data, (32,), Recipe())[0]) < 2000
+    with pytest.raises(TooLarge, match=f"^{len(data):,} bytes, more than an archive member may have"):
+        check_full_size(data)
