@@ -48,18 +48,30 @@ class MemberCheck:
     sweep: tuple[float, ...] | None = None  # PSNR per CheckSpec.grid recipe
 
 
+BAND_VALUES = 1 << 18  # pixel_difference works through the images a band of rows of about this many values
+
+
 def pixel_difference(a: Image.Image, b: Image.Image) -> tuple[float, int, str]:
-    """(PSNR in dB, max abs difference, note). A different geometry is PSNR 0: not the same image."""
+    """(PSNR in dB, max abs difference, note). A different geometry is PSNR 0: not the same image.
+    In bands of rows: whole int16 and float64 copies took 3.6 GB for a 10922 x 8192 member. The
+    squares are summed exactly, in integers."""
     if a.size != b.size:
         return 0.0, 255, f"{a.size[0]}x{a.size[1]} vs {b.size[0]}x{b.size[1]}"
     note = "" if a.mode == b.mode else f"mode {a.mode} vs {b.mode}"
     mode = a.mode if a.mode == b.mode and a.mode in ("L", "RGB") else "RGB"
-    x = np.asarray(a.convert(mode), dtype=np.int16)
-    y = np.asarray(b.convert(mode), dtype=np.int16)
-    diff = np.abs(x - y)
-    mse = float(np.mean(np.square(diff, dtype=np.float64)))
+    a, b = (im if im.mode == mode else im.convert(mode) for im in (a, b))
+    width, height = a.size
+    rows = max(1, BAND_VALUES // (width * len(mode)))
+    squares = values = peak = 0
+    for top in range(0, height, rows):
+        box = (0, top, width, min(top + rows, height))
+        diff = np.abs(np.asarray(a.crop(box), dtype=np.int16) - np.asarray(b.crop(box), dtype=np.int16))
+        squares += int(np.square(diff, dtype=np.int32).sum(dtype=np.int64))  # 255 ** 2 fits an int32
+        values += diff.size
+        peak = max(peak, int(diff.max()))
+    mse = squares / values
     psnr = math.inf if mse == 0 else 10 * math.log10(255 ** 2 / mse)
-    return psnr, int(diff.max()), note
+    return psnr, peak, note
 
 
 def _compare_with_source(member: Image.Image, data: bytes, src: bytes, spec: CheckSpec) -> SourceMatch:
