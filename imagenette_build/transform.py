@@ -262,7 +262,9 @@ def _resized(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> Iterator[tu
     width, height = probe.size
     targets, scales = _targets_and_scales(probe, sizes, recipe)
     for n, scale in enumerate(sorted(set(scales.values()))):
-        img, box = _decode_at(probe if n == 0 else open_image(data), width, height, scale)
+        source, probe = (probe if n == 0 else open_image(data)), None
+        img, box = _decode_at(source, width, height, scale)
+        del source  # a CMYK or palette image's own pixels are not held beside its RGB copy
         for s in sizes:
             if scales[s] == scale:
                 yield s, resize(img, targets[s], recipe.filter, box)
