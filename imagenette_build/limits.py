@@ -56,6 +56,10 @@ MAX_DECODE_PIXELS = 2 * PILLOW_MAX_IMAGE_PIXELS
 # 65,000 px JPEG of 16 kB, resized to 160 x 5,200,000, took 6.8 GB before failing at the encoder.
 MAX_OUTPUT_SIDE = 65_500
 MAX_OUTPUT_PIXELS = PILLOW_MAX_IMAGE_PIXELS
+# A progressive JPEG's scans (each is a pass over the whole image: 31 bytes apiece, ~140 ms each at
+# MAX_DECODE_PIXELS, so a 1 MB file of 30,000 held a worker for over an hour). libjpeg writes 6 to
+# 18 (10 for colour); counted as start-of-scan markers, an embedded thumbnail's included.
+MAX_JPEG_SCANS = 100
 # --size: the largest shortest side at which a 4:3 image fits MAX_OUTPUT_PIXELS (8192 x 10922).
 MAX_SIZE = 8192
 

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 from PIL import Image
 
 from . import resample
-from .limits import MAX_DECODE_PIXELS, MAX_MEMBER_BYTES, MAX_OUTPUT_PIXELS, MAX_OUTPUT_SIDE
+from .limits import MAX_DECODE_PIXELS, MAX_JPEG_SCANS, MAX_MEMBER_BYTES, MAX_OUTPUT_PIXELS, MAX_OUTPUT_SIDE
 from .toolchain import resampler_is_native
 
 FILTERS = {
@@ -57,6 +57,7 @@ MODES_KEPT = ("RGB", "L")
 # Ghostscript on the file (a PostScript loop hangs the build, or verify on a downloaded archive),
 # and the rest only add decoders to attack.
 FORMATS = ("JPEG", "PNG", "GIF", "TIFF", "BMP", "PCX", "TGA")
+JPEG_SOS, JPEG_EOI = b"\xff\xda", b"\xff\xd9"
 
 
 PUBLISHED_RECIPE_NAME = "fastai-2018"
@@ -159,6 +160,11 @@ def open_image(data: bytes) -> Image.Image:
     if pixels > MAX_DECODE_PIXELS:
         raise Image.DecompressionBombError(f"Image size ({pixels} pixels) exceeds limit of {MAX_DECODE_PIXELS} "
                                            "pixels, could be decompression bomb DOS attack.")
+    if img.info.get("progressive"):  # (a sequential JPEG that repeats a scan is refused by libjpeg)
+        scans = data.count(JPEG_SOS)  # entropy-coded data cannot hold the marker
+        if scans > MAX_JPEG_SCANS:
+            raise ValueError(f"a progressive JPEG of {scans:,} scans, more than the {MAX_JPEG_SCANS} decoded "
+                             "(each is a pass over the whole image)")
     return img
 
 
@@ -287,9 +293,6 @@ def make_jpegs(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> list[byte
                            f"than an archive member may have ({MAX_MEMBER_BYTES:,})")
         del img
     return [out[s] for s in sizes]
-
-
-JPEG_SOS, JPEG_EOI = b"\xff\xda", b"\xff\xd9"
 
 
 def check_full_size(data: bytes) -> None:

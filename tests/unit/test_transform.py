@@ -389,3 +389,31 @@ def test_an_output_larger_than_an_archive_member_may_be_is_refused(monkeypatch):
     assert len(make_jpegs(data, (32,), Recipe())[0]) < 2000
     with pytest.raises(TooLarge, match=f"^{len(data):,} bytes, more than an archive member may have"):
         check_full_size(data)
+
+
+def _with_scans(extra: int, mode: str = "L") -> bytes:
+    """A 64 x 64 progressive JPEG with its last scan repeated `extra` times (31 bytes each)."""
+    buf = io.BytesIO()
+    Image.new(mode, (64, 64), 128).save(buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    last = data.rfind(b"\xff\xda")
+    return data[:-2] + data[last:-2] * extra + data[-2:]
+
+
+def test_a_progressive_jpeg_of_too_many_scans_is_refused_unread(monkeypatch):
+    """Each scan of a progressive JPEG is a pass over the whole image, and a scan costs 31 bytes: a
+    1 MB file of 30,000 scans declaring 13,377 px square held a worker for over an hour (the
+    build, verify of a downloaded archive, preview). More than MAX_JPEG_SCANS is refused from the
+    bytes, before decoding; libjpeg's own progressions (6 to 18 scans) decode."""
+    from imagenette_build.limits import MAX_JPEG_SCANS
+    from imagenette_build.transform import check_full_size, load_pixels
+
+    ok = _with_scans(MAX_JPEG_SCANS - 6)  # a grey progression is 6 scans
+    assert ok.count(b"\xff\xda") == MAX_JPEG_SCANS
+    assert load_pixels(ok).size == (64, 64)
+    assert load_pixels(_with_scans(0, "CMYK")).size == (64, 64)  # 18 scans
+    too_many = _with_scans(MAX_JPEG_SCANS - 5)
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded"))
+    for use in (load_pixels, check_full_size, lambda d: make_jpegs(d, (32,), Recipe())):
+        with pytest.raises(ValueError, match="^a progressive JPEG of 101 scans, more than the 100 decoded"):
+            use(too_many)
