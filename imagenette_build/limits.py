@@ -56,6 +56,11 @@ MAX_DECODE_PIXELS = 2 * PILLOW_MAX_IMAGE_PIXELS
 # 65,000 px JPEG of 16 kB, resized to 160 x 5,200,000, took 6.8 GB before failing at the encoder.
 MAX_OUTPUT_SIDE = 65_500
 MAX_OUTPUT_PIXELS = PILLOW_MAX_IMAGE_PIXELS
+# Reads Image.open makes to parse an image's header, about 4 per JPEG segment, PNG chunk or GIF
+# block: the ImageNet photos need under 100, a GIF with a 100 kB comment 800. Pillow parses them one
+# by one in Python and keeps each: 15 million empty JPEG comments (a 60 MiB member) took 18 s and
+# 1.2 GB before a pixel was decoded.
+MAX_HEADER_READS = 20_000
 # A progressive JPEG's scans (each is a pass over the whole image: 31 bytes apiece, ~140 ms each at
 # MAX_DECODE_PIXELS, so a 1 MB file of 30,000 held a worker for over an hour). libjpeg writes 6 to
 # 18 (10 for colour); counted as start-of-scan markers, an embedded thumbnail's included.

@@ -36,7 +36,8 @@ from dataclasses import asdict, dataclass
 from PIL import Image
 
 from . import resample
-from .limits import MAX_DECODE_PIXELS, MAX_JPEG_SCANS, MAX_MEMBER_BYTES, MAX_OUTPUT_PIXELS, MAX_OUTPUT_SIDE
+from .limits import (MAX_DECODE_PIXELS, MAX_HEADER_READS, MAX_JPEG_SCANS, MAX_MEMBER_BYTES, MAX_OUTPUT_PIXELS,
+                     MAX_OUTPUT_SIDE)
 from .toolchain import resampler_is_native
 
 FILTERS = {
@@ -149,13 +150,32 @@ def output_problem(width: int, height: int) -> str | None:
     return None
 
 
+class _Counted(io.BytesIO):
+    """An image's bytes, of which Image.open (the header's parse) may make MAX_HEADER_READS reads;
+    `budget` None (the decode): any number."""
+
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self.budget: int | None = MAX_HEADER_READS
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.budget is not None:
+            self.budget -= 1
+            if self.budget < 0:
+                raise ValueError(f"a header of more than {MAX_HEADER_READS:,} segments, chunks or blocks before the "
+                                 "image data (an image's has a few dozen)")
+        return super().read(size)
+
+
 def open_image(data: bytes) -> Image.Image:
-    """The image with only its header read, if it is in one of FORMATS. More than MAX_DECODE_PIXELS
-    is refused as a decompression bomb whatever PIL's Image.MAX_IMAGE_PIXELS is set to (between
-    MAX_IMAGE_PIXELS and that: no warning)."""
+    """The image with only its header read, if it is in one of FORMATS and its header is at most
+    MAX_HEADER_READS pieces. More than MAX_DECODE_PIXELS is refused as a decompression bomb whatever
+    PIL's Image.MAX_IMAGE_PIXELS is set to (between MAX_IMAGE_PIXELS and that: no warning)."""
+    fp = _Counted(data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = Image.open(io.BytesIO(data), formats=FORMATS)
+        img = Image.open(fp, formats=FORMATS)
+    fp.budget = None
     pixels = img.size[0] * img.size[1]
     if pixels > MAX_DECODE_PIXELS:
         raise Image.DecompressionBombError(f"Image size ({pixels} pixels) exceeds limit of {MAX_DECODE_PIXELS} "

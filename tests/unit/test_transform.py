@@ -417,3 +417,24 @@ def test_a_progressive_jpeg_of_too_many_scans_is_refused_unread(monkeypatch):
     for use in (load_pixels, check_full_size, lambda d: make_jpegs(d, (32,), Recipe())):
         with pytest.raises(ValueError, match="^a progressive JPEG of 101 scans, more than the 100 decoded"):
             use(too_many)
+
+
+def test_a_header_of_too_many_pieces_is_refused_before_its_parse_runs_away():
+    """Pillow parses a JPEG's segments (a PNG's chunks, a GIF's blocks) one by one in Python and
+    keeps each: a 60 MiB member of 15 million empty comments took 18 s and 1.2 GB in a verify
+    worker before any pixel. Image.open now gets MAX_HEADER_READS reads; real headers, large
+    metadata included, need far fewer."""
+    from imagenette_build.transform import load_pixels
+
+    base = fk.good_jpeg(64, 48)
+    with pytest.raises(ValueError, match="^a header of more than 20,000 segments, chunks or blocks before the image "
+                                         r"data \(an image's has a few dozen\)$"):
+        load_pixels(base[:2] + b"\xff\xfe\x00\x02" * 10_000 + base[2:])
+    assert load_pixels(base[:2] + b"\xff\xfe\x00\x02" * 1_000 + base[2:]).size == (64, 48)
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48)).save(buf, "JPEG", icc_profile=b"\0" * 1_000_000, exif=b"Exif\0\0" + b"\0" * 60_000,
+                                    comment=b"c" * 60_000)
+    assert load_pixels(buf.getvalue()).size == (64, 48)
+    buf = io.BytesIO()
+    Image.new("P", (64, 48)).save(buf, "GIF", comment=b"x" * 1_000_000)
+    assert load_pixels(buf.getvalue()).size == (64, 48)
