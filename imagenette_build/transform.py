@@ -354,7 +354,7 @@ def describe_error(exc: BaseException, data: bytes | None = None) -> str:
     if data is not None and not data:
         return "empty file (0 bytes)"
     if isinstance(exc, Image.UnidentifiedImageError):
-        return (f"not an image in a format read here ({', '.join(FORMATS)})"
-                + (f"; starts with {data[:8].hex(' ')}" if data else ""))
+        return (f"not an image in a format read here: {', '.join(FORMATS)}"
+                + (f" (starts with {data[:8].hex(' ')})" if data else ""))
     text = str(exc) or type(exc).__name__
     return text.replace("\n", " ")

@@ -176,8 +176,8 @@ def test_a_postscript_file_named_jpeg_never_runs_ghostscript(sample, tmp_path):
     for size in ("32", "full"):
         r = subprocess.run(fk.cli_command("--imagenet", copy, "--manifest", manifest_path, "--size", size, "--out", out,
                                           "-q", "--jobs", "2"), capture_output=True, text=True, timeout=120, env=env)
-        fk.one_line_error(r, 1, f"{victim}: not an image in a format read here (JPEG, PNG, GIF, TIFF, BMP, PCX, TGA); "
-                                "starts with 25 21 50 53")
+        fk.one_line_error(r, 1, f"{victim}: not an image in a format read here: JPEG, PNG, GIF, TIFF, BMP, PCX, TGA "
+                                "(starts with 25 21 50 53")
     archive = GzipFile().add(tar_of([(f"e-32/train/{WNID}/0.JPEG", _eps())]) + END).write(tmp_path / "e-32.tgz")
     r = subprocess.run(fk.cli_command("verify", archive, "-q", "-j", "1"), capture_output=True, text=True,
                        timeout=120, env=env)

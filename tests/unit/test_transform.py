@@ -368,8 +368,8 @@ def test_only_the_listed_formats_are_opened_so_eps_never_runs_ghostscript(monkey
     for use in (load_pixels, check_full_size, lambda d: make_jpegs(d, (32,), Recipe())):
         with pytest.raises(Image.UnidentifiedImageError) as caught:
             use(eps)
-        assert describe_error(caught.value, eps) == ("not an image in a format read here (JPEG, PNG, GIF, TIFF, BMP, "
-                                                     "PCX, TGA); starts with 25 21 50 53 2d 41 64 6f")
+        assert describe_error(caught.value, eps) == ("not an image in a format read here: JPEG, PNG, GIF, TIFF, BMP, "
+                                                     "PCX, TGA (starts with 25 21 50 53 2d 41 64 6f)")
     assert thumbnail(eps) is None
     assert not ran.exists()
 
