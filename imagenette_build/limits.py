@@ -48,11 +48,11 @@ MAX_LIST_BYTES = 256 * MIB
 # Image.MAX_IMAGE_PIXELS (notebooks set it to None), and the bounds must not move with it.
 PILLOW_MAX_IMAGE_PIXELS = 89_478_485  # Pillow's default Image.MAX_IMAGE_PIXELS
 # Any image decoded, a source by the build (resized or checked) or a member by verify: more is what
-# Pillow calls a decompression bomb (twice its MAX_IMAGE_PIXELS). About 540 MB as RGB.
+# Pillow calls a decompression bomb (twice its MAX_IMAGE_PIXELS). 720 MB as Pillow holds RGB (4 bytes).
 MAX_DECODE_PIXELS = 2 * PILLOW_MAX_IMAGE_PIXELS
 # A resized image, and so each member of a sized archive: a side of at most libjpeg's
 # JPEG_MAX_DIMENSION (jmorecfg.h; its encoder refuses more, after Pillow's error handler has printed
-# libjpeg's message on stderr), and at most Pillow's MAX_IMAGE_PIXELS (about 270 MB as RGB). A 2 x
+# libjpeg's message on stderr), and at most Pillow's MAX_IMAGE_PIXELS (360 MB as Pillow's RGB). A 2 x
 # 65,000 px JPEG of 16 kB, resized to 160 x 5,200,000, took 6.8 GB before failing at the encoder.
 MAX_OUTPUT_SIDE = 65_500
 MAX_OUTPUT_PIXELS = PILLOW_MAX_IMAGE_PIXELS
