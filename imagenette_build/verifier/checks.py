@@ -83,14 +83,18 @@ def _compare_with_source(member: Image.Image, data: bytes, src: bytes, spec: Che
 
 
 def _sweep(member: Image.Image, src: bytes, spec: CheckSpec) -> tuple[float, ...]:
-    """PSNR of the member against each grid recipe's output; one resize per filter and rounding,
-    shared by every quality, and only one held at a time (24 of them at --size 8192: 6 GB)."""
+    """PSNR of the member against each grid recipe's output (0 where the recipe cannot make it); one
+    resize per filter and rounding, shared by every quality, and only one held at a time (24 of them at
+    --size 8192: 6 GB)."""
     out: list[float] = [0.0] * len(spec.grid)
     keys = {}  # (filter, rounding, decode): the indices of its recipes, in grid order
     for i, recipe in enumerate(spec.grid):
         keys.setdefault((recipe.filter, recipe.rounding, recipe.decode), []).append(i)
     for indices in keys.values():
-        resized = resize_pixels(src, (spec.size,), spec.grid[indices[0]])[spec.size]
+        try:
+            resized = resize_pixels(src, (spec.size,), spec.grid[indices[0]])[spec.size]
+        except TooLarge:  # a recipe that cannot make the image (ceil's long side over the bound) is not its recipe
+            continue  # 0 dB, as for another geometry
         for i in indices:
             out[i] = pixel_difference(member, load_pixels(encode(resized, spec.grid[i].quality)))[0]
         del resized

@@ -255,3 +255,22 @@ def test_the_recipe_sweep_holds_one_resized_image_at_a_time(monkeypatch):
     assert len(alive) == 4
     assert swept == tuple(checks.pixel_difference(member, checks.load_pixels(checks.make_jpegs(src, (64,), r)[0]))[0]
                           for r in spec.grid)
+
+
+def test_a_recipe_of_the_sweep_that_cannot_make_the_image_scores_0_db(monkeypatch):
+    """At --size 8192 a 4:3 photo is 10922 x 8192 as built, but 10923 x 8192 with the sweep's `ceil`
+    and `round` roundings: over the bound, so the sweep's TooLarge failed the member's whole source
+    comparison ("2 sources could not be read or regenerated" for an archive the build had just
+    made). Such a recipe now scores 0 dB. Here at 64 px, with the pixel bound lowered to match."""
+    from imagenette_build import transform
+    from imagenette_build.transform import Recipe, target_size
+    from imagenette_build.verifier import checks
+
+    assert target_size(40, 30, 8192) == (10922, 8192) and target_size(40, 30, 8192, "ceil") == (10923, 8192)
+    assert target_size(40, 30, 64) == (85, 64) and target_size(40, 30, 64, "ceil") == (86, 64)
+    monkeypatch.setattr(transform, "MAX_OUTPUT_PIXELS", 85 * 64)
+    src = fk.good_jpeg(40, 30)
+    member = checks.load_pixels(checks.make_jpegs(src, (64,), Recipe())[0])
+    grid = (Recipe(), Recipe(rounding="ceil"), Recipe(quality=90), Recipe(rounding="ceil", quality=90))
+    swept = checks._sweep(member, src, checks.CheckSpec(64, Recipe(), grid))
+    assert swept[0] == math.inf and swept[2] > 0 and swept[1] == swept[3] == 0.0
