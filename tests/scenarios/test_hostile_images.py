@@ -125,6 +125,7 @@ def test_sizes_beyond_the_bound_are_refused_and_the_largest_builds_what_verify_p
     fk.one_line_error(r, 2, "16384 is out of range: sizes are 1..8192 pixels")
     r, peak = measured(tmp_path, *args, "--size", "8192", "--no-cache")
     assert r.returncode == 0, r.stderr
+    assert peak < 2 * PEAK_MIB, f"peak RSS {peak} MiB"  # (about 870 MiB: two images of 10922 x 8192)
     archive = out / "tiny-8192.tgz"
     report = check(archive, manifest=str(manifest))
     assert report.passed, [lv.problems for lv in report.levels]
