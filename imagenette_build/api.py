@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import DataError, UserError
+from .limits import MAX_SIZE, size_out_of_range
 from .progress import Progress
 
 __all__ = ["build", "verify", "extract", "preview", "compare", "UserError", "DataError"]
@@ -29,8 +30,8 @@ def _sizes(sizes: Iterable[int | str | None]) -> tuple[int | None, ...]:
         if s is None or str(s).lower() == "full":
             out.append(None)
         elif isinstance(s, int) or str(s).isdigit():
-            if not 1 <= int(s) <= 16384:
-                raise UserError(f"size {s} is out of range: sizes are 1..16384 pixels")
+            if not 1 <= int(s) <= MAX_SIZE:
+                raise UserError(f"size {size_out_of_range(int(s))}")
             out.append(int(s))
         else:
             raise UserError(f"{s!r} is not a size: give pixels (like 160) or 'full'")

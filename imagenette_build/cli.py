@@ -16,6 +16,7 @@ from .clitypes import ByteSize, SizeType, checked_jobs
 from .engine import BACKENDS, SCHEDULER_ENV
 from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, UserError
 from .formats import FORMATS, SHARD_BYTES
+from .limits import MAX_SIZE
 from .progress import Progress
 from .toolchain import libjpeg_version, pillow_description, resampler_description
 from .transform import DECODES, FILTERS, ROUNDINGS
@@ -77,7 +78,7 @@ for _command in DESIGN_COMMANDS:  # sample-imagenet, classes, new-manifest, prev
 @click.option("--manifest", default="imagenette2", show_default=True,
               help="Built-in manifest name (imagenette2, imagewoof2) or path to a manifest .toml.")
 @click.option("--size", "sizes", multiple=True, type=SizeType(), default=("160",), show_default=True,
-              help="Shortest side in pixels, or 'full' for the original JPEG bytes. Repeat for "
+              help=f"Shortest side in pixels (1 to {MAX_SIZE}), or 'full' for the original JPEG bytes. Repeat for "
                    "several archives in one pass (each source is read once).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("dist"), show_default=True,
               help="Output folder for the .tgz, SHA256SUMS, MD5SUMS and <stem>.json reports.")

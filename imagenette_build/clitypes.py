@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from .engine import JOBS_PER_CORE, default_jobs, max_jobs
+from .limits import MAX_SIZE, size_out_of_range
 
 
 class SizeType(click.ParamType):
@@ -22,8 +23,8 @@ class SizeType(click.ParamType):
             size = int(value)
         except ValueError:
             self.fail(f"{value!r} is not a size: give pixels (like 160) or 'full'", param, ctx)
-        if not 1 <= size <= 16384:
-            self.fail(f"{size} is out of range: sizes are 1..16384 pixels", param, ctx)
+        if not 1 <= size <= MAX_SIZE:
+            self.fail(size_out_of_range(size), param, ctx)
         return size
 
 

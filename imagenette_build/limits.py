@@ -1,5 +1,6 @@
 """How much `verify` reads from input it must not trust (an archive downloaded from anywhere, and the
 files beside it), in one place. docs/verify.md ("What verify reads, at most") lists them; each refusal is one line.
+And the pixel bounds that the build and verify share (the end of this file).
 
 Every bound is far above what a dataset this tool makes can need (ImageNet-1k whole: 1.33 M
 members, names under 100 bytes, JPEGs under 16 MB, pax headers of a few hundred bytes), and low
@@ -40,3 +41,35 @@ IN_FLIGHT_BYTES_PER_JOB = 32 * MIB
 # with a long --skip-broken list); ImageNet-1k's member list takes about 130 MB.
 MAX_REPORT_BYTES = 16 * MIB
 MAX_LIST_BYTES = 256 * MIB
+
+# Images, in pixels: one set of bounds for what the build decodes and writes and what verify decodes,
+# so that the build never writes a member that verify refuses. Each is checked against an image's
+# header, before any pixel is decoded. Constants, never read from PIL at run time: a caller may change
+# Image.MAX_IMAGE_PIXELS (notebooks set it to None), and the bounds must not move with it.
+PILLOW_MAX_IMAGE_PIXELS = 89_478_485  # Pillow's default Image.MAX_IMAGE_PIXELS
+# Any image decoded, a source by the build (resized or checked) or a member by verify: more is what
+# Pillow calls a decompression bomb (twice its MAX_IMAGE_PIXELS). 720 MB as Pillow holds RGB (4 bytes).
+MAX_DECODE_PIXELS = 2 * PILLOW_MAX_IMAGE_PIXELS
+# A resized image, and so each member of a sized archive: a side of at most libjpeg's
+# JPEG_MAX_DIMENSION (jmorecfg.h; its encoder refuses more, after Pillow's error handler has printed
+# libjpeg's message on stderr), and at most Pillow's MAX_IMAGE_PIXELS (360 MB as Pillow's RGB). A 2 x
+# 65,000 px JPEG of 16 kB, resized to 160 x 5,200,000, took 6.8 GB before failing at the encoder.
+MAX_OUTPUT_SIDE = 65_500
+MAX_OUTPUT_PIXELS = PILLOW_MAX_IMAGE_PIXELS
+# Reads Image.open makes to parse an image's header, about 4 per JPEG segment, PNG chunk or GIF
+# block: the ImageNet photos need under 100, a GIF with a 100 kB comment 800. Pillow parses them one
+# by one in Python and keeps each: 15 million empty JPEG comments (a 60 MiB member) took 18 s and
+# 1.2 GB before a pixel was decoded.
+MAX_HEADER_READS = 20_000
+# A progressive JPEG's scans (each is a pass over the whole image: 31 bytes apiece, ~140 ms each at
+# MAX_DECODE_PIXELS, so a 1 MB file of 30,000 held a worker for over an hour). libjpeg writes 6 to
+# 18 (10 for colour); counted as start-of-scan markers, an embedded thumbnail's included.
+MAX_JPEG_SCANS = 100
+# --size: the largest shortest side at which a 4:3 image fits MAX_OUTPUT_PIXELS (8192 x 10922).
+MAX_SIZE = 8192
+
+
+def size_out_of_range(size: int) -> str:
+    """The one message for a --size (or the API's size) out of 1..MAX_SIZE."""
+    return (f"{size} is out of range: sizes are 1..{MAX_SIZE} pixels (a larger one would make a 4:3 photo more "
+            f"than the {MAX_OUTPUT_PIXELS:,} px a resized image may have)")

@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .archive_reader import ArchiveStream
 from .errors import UserError
+from .transform import open_image
 
 THUMB = 128  # px, the longest side of a thumbnail
 LABEL_WIDTH = 220  # px left of each row for the class name and WNID
@@ -58,7 +59,7 @@ def thumbnail(data: bytes, size: int = THUMB) -> Image.Image | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = open_image(data)  # the build's decode bound (limits.py), whatever PIL's is set to
             img.draft("RGB", (size, size))
             img = img.convert("RGB")
             img.thumbnail((size, size), Image.Resampling.BICUBIC)

@@ -19,20 +19,25 @@ gets exactly the pixels it would get if built alone.
 Pure functions of bytes and a recipe: reading files, the cache and processes are `worker.py`'s.
 
 Bad input (docs/faults.md, "Bad source images"): a file that cannot be read, is empty, is not an
-image, is truncated (a JPEG without its end-of-image marker, a PNG without IEND) or declares more
-than twice Pillow's MAX_IMAGE_PIXELS (a decompression bomb) is an error for that image; the
-caller stops the build or, with --skip-broken, leaves the image out.
+image, is truncated (a JPEG without its end-of-image marker, a PNG without IEND), declares more
+than MAX_DECODE_PIXELS (a decompression bomb) or would resize to more than a resized image may be
+(`output_problem`: a thin image enlarged) is an error for that image; the caller stops the build
+or, with --skip-broken, leaves the image out. The pixel bounds (limits.py) are checked against the
+header, before anything is decoded, and `verify` applies the same ones to members.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from PIL import Image
 
 from . import resample
+from .limits import (MAX_DECODE_PIXELS, MAX_HEADER_READS, MAX_JPEG_SCANS, MAX_MEMBER_BYTES, MAX_OUTPUT_PIXELS,
+                     MAX_OUTPUT_SIDE)
 from .toolchain import resampler_is_native
 
 FILTERS = {
@@ -48,6 +53,12 @@ DECODES = ("full", "scaled")
 DRAFT_MARGIN = 2  # a DCT-scaled decode must stay at least this many times the target size
 DRAFT_MAX_SCALE = 2  # and is never smaller than 1/2 of the source (module docstring)
 MODES_KEPT = ("RGB", "L")
+# The formats opened (by content, whatever the name): ImageNet's JPEGs (and its odd PNG and CMYK
+# JPEG), and the raster formats docs/faults.md names. Any other is refused unopened: EPS runs
+# Ghostscript on the file (a PostScript loop hangs the build, or verify on a downloaded archive),
+# and the rest only add decoders to attack.
+FORMATS = ("JPEG", "PNG", "GIF", "TIFF", "BMP", "PCX", "TGA")
+JPEG_SOS, JPEG_EOI = b"\xff\xda", b"\xff\xd9"
 
 
 PUBLISHED_RECIPE_NAME = "fastai-2018"
@@ -124,17 +135,68 @@ def dct_scale(width: int, height: int, target: tuple[int, int]) -> int:
     return next((s for s in (8, 4, 2) if scale >= s), 1)
 
 
-def _open(data: bytes) -> Image.Image:
-    return Image.open(io.BytesIO(data))
+class TooLarge(ValueError):
+    """An image larger than the tool writes (`output_problem`, MAX_MEMBER_BYTES)."""
 
 
-def load_pixels(data: bytes) -> Image.Image:
-    """Every pixel decoded, as stored (a truncated or corrupt JPEG fails here, not at `open`):
-    what `verify` checks a member with."""
+def output_problem(width: int, height: int) -> str | None:
+    """Why a resized image of `width` x `height` px cannot be written, or None: a side longer than
+    JPEG allows, or more pixels than MAX_OUTPUT_PIXELS. The one bound of what the build makes and of
+    the members of a sized archive that verify decodes."""
+    if max(width, height) > MAX_OUTPUT_SIDE:
+        return f"more than {MAX_OUTPUT_SIDE:,} px a side (JPEG's limit)"
+    if width * height > MAX_OUTPUT_PIXELS:
+        return f"{width * height:,} px, more than a resized image may have ({MAX_OUTPUT_PIXELS:,})"
+    return None
+
+
+class _Counted(io.BytesIO):
+    """An image's bytes, of which Image.open (the header's parse) may make MAX_HEADER_READS reads;
+    `budget` None (the decode): any number."""
+
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self.budget: int | None = MAX_HEADER_READS
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.budget is not None:
+            self.budget -= 1
+            if self.budget < 0:
+                raise ValueError(f"a header of more than {MAX_HEADER_READS:,} segments, chunks or blocks before the "
+                                 "image data (an image's has a few dozen)")
+        return super().read(size)
+
+
+def open_image(data: bytes) -> Image.Image:
+    """The image with only its header read, if it is in one of FORMATS and its header is at most
+    MAX_HEADER_READS pieces. More than MAX_DECODE_PIXELS is refused as a decompression bomb whatever
+    PIL's Image.MAX_IMAGE_PIXELS is set to (between MAX_IMAGE_PIXELS and that: no warning)."""
+    fp = _Counted(data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = _open(data)
-        img.load()
+        img = Image.open(fp, formats=FORMATS)
+    fp.budget = None
+    pixels = img.size[0] * img.size[1]
+    if pixels > MAX_DECODE_PIXELS:
+        raise Image.DecompressionBombError(f"Image size ({pixels} pixels) exceeds limit of {MAX_DECODE_PIXELS} "
+                                           "pixels, could be decompression bomb DOS attack.")
+    if img.info.get("progressive"):  # (a sequential JPEG that repeats a scan is refused by libjpeg)
+        scans = data.count(JPEG_SOS)  # entropy-coded data cannot hold the marker
+        if scans > MAX_JPEG_SCANS:
+            raise ValueError(f"a progressive JPEG of {scans:,} scans, more than the {MAX_JPEG_SCANS} decoded "
+                             "(each is a pass over the whole image)")
+    return img
+
+
+def load_pixels(data: bytes, size: int | None = None) -> Image.Image:
+    """Every pixel decoded, as stored (a truncated or corrupt JPEG fails here, not at `open`):
+    what `verify` checks a member with. A member of an archive at `size` (None: full size) larger
+    than the build writes at a size (`output_problem`) is refused from its header: TooLarge."""
+    img = open_image(data)
+    problem = output_problem(*img.size) if size is not None else None
+    if problem:
+        raise TooLarge(f"{img.size[0]} x {img.size[1]} px: {problem}")
+    img.load()
     return img
 
 
@@ -157,6 +219,9 @@ def encode(img: Image.Image, quality: int) -> bytes:
     """Pillow's JPEG defaults at `quality`, and nothing of the source's metadata: Pillow 9.4 and
     later write a source's COM comment back from `img.info` (the published images have none), so
     `info` is empty while saving, whatever a Pillow version might carry over from it."""
+    problem = output_problem(*img.size)
+    if problem:  # libjpeg would print its own refusal on stderr before failing
+        raise TooLarge(f"{img.size[0]} x {img.size[1]} px: {problem}")
     buf = io.BytesIO()
     info, img.info = img.info, {}
     try:
@@ -185,10 +250,22 @@ def _decode_at(img: Image.Image, width: int, height: int, scale: int) -> tuple[I
     return _normalise_mode(img), box
 
 
+def checked_targets(width: int, height: int, sizes: tuple[int, ...], rounding: str = "script") -> dict:
+    """{size: target size} of a `width` x `height` image; TooLarge, naming the image's and the
+    target's size, where a target is larger than a resized image may be (`output_problem`)."""
+    targets = {s: target_size(width, height, s, rounding) for s in sizes}
+    for s, (w, h) in targets.items():
+        problem = output_problem(w, h)
+        if problem:
+            raise TooLarge(f"{width} x {height} px would be {w} x {h} at --size {s}: {problem}")
+    return targets
+
+
 def _targets_and_scales(probe: Image.Image, sizes: tuple[int, ...], recipe: Recipe) -> tuple[dict, dict]:
-    """For each of `sizes`: the target size, and the DCT scale to decode `probe` (just opened) at."""
+    """For each of `sizes`: the target size (checked, before any decode), and the DCT scale to
+    decode `probe` (just opened) at."""
     width, height = probe.size
-    targets = {s: target_size(width, height, s, recipe.rounding) for s in sizes}
+    targets = checked_targets(width, height, sizes, recipe.rounding)
     scaled = recipe.decode == "scaled" and probe.format == "JPEG"
     return targets, {s: (dct_scale(width, height, t) if scaled else 1) for s, t in targets.items()}
 
@@ -198,38 +275,44 @@ def decode_for(data: bytes, size: int, recipe: Recipe = Recipe()) -> tuple[Image
     size: the decode alone (the benchmark's floor and its per-image budget time it)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        probe = _open(data)
+        probe = open_image(data)
         targets, scales = _targets_and_scales(probe, (size,), recipe)
         img, box = _decode_at(probe, *probe.size, scales[size])
     return img, box, targets[size]
 
 
+def _resized(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> Iterator[tuple[int, Image.Image]]:
+    """(size, resized image) for each of `sizes`, decoding once per distinct DCT scale (usually
+    one); every target checked before the first decode."""
+    probe = open_image(data)
+    width, height = probe.size
+    targets, scales = _targets_and_scales(probe, sizes, recipe)
+    for n, scale in enumerate(sorted(set(scales.values()))):
+        source, probe = (probe if n == 0 else open_image(data)), None
+        img, box = _decode_at(source, width, height, scale)
+        del source  # a CMYK or palette image's own pixels are not held beside its RGB copy
+        for s in sizes:
+            if scales[s] == scale:
+                yield s, resize(img, targets[s], recipe.filter, box)
+
+
 def resize_pixels(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> dict[int, Image.Image]:
-    """The resized images (before JPEG encoding) for each of `sizes`, decoding once per distinct
-    DCT scale."""
-    with warnings.catch_warnings():
-        # A large image is fine here; only a real decompression bomb (error) is refused.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        probe = _open(data)
-        width, height = probe.size
-        targets, scales = _targets_and_scales(probe, sizes, recipe)
-        out: dict[int, Image.Image] = {}
-        for scale in sorted(set(scales.values())):
-            # one decode per distinct scale, usually one
-            img, box = _decode_at(probe if not out else _open(data), width, height, scale)
-            for s in sizes:
-                if scales[s] == scale:
-                    out[s] = resize(img, targets[s], recipe.filter, box)
-    return out
+    """The resized images (before JPEG encoding) for each of `sizes`."""
+    return dict(_resized(data, sizes, recipe))
 
 
 def make_jpegs(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> list[bytes]:
-    """JPEG bytes for each of `sizes` (pixel sizes only)."""
-    images = resize_pixels(data, sizes, recipe)
-    return [encode(images[s], recipe.quality) for s in sizes]
-
-
-JPEG_SOS, JPEG_EOI = b"\xff\xda", b"\xff\xd9"
+    """JPEG bytes for each of `sizes` (pixel sizes only), each encoded as soon as it is resized (one
+    resized image held at a time). A JPEG larger than an archive member may be (verify reads no
+    more) is TooLarge."""
+    out = {}
+    for s, img in _resized(data, sizes, recipe):
+        out[s] = encode(img, recipe.quality)
+        if len(out[s]) > MAX_MEMBER_BYTES:
+            raise TooLarge(f"its {img.size[0]} x {img.size[1]} px JPEG at --size {s} is {len(out[s]):,} bytes, more "
+                           f"than an archive member may have ({MAX_MEMBER_BYTES:,})")
+        del img
+    return [out[s] for s in sizes]
 
 
 def check_full_size(data: bytes) -> None:
@@ -238,12 +321,15 @@ def check_full_size(data: bytes) -> None:
     (neither marker can occur inside entropy-coded data), a PNG its IEND chunk: exactly the files
     Pillow would refuse as truncated. Any other format (GIF, TIFF, BMP, PCX, TGA, ... named .JPEG:
     rare in ImageNet) is decoded, as a resize would, so both refuse the same files. A
-    decompression bomb is refused as in a resize."""
+    decompression bomb is refused as in a resize, and a file larger than an archive member may be
+    (verify reads no more; a resize of it is fine)."""
     if not data:
         raise ValueError("empty file (0 bytes)")
+    if len(data) > MAX_MEMBER_BYTES:
+        raise TooLarge(f"{len(data):,} bytes, more than an archive member may have ({MAX_MEMBER_BYTES:,})")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = _open(data)
+        img = open_image(data)
         fmt = img.format
         if fmt not in ("JPEG", "PNG"):
             img.load()
@@ -268,6 +354,7 @@ def describe_error(exc: BaseException, data: bytes | None = None) -> str:
     if data is not None and not data:
         return "empty file (0 bytes)"
     if isinstance(exc, Image.UnidentifiedImageError):
-        return "not an image Pillow can read" + (f" (starts with {data[:8].hex(' ')})" if data else "")
+        return (f"not an image in a format read here: {', '.join(FORMATS)}"
+                + (f" (starts with {data[:8].hex(' ')})" if data else ""))
     text = str(exc) or type(exc).__name__
     return text.replace("\n", " ")

@@ -74,6 +74,20 @@ def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
     return data[:8] + png_chunk(b"IHDR", ihdr) + data[8 + 25:]
 
 
+def thin_jpeg(width: int = 2, height: int = 65_000) -> bytes:
+    """A valid JPEG of one colour, `width` x `height` (2 x 65,000: 16 kB), made by Pillow."""
+    return _save(Image.new("RGB", (width, height), (120, 30, 200)), "JPEG")
+
+
+def declared_jpeg(width: int, height: int, progressive: bool = False) -> bytes:
+    """A 16 x 16 JPEG whose frame header (SOF) declares `width` x `height`: a few hundred bytes that
+    a decoder takes for that size (the missing data decodes as grey)."""
+    data = bytearray(_save(Image.new("RGB", (16, 16), (200, 100, 50)), "JPEG", progressive=progressive))
+    sof = data.find(b"\xff\xc2" if progressive else b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
 def exif_rotated_jpeg() -> bytes:
     """300x200 as stored, with EXIF orientation 6 (a viewer shows it 200x300, turned)."""
     img = Image.fromarray(_pixels(), "RGB")

@@ -22,12 +22,14 @@ PSNR_PASS_DB = 40.0
 
 
 class ImageTally:
-    """Level 4: every member decodes, and a sized variant has exactly its shortest side."""
+    """Level 4: every member decodes, and a sized variant has exactly its shortest side. A member
+    larger than the build writes (limits.py) is refused from its header, not decoded."""
 
     def __init__(self, size: int | None):
         self.size = size
         self.checked = 0
         self.errors = FirstFew()
+        self.too_large = FirstFew()
         self.wrong_size = FirstFew()
         self.modes: Counter[str] = Counter()
         self.shortest: list[int] = []  # min and max so far
@@ -35,7 +37,7 @@ class ImageTally:
     def add(self, r: MemberCheck) -> None:
         self.checked += 1
         if r.error:
-            self.errors.append(f"{r.member} ({r.error})")
+            (self.too_large if r.too_large else self.errors).append(f"{r.member} ({r.error})")
             return
         self.modes[r.mode] += 1
         short = min(r.width, r.height)
@@ -47,6 +49,8 @@ class ImageTally:
         problems, notes = [], []
         if self.errors:
             problems.append(counted("members do not decode", self.errors))
+        if self.too_large:
+            problems.append(counted("members larger than the build writes (not decoded)", self.too_large))
         if self.wrong_size:
             problems.append(counted(f"members whose shortest side is not {self.size}", self.wrong_size))
         if not self.checked:
@@ -57,9 +61,10 @@ class ImageTally:
         sides = f"shortest side {self.shortest[0]}..{self.shortest[1]} px" if self.shortest else "no sizes"
         if self.size is not None and self.shortest and not self.wrong_size:
             sides = f"shortest side {self.size} px on every image"
-        decoded = self.checked - len(self.errors)
+        decoded = self.checked - len(self.errors) - len(self.too_large)
         summary = f"{decoded} of {self.checked} decode fully; {sides}; modes {modes}"
         data = {"checked": self.checked, "decode_errors": len(self.errors), "decode_errors_first": self.errors.first,
+                "too_large": len(self.too_large), "too_large_first": self.too_large.first,
                 "wrong_size": len(self.wrong_size), "wrong_size_first": self.wrong_size.first,
                 "modes": dict(self.modes), "shortest_side_min": self.shortest[0] if self.shortest else None,
                 "shortest_side_max": self.shortest[1] if self.shortest else None, "expected_shortest_side": self.size}

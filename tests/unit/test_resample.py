@@ -8,6 +8,7 @@ the same for a fixed set of images, so each CI environment checks the port again
 from __future__ import annotations
 
 import hashlib
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -121,6 +122,25 @@ def test_zero_copy_and_copied_pixels_agree():
         assert rows.tobytes() == raw and bpp == (4 if mode == "RGB" else 1)
         if hasattr(img, "__arrow_c_array__"):
             assert resample._arrow_rows(img, bpp) is not None  # the copy-free path was taken
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_copied_pixels_are_copied_a_strip_at_a_time(monkeypatch, mode):
+    """An image Pillow holds in several blocks (any large one) is copied: `tobytes` of the whole
+    image held its pieces and their join at once, twice the image (2.1 GB in all for a 13,377 px
+    square JPEG of 631 bytes). A strip at a time: the same rows, about once the image."""
+    img = photo_like(1000, 700, mode, 5)
+    expected = img.tobytes("raw", "RGBX") if mode == "RGB" else img.tobytes()
+    monkeypatch.setattr(resample, "_arrow_rows", lambda img, bpp: None)
+    monkeypatch.setattr(resample, "STRIP_BYTES", 64 << 10, raising=False)
+    tracemalloc.start()
+    try:
+        rows, _ = resample.pixel_rows(img)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert rows.tobytes() == expected
+    assert peak < 1.25 * len(expected), (peak, len(expected))
 
 
 def test_mapped_images_are_copied_not_exported():

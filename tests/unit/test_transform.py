@@ -1,17 +1,21 @@
 """Making the images (transform.py): the output size (fast.ai's 2018 script for the published recipe),
-the mode policy, quality, DCT-scaled decoding, one decode for several sizes, the full-size check, and
-an output that carries none of the source's metadata."""
+the mode policy, quality, DCT-scaled decoding, one decode for several sizes, the full-size check, an
+output that carries none of the source's metadata, and the pixel bounds shared with verify."""
 
 from __future__ import annotations
 
 import io
 import struct
+from unittest import mock
 
 import numpy as np
 import pytest
-from PIL import Image
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image, ImageFile
 
-from imagenette_build.transform import Recipe, dct_scale, make_jpegs, target_size
+from imagenette_build.limits import MAX_SIZE
+from imagenette_build.transform import ROUNDINGS, Recipe, dct_scale, make_jpegs, target_size
 
 from .. import faultkit as fk
 
@@ -94,8 +98,8 @@ def test_large_photo_at_160_and_320_is_decoded_once(monkeypatch, size):
 
     data = _jpeg(size=size, quality=80)
     opened = []
-    real_open = transform._open
-    monkeypatch.setattr(transform, "_open", lambda d: opened.append(1) or real_open(d))
+    real_open = transform.open_image
+    monkeypatch.setattr(transform, "open_image", lambda d: opened.append(1) or real_open(d))
     both = transform.resize_pixels(data, (160, 320), Recipe())
     assert len(opened) == 1
     for s in (160, 320):
@@ -228,3 +232,209 @@ def test_output_carries_no_metadata_of_the_source():
     assert markers == [0xE0, 0xDB, 0xDB, 0xC0, 0xC4, 0xC4, 0xC4, 0xC4, 0xDA]
     jfif = dict(_segments(out))[0xE0]
     assert jfif[:5] == b"JFIF\0" and jfif[5:7] == b"\x01\x01" and jfif[7:12] == b"\0\0\x01\0\x01"  # 1.01, units 0, 1:1
+
+
+# ----------------------------------------------------------------------------- the pixel bounds (limits.py)
+
+
+def _no_decode(monkeypatch):
+    """Make any decode of the build's fail the test: a refusal must come from the header alone."""
+    from imagenette_build import transform
+
+    def decoded(*args, **kw):
+        raise AssertionError("decoded an image that the header should have refused")
+    monkeypatch.setattr(transform, "_decode_at", decoded)
+
+
+@pytest.mark.parametrize("decode", ["full", "scaled"])
+@pytest.mark.parametrize("w,h,size,message", [
+    (2, 65_000, 160, "2 x 65000 px would be 160 x 5200000 at --size 160: more than 65,500 px a side (JPEG's limit)"),
+    (5000, 1, 160, "5000 x 1 px would be 800000 x 160 at --size 160: more than 65,500 px a side (JPEG's limit)"),
+    (1000, 5000, 8192, "1000 x 5000 px would be 8192 x 40960 at --size 8192: 335,544,320 px, more than a resized "
+                       "image may have (89,478,485)"),
+])
+def test_an_image_that_would_resize_beyond_the_bound_is_refused_from_its_header(monkeypatch, w, h, size, message,
+                                                                                decode):
+    """A 16 kB JPEG of 2 x 65,000 px at 160 became 160 x 5,200,000: 6.8 GB for 27 s, then libjpeg's
+    encoder refused it ("broken data stream when writing image file"). Now the target size is
+    checked against the bound before anything is decoded, with a message naming both sizes."""
+    from imagenette_build.transform import TooLarge
+
+    data = fk.thin_jpeg(w, h) if size == 160 else fk.declared_jpeg(w, h)
+    _no_decode(monkeypatch)
+    with pytest.raises(TooLarge) as caught:
+        make_jpegs(data, (size,), Recipe(decode=decode))
+    assert str(caught.value) == message
+
+
+# Thin and wide shapes are where the bound bites: one side 1..70,000, the other much smaller.
+_sides = st.one_of(st.integers(1, 70_000), st.integers(1, 64), st.sampled_from([1, 2, 3, 65_500, 65_501, 70_000]))
+
+
+@given(w=_sides, h=_sides, size=st.one_of(st.integers(1, MAX_SIZE), st.sampled_from([160, 320, MAX_SIZE])),
+       rounding=st.sampled_from(ROUNDINGS))
+def test_the_build_never_makes_an_image_verify_refuses(w, h, size, rounding):
+    """For any source size and --size: either the build's check (before decoding) refuses the image
+    with a one-line reason naming both sizes, or the image it makes is within the bound that verify
+    applies to a member of a sized archive, which libjpeg can also encode."""
+    from imagenette_build.transform import TooLarge, checked_targets, load_pixels
+
+    try:
+        targets = checked_targets(w, h, (size,), rounding)
+    except TooLarge as exc:
+        text = str(exc)
+        assert "\n" not in text and text.startswith(f"{w} x {h} px would be ") and f"at --size {size}: " in text
+        return
+    tw, th = targets[size]
+    assert min(tw, th) == size
+    assert max(tw, th) <= 65_500 and tw * th <= 89_478_485  # libjpeg's JPEG_MAX_DIMENSION, Pillow's bound
+    # verify's images level on a member of that size, from its header (the decode itself left out)
+    with mock.patch.object(ImageFile.ImageFile, "load", lambda self: None):
+        assert load_pixels(fk.declared_jpeg(tw, th), size).size == (tw, th)
+
+
+def test_the_largest_size_fits_a_4_3_photo_and_one_more_would_not():
+    from imagenette_build.limits import MAX_OUTPUT_PIXELS
+    from imagenette_build.transform import TooLarge, checked_targets
+
+    assert checked_targets(4000, 3000, (MAX_SIZE,)) == {MAX_SIZE: (10922, 8192)}
+    assert 10922 * 8192 <= MAX_OUTPUT_PIXELS
+    with pytest.raises(TooLarge):
+        checked_targets(4000, 3000, (MAX_SIZE + 1,))
+
+
+def test_the_side_bound_is_the_linked_libjpegs(capfd):
+    """MAX_OUTPUT_SIDE is what the JPEG encoder accepts, no more, no less; and `encode` refuses
+    beyond it itself, so libjpeg never prints its "Maximum supported image dimension is 65500
+    pixels" on stderr (Pillow's encoder error handler does, before failing)."""
+    from imagenette_build.limits import MAX_OUTPUT_SIDE
+    from imagenette_build.transform import TooLarge, encode
+
+    assert Image.open(io.BytesIO(encode(Image.new("L", (MAX_OUTPUT_SIDE, 1)), 75))).size == (MAX_OUTPUT_SIDE, 1)
+    capfd.readouterr()
+    with pytest.raises(TooLarge, match="1 x 65501 px: more than 65,500 px a side"):
+        encode(Image.new("L", (1, MAX_OUTPUT_SIDE + 1)), 75)
+    assert capfd.readouterr().err == ""
+    with pytest.raises(OSError):  # (libjpeg itself: its line on stderr, and Pillow's "broken data stream")
+        Image.new("L", (1, MAX_OUTPUT_SIDE + 1)).save(io.BytesIO(), "JPEG")
+    assert "65500" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("pil_bound", [None, 10**12])
+def test_the_decode_bound_does_not_move_with_pils_global(monkeypatch, pil_bound):
+    """Notebooks set Image.MAX_IMAGE_PIXELS = None; the build (in-process with --jobs 1 or the
+    threading backend) then decoded any declared size. The bound is limits.MAX_DECODE_PIXELS."""
+    from imagenette_build.transform import check_full_size, load_pixels
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pil_bound)
+    _no_decode(monkeypatch)
+    for check in (check_full_size, load_pixels, lambda d: make_jpegs(d, (160,), Recipe())):
+        with pytest.raises(Image.DecompressionBombError, match="exceeds limit of 178956970 pixels"):
+            check(fk.bomb_png())
+
+
+def test_verify_refuses_a_sized_member_beyond_the_bound_from_its_header(monkeypatch):
+    """A member of a sized archive declaring more than the build writes is refused unread (a
+    520-byte progressive JPEG declaring 13,000 x 9,000 took 700 MB to decode); at full size the
+    decode bound applies, as to the sources the build copies."""
+    from imagenette_build.transform import TooLarge, load_pixels
+
+    data = fk.declared_jpeg(13_000, 9_000, progressive=True)
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded"))
+    with pytest.raises(TooLarge, match="13000 x 9000 px: 117,000,000 px, more than a resized image may have"):
+        load_pixels(data, 160)
+    monkeypatch.undo()
+    assert load_pixels(fk.thin_jpeg(), None).size == (2, 65_000)  # a full-size member: the source's bytes
+
+
+def test_only_the_listed_formats_are_opened_so_eps_never_runs_ghostscript(monkeypatch, tmp_path):
+    """Pillow identifies an image by its content and loads EPS by running Ghostscript on it: a
+    PostScript file named .JPEG, among the sources or in an archive given to verify or preview,
+    ran `gs` (where installed) on whatever it holds; a loop in it hung the build. Only FORMATS are
+    opened now, everywhere an image is."""
+    from PIL import EpsImagePlugin
+
+    from imagenette_build.sheets import thumbnail
+    from imagenette_build.transform import check_full_size, describe_error, load_pixels
+
+    ran = tmp_path / "gs-ran"
+    gs = tmp_path / "gs"
+    gs.write_text(f"#!/bin/sh\necho \"$@\" > {ran}\nexit 1\n")
+    gs.chmod(0o755)
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", str(gs))
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(buf, "EPS")
+    eps = buf.getvalue()
+    for use in (load_pixels, check_full_size, lambda d: make_jpegs(d, (32,), Recipe())):
+        with pytest.raises(Image.UnidentifiedImageError) as caught:
+            use(eps)
+        assert describe_error(caught.value, eps) == ("not an image in a format read here: JPEG, PNG, GIF, TIFF, BMP, "
+                                                     "PCX, TGA (starts with 25 21 50 53 2d 41 64 6f)")
+    assert thumbnail(eps) is None
+    assert not ran.exists()
+
+
+def test_an_output_larger_than_an_archive_member_may_be_is_refused(monkeypatch):
+    """verify reads members of at most MAX_MEMBER_BYTES; the build wrote larger ones (a 70 MB
+    source copied at full size; a noisy image at --size 8192 --quality 95 is a 100 MB JPEG), so
+    its own verify failed the archive. Here with the bound lowered."""
+    from imagenette_build import transform
+    from imagenette_build.transform import TooLarge, check_full_size
+
+    data = fk.good_jpeg(300, 200)
+    monkeypatch.setattr(transform, "MAX_MEMBER_BYTES", 2000)
+    with pytest.raises(TooLarge, match=r"^its 240 x 160 px JPEG at --size 160 is [0-9,]+ bytes, more than an archive "
+                                       r"member may have \(2,000\)$"):
+        make_jpegs(data, (32, 160), Recipe())
+    assert len(make_jpegs(data, (32,), Recipe())[0]) < 2000
+    with pytest.raises(TooLarge, match=f"^{len(data):,} bytes, more than an archive member may have"):
+        check_full_size(data)
+
+
+def _with_scans(extra: int, mode: str = "L") -> bytes:
+    """A 64 x 64 progressive JPEG with its last scan repeated `extra` times (31 bytes each)."""
+    buf = io.BytesIO()
+    Image.new(mode, (64, 64), 128).save(buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    last = data.rfind(b"\xff\xda")
+    return data[:-2] + data[last:-2] * extra + data[-2:]
+
+
+def test_a_progressive_jpeg_of_too_many_scans_is_refused_unread(monkeypatch):
+    """Each scan of a progressive JPEG is a pass over the whole image, and a scan costs 31 bytes: a
+    1 MB file of 30,000 scans declaring 13,377 px square held a worker for over an hour (the
+    build, verify of a downloaded archive, preview). More than MAX_JPEG_SCANS is refused from the
+    bytes, before decoding; libjpeg's own progressions (6 to 18 scans) decode."""
+    from imagenette_build.limits import MAX_JPEG_SCANS
+    from imagenette_build.transform import check_full_size, load_pixels
+
+    ok = _with_scans(MAX_JPEG_SCANS - 6)  # a grey progression is 6 scans
+    assert ok.count(b"\xff\xda") == MAX_JPEG_SCANS
+    assert load_pixels(ok).size == (64, 64)
+    assert load_pixels(_with_scans(0, "CMYK")).size == (64, 64)  # 18 scans
+    too_many = _with_scans(MAX_JPEG_SCANS - 5)
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded"))
+    for use in (load_pixels, check_full_size, lambda d: make_jpegs(d, (32,), Recipe())):
+        with pytest.raises(ValueError, match="^a progressive JPEG of 101 scans, more than the 100 decoded"):
+            use(too_many)
+
+
+def test_a_header_of_too_many_pieces_is_refused_before_its_parse_runs_away():
+    """Pillow parses a JPEG's segments (a PNG's chunks, a GIF's blocks) one by one in Python and
+    keeps each: a 60 MiB member of 15 million empty comments took 18 s and 1.2 GB in a verify
+    worker before any pixel. Image.open now gets MAX_HEADER_READS reads; real headers, large
+    metadata included, need far fewer."""
+    from imagenette_build.transform import load_pixels
+
+    base = fk.good_jpeg(64, 48)
+    with pytest.raises(ValueError, match="^a header of more than 20,000 segments, chunks or blocks before the image "
+                                         r"data \(an image's has a few dozen\)$"):
+        load_pixels(base[:2] + b"\xff\xfe\x00\x02" * 10_000 + base[2:])
+    assert load_pixels(base[:2] + b"\xff\xfe\x00\x02" * 1_000 + base[2:]).size == (64, 48)
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48)).save(buf, "JPEG", icc_profile=b"\0" * 1_000_000, exif=b"Exif\0\0" + b"\0" * 60_000,
+                                    comment=b"c" * 60_000)
+    assert load_pixels(buf.getvalue()).size == (64, 48)
+    buf = io.BytesIO()
+    Image.new("P", (64, 48)).save(buf, "GIF", comment=b"x" * 1_000_000)
+    assert load_pixels(buf.getvalue()).size == (64, 48)
