@@ -194,6 +194,8 @@ def load_path(path: Path) -> Manifest:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{where}: not valid TOML: {exc}") from None
+    except RecursionError:  # (tomllib recurses once per level: some 400 levels of arrays or inline tables)
+        raise UserError(f"{where}: not a manifest: arrays or tables nested too deeply to be read") from None
     _check_keys(where, doc, _TOP_KEYS)
 
     name = _get(where, doc, "name", str)
@@ -314,7 +316,7 @@ def _parse_split(where: str, table: dict, wnids: set[str]) -> SplitPolicy:
     else:
         only_for({"val_fraction", "seed", "extra"})
         fraction = _get(here, table, "val_fraction", (int, float))
-        if not 0 < fraction < 1:
+        if not is_val_fraction(fraction):
             raise UserError(f"{here}: val_fraction must be between 0 and 1, not {fraction}")
         fraction = float(fraction)
     seed = _get(here, table, "seed", int, required=policy == "random")
@@ -325,6 +327,12 @@ def _parse_split(where: str, table: dict, wnids: set[str]) -> SplitPolicy:
     splits = DEFAULT_SPLITS + tuple(e.name for e in extra)
     _check_split_names(here, splits)
     return SplitPolicy(policy, splits, val_fraction=fraction, seed=seed, extra=extra)
+
+
+def is_val_fraction(value: Any) -> bool:
+    """A share of each class in val that a random split can make: a number strictly between 0 and 1
+    (not nan). The one check of the loader and of `new-manifest`, so it writes only what builds."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1
 
 
 def _check_split_names(here: str, splits: tuple) -> None:
@@ -348,7 +356,7 @@ def _parse_extra(where: str, table: Any, wnids: set[str]) -> ExtraSplit:
         raise UserError(f"{where}: fraction must be in (0, 1], not {fraction}")
     chosen = tuple(_get(where, table, "classes", list, required=False) or ())
     for w in chosen:
-        if w not in wnids:
+        if not isinstance(w, str) or w not in wnids:  # (a list or table here is unhashable: a TypeError)
             raise UserError(f"{where}: class {w!r} is not among the manifest's classes")
     return ExtraSplit(name, source, float(fraction), chosen)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import classes as imagenet
 from .errors import UserError
-from .manifest import SAFE_NAME_RE
+from .manifest import SAFE_NAME_RE, is_val_fraction
 from .readfile import MAX_TEXT_FILE, read_bytes
 
 
@@ -84,6 +84,8 @@ class NewManifest:
             raise UserError(f"class {dup} is given twice")
         if not self.wnids:
             raise UserError("no classes: give --wnid, --classes-file or --random")
+        if not is_val_fraction(self.val_fraction):  # (what the manifest loader refuses: nan, 0, 1e-400, inf)
+            raise UserError(f"--val-fraction {self.val_fraction}: must be a number between 0 and 1 (not 0 or 1)")
         q = json.dumps  # a JSON string is a valid TOML basic string
         by_wnid = imagenet.by_wnid()
         description = self.description or f"{len(self.wnids)} ImageNet classes, made with imagenette-build new-manifest."
