@@ -185,11 +185,17 @@ def _get(where: str, table: dict[str, Any], key: str, kind: type | tuple[type, .
 
 
 def load_path(path: Path) -> Manifest:
-    where = str(path)
     try:
         raw = read_bytes(path, MAX_TEXT_FILE, "a manifest")
     except OSError as exc:
-        raise UserError(f"{where}: cannot read manifest: {exc.strerror or exc}") from None
+        raise UserError(f"{path}: cannot read manifest: {exc.strerror or exc}") from None
+    return load_text(raw, path)
+
+
+def load_text(raw: bytes, path: Path) -> Manifest:
+    """The manifest in `raw`, as if read from `path` (named in errors; the files it names are read
+    beside it): `new-manifest` checks what it would write with the loader itself."""
+    where = str(path)
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -214,7 +214,8 @@ def read_sums(path: Path, digest_len: int) -> dict[str, str]:
         for lineno, name, digest in sums_lines(text, digest_len):
             said, first = out.setdefault(name, (digest, lineno))
             if said != digest:
-                raise DataError(f"{path} lines {first} and {lineno}: two different hashes for {name!r}; "
+                shown = repr(name) if len(name) <= 200 else f"{name[:200]!r}... ({len(name):,} characters)"
+                raise DataError(f"{path} lines {first} and {lineno}: two different hashes for {shown}; "
                                 "move the file away or fix it")
     except ValueError as exc:
         raise DataError(f"{path} {exc}; move the file away or fix it") from None

@@ -111,6 +111,22 @@ def test_what_new_manifest_writes_the_build_reads(sample, tmp_path):
     assert r.returncode == 0 and json.loads(r.stdout)["manifest"] == "tiny", r.stderr
 
 
+def test_new_manifest_writes_any_description_the_build_reads(sample, tmp_path):
+    """An emoji in --description was written as two escaped surrogates, which TOML refuses: the
+    build said `not valid TOML: Escaped character is not a Unicode scalar value`."""
+    root, _ = sample
+    out = tmp_path / "e.toml"
+    r = run_cli("new-manifest", "e", "--wnid", "n01440764", "--description", "fish \U0001f41f\x7f \\ \"", "--out", out)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("--imagenet", root, "--manifest", out, "--dry-run", "--json", "-q")
+    assert r.returncode == 0 and json.loads(r.stdout)["manifest"] == "e", r.stderr
+    # an argument that is not UTF-8 (a lone surrogate in Python): one line, nothing written
+    r = subprocess.run([*fk.cli_command("new-manifest", "f", "--wnid", "n01440764", "--out", tmp_path / "f.toml"),
+                        "--description", b"caf\xe9"], capture_output=True, text=True)
+    fk.one_line_error(r, 2, "not UTF-8 text")
+    assert not (tmp_path / "f.toml").exists()
+
+
 # ------------------------------------------------------------------------------ a reader that goes away
 
 

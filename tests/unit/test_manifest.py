@@ -253,3 +253,19 @@ def test_new_manifest_writes_a_val_fraction_exactly_when_the_loader_reads_it(wor
                         '[[classes]]\nwnid = "n01440764"\n')
         with pytest.raises(UserError, match="val_fraction must be between 0 and 1"):
             manifests.load_path(path)
+
+
+@pytest.mark.fuzz
+@given(st.text(max_size=30))
+def test_new_manifest_writes_any_description_the_loader_reads_back(workdir, description):
+    """An emoji was written as two escaped surrogates (json.dumps), which TOML refuses: new-manifest
+    wrote a manifest the build refused."""
+    try:
+        text = NewManifest("d", ("n01440764",), "imagenet", description=description).to_toml()
+    except UserError as exc:  # only what cannot be written as UTF-8: a lone surrogate
+        assert "not UTF-8 text" in str(exc)
+        assert any(0xD800 <= ord(c) <= 0xDFFF for c in description)
+        return
+    (workdir / "d.toml").write_text(text, encoding="utf-8")
+    loaded = manifests.load_path(workdir / "d.toml").description
+    assert loaded == (description or "1 ImageNet classes, made with imagenette-build new-manifest.")
