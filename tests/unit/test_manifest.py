@@ -192,8 +192,17 @@ EXTRA = ('[[classes]]\nwnid = "n01440764"\n[split]\npolicy = "random"\nval_fract
     (NAMED + "x = " + "{a = " * 500 + "1" + "}" * 500 + "\n", "arrays or tables nested too deeply"),
     (NAMED + "x = " + "{a = " * 100_000 + "1" + "}" * 100_000 + "\n", "arrays or tables nested too deeply"),
     # a class of an extra split that is a list or a table (a TypeError traceback: unhashable)
-    (NAMED + EXTRA + 'classes = [["n01440764"]]\n', "[[split.extra]] #1: class ['n01440764'] is not among"),
-    (NAMED + EXTRA + 'classes = [{wnid = "n01440764"}]\n', "class {'wnid': 'n01440764'} is not among"),
+    (NAMED + EXTRA + 'classes = [["n01440764"]]\n', "[[split.extra]] #1: class (a list) is not among"),
+    (NAMED + EXTRA + 'classes = [{wnid = "n01440764"}]\n', "class (a table) is not among"),
+    # nested 5,000 deep by dotted table headers (tomllib reads those without recursing): the repr of
+    # the value in the message recursed
+    (NAMED + EXTRA + "[[split.extra.classes]]\n[split.extra.classes." + ".".join(["a"] * 5000) + "]\n",
+     "class (a table) is not among"),
+    (NAMED + ONE_CLASS + "[[root_files]]\n[root_files." + ".".join(["a"] * 5000) + "]\n",
+     "root_files entry (a table) must be a plain file name"),
+    (NAMED + '[[classes]]\nwnid = "n01440764"\n[split]\npolicy = "files"\nlist = "list.csv"\n[[split.splits]]\n'
+     "[split.splits." + ".".join(["a"] * 5000) + "]\n", "split name (a table) must be a plain name"),
+    ('name = "one"\nstem = "' + "x/" * 100_000 + '"\n' + ONE_CLASS, "stem 'x/x/x/"),
     (NAMED + '[split]\npolicy = "random"\nval_fraction = nan\nseed = 1\n[[classes]]\nwnid = "n01440764"\n',
      "val_fraction must be between 0 and 1, not nan"),
 ])
@@ -206,6 +215,7 @@ def test_every_mistake_is_one_line_naming_the_manifest(tmp_path, toml, needle):
     message = str(exc.value)
     assert message.startswith(f"{path}") and "\n" not in message, message
     assert needle in message, message
+    assert len(message) < len(str(path)) + 300, message  # a value 200,000 characters long is clipped
 
 
 def test_a_manifest_is_a_builtin_name_or_a_path():
