@@ -150,9 +150,8 @@ def sums_lines(text: str, digest_len: int) -> Iterator[tuple[int, str, str]]:
 
 def _split_line(line: str, digest_len: int, reversed_format: bool | None) -> tuple[str, str, bool | None]:
     tag = _TAGS[digest_len]
-    form = f"not a '<hash>  <file>' or '{tag} (<file>) = <hash>' line of {digest_len}-digit hashes"
     if "\0" in line:
-        raise ValueError(f"{form} (it holds a NUL)")
+        raise ValueError(_form(digest_len, "it holds a NUL"))
     i = len(line) - len(line.lstrip(" \t"))
     escaped = line.startswith("\\", i)
     i += escaped
@@ -162,28 +161,33 @@ def _split_line(line: str, digest_len: int, reversed_format: bool | None) -> tup
         close = rest.rfind(")")  # (the name is not escaped: it ends at the last ')')
         m = _BSD_REST.fullmatch(rest, close + 1) if close >= 0 else None
         if not m or len(m[1]) != digest_len or close == 0:  # (`SHA256 () = ...` names no file)
-            raise ValueError(form)
-        return _unescape(rest[:close], form) if escaped else rest[:close], m[1], reversed_format
+            raise ValueError(_form(digest_len))
+        return _unescape(rest[:close], digest_len) if escaped else rest[:close], m[1], reversed_format
     m = _DIGEST_AND_BLANK.match(line, i)
     if not m or len(m[1]) != digest_len or not _HEX.fullmatch(m[1]) or m.end() == len(line):
-        raise ValueError(form)
+        raise ValueError(_form(digest_len))
     name = line[m.end():]
     if len(name) == 1 or name[0] not in " *":  # `<hash> <file>`: BSD's reversed format
         if reversed_format is False:
-            raise ValueError(f"{form} (a '<hash> <file>' line, with one space, among '<hash>  <file>' lines)")
+            raise ValueError(_form(digest_len, "a '<hash> <file>' line, with one space, among '<hash>  <file>' lines"))
         reversed_format = True
     elif reversed_format:  # sha256sum -c would read ' <file>' here: say so rather than guess
-        raise ValueError(f"{form} (a '<hash>  <file>' line among '<hash> <file>' lines, with one space)")
+        raise ValueError(_form(digest_len, "a '<hash>  <file>' line among '<hash> <file>' lines, with one space"))
     else:
         reversed_format, name = False, name[1:]
-    return _unescape(name, form) if escaped else name, m[1], reversed_format
+    return _unescape(name, digest_len) if escaped else name, m[1], reversed_format
 
 
-def _unescape(name: str, form: str) -> str:
+def _form(digest_len: int, why: str = "") -> str:
+    return (f"not a '<hash>  <file>' or '{_TAGS[digest_len]} (<file>) = <hash>' line of {digest_len}-digit hashes"
+            + (f" ({why})" if why else ""))
+
+
+def _unescape(name: str, digest_len: int) -> str:
     """A name escaped as coreutils escapes it; anything else after a backslash is refused, as there."""
     parts = re.split(r"(\\.?)", name)
     if any(p.startswith("\\") and p not in _UNESCAPES for p in parts[1::2]):
-        raise ValueError(f"{form} (a backslash that is not \\\\, \\n or \\r in an escaped name)")
+        raise ValueError(_form(digest_len, "a backslash that is not \\\\, \\n or \\r in an escaped name"))
     return "".join(_UNESCAPES.get(p, p) if i % 2 else p for i, p in enumerate(parts))
 
 
@@ -191,6 +195,8 @@ def normal_name(name: str) -> str:
     """`name` without its `.` components and doubled slashes, which name the same file (`./a.tgz`
     is `a.tgz`); a last component, `..` and a trailing slash are kept (the file they name depends on
     the folders)."""
+    if "./" not in name and "//" not in name:  # (no '.' or empty component but the last: most names)
+        return name
     parts = name.split("/")
     kept = [p for p in parts[:-1] if p not in ("", ".")] + parts[-1:]
     return ("/" if name.startswith("/") else "") + "/".join(kept) if kept != [""] else name

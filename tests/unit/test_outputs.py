@@ -15,8 +15,8 @@ import sys
 import pytest
 from hypothesis import given, strategies as st
 
-from imagenette_build import outputs, procs
-from imagenette_build.errors import DataError
+from imagenette_build import members, outputs, procs
+from imagenette_build.errors import DataError, UserError
 from imagenette_build.outputs import (
     ArchiveLocks, atomic_write, final_path, partial_path, read_sums, remove_stale_partials, update_sums,
 )
@@ -136,6 +136,18 @@ def test_a_line_the_build_writes_reads_back_as_the_same_name(name, digest):
     assert (read_name, read_digest) == (outputs.normal_name(name), digest.lower())
 
 
+def test_member_lists_are_read_by_the_same_parser():
+    """A member list is a sums file too (`cd <stem> && sha256sum -c ../<stem>.members.sha256`):
+    BSD tags and upper-case hex were refused, and `./train/x` was another path than `train/x`."""
+    listed = members.parse(f"SHA256 (./train/a.JPEG) = {SHA_A.upper()}\n\\{SHA_B}  val/new\\nline\n", "list")
+    assert listed == {"train/a.JPEG": SHA_A, "val/new\nline": SHA_B}
+    with pytest.raises(UserError, match=r"^list line 2: 'train/a.JPEG' is listed twice$"):
+        members.parse(f"{SHA_A}  train/a.JPEG\n{SHA_B}  ./train/a.JPEG\n", "list")
+    with pytest.raises(UserError, match=r"^list line 1: not a '<hash>  <file>' or 'SHA256 \(<file>\) = <hash>' line"):
+        members.parse(f"MD5 (train/a.JPEG) = {MD5_A}\n", "list")
+    assert members.format_line(SHA_A, "a\\b\nc") == outputs.sums_line(SHA_A, "a\\b\nc") == f"\\{SHA_A}  a\\\\b\\nc\n"
+
+
 # Files named as `sha256sum -c` must read with care; the oracle test below checks lines naming them.
 ORACLE_FILES = {"a.tgz": b"a", "two  spaces.tgz": b"b", " lead.tgz": b"c", "*star.tgz": b"d",
                 "back\\slash.tgz": b"e", "new\nline.tgz": b"f", "par)en (1).tgz": b"g", "sub/d.tgz": b"h"}
@@ -196,7 +208,7 @@ def test_sums_lines_reads_what_sha256sum_c_reads(workdir, text):
         names = {outputs.normal_name(name)}  # as printed; escaped with a backslash first by some versions
         if name.startswith("\\"):
             with contextlib.suppress(ValueError):
-                names.add(outputs.normal_name(outputs._unescape(name[1:], "")))
+                names.add(outputs.normal_name(outputs._unescape(name[1:], 64)))
         checked.append((names, result))
     expected = [(name, "FAILED open or read" if name not in ORACLE_FILES else
                  "OK" if hashlib.sha256(ORACLE_FILES[name]).hexdigest() == digest else "FAILED")
