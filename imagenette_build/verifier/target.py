@@ -110,7 +110,7 @@ def variant_size(stem: str, manifest_stem: str | None, report: dict | None) -> i
     reported = str((report or {}).get("size", ""))
     if reported == "full":
         return None
-    if reported.isdigit() and len(reported) < 10:  # int() refuses thousands of digits
+    if reported.isascii() and reported.isdigit() and len(reported) < 10:  # (int() refuses '²' and 4,301 digits)
         return int(reported)
     m = re.fullmatch(r".+-(\d+)", stem)
     return int(m.group(1)) if m else None

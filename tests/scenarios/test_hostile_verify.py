@@ -453,6 +453,7 @@ def _huge(path: Path) -> None:
     (lambda p: p.write_text('{"size": "' + "9" * 5000 + '", "sha256": [[1]]}'),
      "good.json has a sha256 that is neither a number nor a string"),
     (lambda p: p.write_text('{"fidelity": [1], "options": "x", "archive_bytes": 0}'), "good.json says archive_bytes 0"),
+    (lambda p: p.write_text('{"size": "²", "archive": "good.tgz"}'), "good.json describes an archive without its"),
     (lambda p: p.write_text('{"archive_bytes": 1' + "0" * 5000 + "}"),
      "good.json: not a readable build report (Exceeds"),
     (_fifo, "good.json: cannot read: not a regular file: a named pipe"),
