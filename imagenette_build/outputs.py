@@ -202,11 +202,12 @@ def normal_name(name: str) -> str:
     return ("/" if name.startswith("/") else "") + "/".join(kept) if kept != [""] else name
 
 
-def read_sums(path: Path, digest_len: int) -> dict[str, str]:
+def read_sums(path: Path, digest_len: int, only: str | None = None) -> dict[str, str]:
     """{file name: lowercase hex digest} of a coreutils sums file (`sums_lines`); an empty dict when
     there is none. Anything else than a regular UTF-8 text file of such lines, or two lines for one
     file that disagree (a lying line must not hide behind a true one), is a DataError naming it
-    (the build's and verify's one-line errors)."""
+    (the build's and verify's one-line errors). `only`: the one name wanted (verify): every line is
+    read and checked, only its lines are kept (a sums file of 256 MiB held 1.6 GB as a dict)."""
     try:
         text = read_bytes(path, MAX_TEXT_FILE, "a sums file").decode("utf-8")
     except FileNotFoundError:
@@ -215,17 +216,19 @@ def read_sums(path: Path, digest_len: int) -> dict[str, str]:
         raise DataError(f"{path}: not a UTF-8 text file (byte {exc.start}); move the file away or fix it") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    out: dict[str, tuple[str, int]] = {}
+    out: dict[str, str] = {}
     try:
         for lineno, name, digest in sums_lines(text, digest_len):
-            said, first = out.setdefault(name, (digest, lineno))
-            if said != digest:
+            if only is not None and name != only:
+                continue
+            if out.setdefault(name, digest) != digest:
+                first = next(n for n, other, _ in sums_lines(text, digest_len) if other == name)
                 shown = repr(name) if len(name) <= 200 else f"{name[:200]!r}... ({len(name):,} characters)"
                 raise DataError(f"{path} lines {first} and {lineno}: two different hashes for {shown}; "
                                 "move the file away or fix it")
     except ValueError as exc:
         raise DataError(f"{path} {exc}; move the file away or fix it") from None
-    return {name: digest for name, (digest, _) in out.items()}
+    return out
 
 
 def _write_sums(path: Path, entries: dict[str, str]) -> None:

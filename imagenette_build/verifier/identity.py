@@ -37,7 +37,7 @@ def _check_sums_files(target: Target, d: Digests) -> tuple[list[str], list[str],
         if not os.path.lexists(path):  # (anything else there, a FIFO say, read_sums names and refuses)
             continue
         try:
-            listed = read_sums(path, digest_len).get(target.path.name)
+            listed = read_sums(path, digest_len, only=target.path.name).get(target.path.name)
         except UserError as exc:
             problems.append(str(exc))
             data[sums_name] = "unreadable"

@@ -112,6 +112,19 @@ def test_a_sums_file_that_coreutils_cannot_read_or_that_contradicts_itself_is_re
         read_sums(sums, 64)
 
 
+def test_read_sums_of_one_name_reads_every_line_and_keeps_its_own(tmp_path):
+    """What verify asks: the lines of one archive, without a dict of every line of a large file."""
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text(f"{SHA_A}  a.tgz\n{SHA_B}  b.tgz\n{SHA_C}  ./b.tgz\nSHA256 (./a.tgz) = {SHA_A.upper()}\n")
+    assert read_sums(sums, 64, only="a.tgz") == {"a.tgz": SHA_A}  # (b.tgz's lines disagree: not its concern)
+    assert read_sums(sums, 64, only="c.tgz") == {}
+    with pytest.raises(DataError, match="lines 2 and 3: two different hashes for 'b.tgz'"):
+        read_sums(sums, 64, only="b.tgz")
+    sums.write_text(f"{SHA_A}  a.tgz\nnot a line\n")
+    with pytest.raises(DataError, match="line 2: not a '<hash>  <file>'"):
+        read_sums(sums, 64, only="a.tgz")
+
+
 def test_the_build_rewrites_other_lines_canonically_and_keeps_what_they_mean(tmp_path):
     sums = tmp_path / "SHA256SUMS"
     sums.write_text(f"# made by hand\nSHA256 (./a.tgz) = {SHA_A.upper()}\n\\{SHA_B} *b\\\\c\\nd.tgz\n")
