@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import click
@@ -24,6 +23,7 @@ from imagenette_build.errors import EXIT_PIPE_CLOSED
 from .. import faultkit as fk
 from ..conftest import run_cli
 from ..fuzzkit import event
+from .test_interrupt import _descendants, _wait_gone
 
 STEM = "imagenette2-sample-160"
 TIMEOUT = 120
@@ -187,12 +187,11 @@ def test_a_build_whose_stderr_reader_goes_away_ends_cleanly(sample, tmp_path):
         chunk = os.read(p.stderr.fileno(), 4096)
         assert chunk, seen
         seen += chunk
+    workers = _descendants(p.pid)
     p.stderr.close()
     assert p.wait(TIMEOUT) == EXIT_PIPE_CLOSED
     fk.assert_consistent(out)  # nothing half-written, no temporary file left
-    time.sleep(0.5)
-    assert not [line for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
-                if str(out) in line], "a process of the build is still running"
+    assert not _wait_gone(workers), "a worker of the build outlived it"
 
 
 # ------------------------------------------------------------------------------ sums files in every form
