@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import select
 import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -14,7 +17,7 @@ from . import api, procs
 from .cli_design import DESIGN_COMMANDS
 from .clitypes import ByteSize, SizeType, checked_jobs
 from .engine import BACKENDS, SCHEDULER_ENV
-from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, UserError
+from .errors import EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, EXIT_TERMINATED, EXIT_USAGE, PipeClosed, UserError
 from .formats import FORMATS, SHARD_BYTES
 from .limits import MAX_SIZE
 from .progress import Progress
@@ -27,8 +30,43 @@ PROG = "imagenette-build"
 MAX_BATCH_SIZE = 256
 
 
+def _reader_gone(*files) -> bool:
+    """Whether one of these files is a pipe (or socket) whose reader has closed it: poll(2) then
+    reports an error on its write end. (An EPIPE from any other pipe, to a worker say, is not one.)"""
+    for f in files:
+        try:
+            poller = select.poll()
+            poller.register(f.fileno(), 0)
+            if any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0)):
+                return True
+        except (AttributeError, OSError, ValueError):  # (no descriptor: a test's StringIO)
+            pass
+    return False
+
+
+@contextmanager
+def _closed_pipe_is_no_failure():
+    """A BrokenPipeError of stdout or stderr (click.echo in a command) as a `PipeClosed`: click's
+    main would make any EPIPE OSError exit 1, the code of a failed verify level."""
+    try:
+        yield
+    except BrokenPipeError as exc:
+        if not _reader_gone(sys.stdout, sys.stderr):
+            raise
+        raise PipeClosed() from exc
+
+
 class DefaultGroup(click.Group):
-    """`imagenette-build --imagenet ...` runs `build`: the build is the default command."""
+    """`imagenette-build --imagenet ...` runs `build`: the build is the default command. A closed
+    stdout or stderr, in parsing (--help) or in a command, is a `PipeClosed`."""
+
+    def make_context(self, *args, **kwargs):
+        with _closed_pipe_is_no_failure():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with _closed_pipe_is_no_failure():
+            return super().invoke(ctx)
 
     def parse_args(self, ctx, args):
         if not args:
@@ -141,7 +179,8 @@ def build_command(imagenet, manifest, sizes, out, jobs, backend, resample, quali
     archives'; --filter, --quality, --rounding and --decode depart from it.
     Exit codes: 0 done, 1 missing or unreadable images or a failed write or a cluster that failed
     during the build, 2 usage error (also: Dask not installed, no scheduler at --scheduler),
-    130 interrupted (Ctrl-C), 143 terminated (SIGTERM); nothing is left half-written.
+    130 interrupted (Ctrl-C), 141 the output's reader went away (| head), 143 terminated
+    (SIGTERM); nothing is left half-written.
     """
     if cache_dir is not None and no_cache:
         raise click.UsageError("give --cache DIR or --no-cache, not both")
@@ -182,7 +221,8 @@ def verify_command(archive, manifest, imagenet, as_json, strict, jobs, recipe_sa
       imagenette-build verify my-64.tgz --manifest my.toml --strict
 
     Reads the archive as a stream; never extracts or writes anything.
-    Exit codes: 0 every level passed, 1 a level failed, 2 usage or I/O error.
+    Exit codes: 0 every level passed, 1 a level failed, 2 usage or I/O error, 141 the output's
+    reader went away before the report was printed (| head): not a failed level.
     """
     from .errors import EXIT_DATA
 
@@ -217,7 +257,7 @@ def extract_command(archive, into, force, as_json, quiet):
       imagenette-build extract dist/imagenette2-160.tgz --into data
       imagenette-build extract dist/imagenette2-160.tgz --into ~/.fastai/data
     Exit codes: 0 done, 1 a bad or unsafe archive or a failed write, 2 usage (no such file, the
-    folder exists without --force).
+    folder exists without --force), 141 the output's reader went away (| head).
     """
     result = api.extract(archive, into=into.expanduser(), force=force, quiet=quiet or as_json)
     if as_json:
@@ -270,27 +310,52 @@ def describe_plan(summary: dict, emit) -> None:
         emit(f"  would write {path}")
 
 
+def _silence_output() -> None:
+    """The Python docs' recipe for a closed pipe (signal module, "Note on SIGPIPE"): stdout and
+    stderr go to /dev/null, so that what is still buffered, and the interpreter's last flush, fail
+    no more."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (AttributeError, OSError, ValueError):  # (no descriptor: a test's StringIO)
+            pass
+
+
+def _say(line: str) -> None:
+    """One line on stderr; when its reader has gone, none (the exit code still says what happened)."""
+    try:
+        click.echo(line, err=True)
+    except BrokenPipeError:
+        _silence_output()
+
+
 def main(argv: list[str] | None = None, progress: type[Progress] = Progress) -> None:
     """The command line. `progress`: what a build reports its progress to, made with `quiet`
     (a test passes its own, to stop a build at a known point)."""
     procs.install_signal_handlers()
     try:
         code = cli.main(args=argv, prog_name=PROG, standalone_mode=False, obj={"progress": progress})
+        with _closed_pipe_is_no_failure():
+            sys.stdout.flush()
+    except PipeClosed:  # exit as a process that SIGPIPE ends (`yes | head`): never 1, a failed level
+        _silence_output()
+        sys.exit(EXIT_PIPE_CLOSED)
     except click.UsageError as exc:
         hint = f" (see {PROG} {exc.ctx.command.name} --help)" if exc.ctx and exc.ctx.command.name != "cli" else ""
-        click.echo(f"{PROG}: error: {exc.format_message()}{hint}", err=True)
+        _say(f"{PROG}: error: {exc.format_message()}{hint}")
         sys.exit(EXIT_USAGE)
     except UserError as exc:
-        click.echo(f"{PROG}: error: {exc}", err=True)
+        _say(f"{PROG}: error: {exc}")
         sys.exit(exc.exit_code)
     except (procs.Stopped, KeyboardInterrupt, click.Abort):
         procs.note_stopped()
         if procs.stopped_by() == signal.SIGINT and sys.stderr.isatty():
-            click.echo("", err=True)  # after the terminal's "^C"
+            _say("")  # after the terminal's "^C"
         if procs.stopped_by() == signal.SIGTERM:
-            click.echo(f"{PROG}: terminated (SIGTERM); temporary files removed", err=True)
+            _say(f"{PROG}: terminated (SIGTERM); temporary files removed")
             sys.exit(EXIT_TERMINATED)
-        click.echo(f"{PROG}: interrupted; temporary files removed", err=True)
+        _say(f"{PROG}: interrupted; temporary files removed")
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(code or 0)
 

@@ -100,8 +100,8 @@ def classes_command(pattern, as_json, preview_png, imagenet, per_class):
 @click.option("--split", type=click.Choice(["random", "imagenet"]), default="random", show_default=True,
               help="random: pool ILSVRC train+val per class and re-split (the imagenette2 way); "
                    "imagenet: keep ILSVRC's train/val.")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.3,
-              show_default=True, help="Share of each class in val (--split random).")
+@click.option("--val-fraction", type=float, default=0.3, show_default=True,
+              help="Share of each class in val (--split random), between 0 and 1.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds the class choice, the split and the noisy labels.")
 @click.option("--description", default="", help="One line saying what the dataset is.")

@@ -3,6 +3,8 @@ bytes, and the --jobs check every command that starts workers shares."""
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from .engine import JOBS_PER_CORE, default_jobs, max_jobs
@@ -29,19 +31,23 @@ class SizeType(click.ParamType):
 
 
 class ByteSize(click.ParamType):
-    """A number of bytes: 4096, 64K, 256M, 1G (powers of 1024)."""
+    """A number of bytes: 4096, 64K, 256M, 1G (powers of 1024; any case, with B, i or iB after a unit,
+    B after none). Anything else is a usage error, never another exception (str.isdigit took '²',
+    which int() refuses; '' and 'iB' left nothing to index)."""
 
     name = "SIZE"
     UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    # ASCII digits only, at most 15 of them after leading zeros (int() refuses 4,301 digits; 1 TiB has 13)
+    SPELLING = re.compile(r"\s*0*([0-9]{1,15})\s*(?:([KMG])I?B?|B?)\s*", re.ASCII | re.IGNORECASE)
 
     def convert(self, value, param, ctx):
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool):
             return value
-        text = str(value).strip().upper().removesuffix("B").removesuffix("I")
-        number, unit = (text[:-1], text[-1]) if text[-1:] in "KMG" else (text, "")
-        if not number.isdigit() or not 1 <= int(number) * self.UNITS[unit] <= 1 << 40:
+        m = self.SPELLING.fullmatch(str(value))
+        size = int(m[1]) * self.UNITS[(m[2] or "").upper()] if m else 0
+        if not 1 <= size <= 1 << 40:
             self.fail(f"{value!r} is not a size in bytes (like 256M, 64K; 1 byte to 1 TiB)", param, ctx)
-        return int(number) * self.UNITS[unit]
+        return size
 
 
 def checked_jobs(jobs: int | None) -> int:

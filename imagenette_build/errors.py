@@ -7,6 +7,9 @@ Exit codes (README "The commands"):
   2  the command line or a file it names is wrong: bad option, bad manifest, no ImageNet layout
      where --imagenet points
   130 interrupted (Ctrl-C)
+  141 the reader of stdout or stderr went away (`verify ... | head`): what a process killed by
+      SIGPIPE gives (128 + 13); never 1, which says the data failed
+  143 terminated (SIGTERM)
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ EXIT_OK = 0
 EXIT_DATA = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
@@ -31,3 +35,9 @@ class DataError(UserError):
 
     def __init__(self, message: str):
         super().__init__(message, EXIT_DATA)
+
+
+class PipeClosed(Exception):
+    """The reader of stdout or stderr went away (`verify ... | head`): the run ends, exit
+    EXIT_PIPE_CLOSED. Not an OSError, which a stage would take for a failed write of its own (a
+    build said `<archive>: cannot write: Broken pipe`) and click's main for exit 1."""

@@ -165,10 +165,18 @@ def load(spec: str) -> Manifest:
 # --------------------------------------------------------------------------- parsing
 
 
+def _shown(value: Any) -> str:
+    """A manifest's value in a message: a list or table by its kind only (the repr of one nested
+    5,000 deep by dotted table headers raised RecursionError), anything else clipped."""
+    if isinstance(value, (list, dict)):
+        return "(a list)" if isinstance(value, list) else "(a table)"
+    return repr(value) if len(repr(value)) <= 100 else f"{repr(value)[:100]}..."
+
+
 def _check_keys(where: str, table: dict[str, Any], known: set[str]) -> None:
     unknown = sorted(set(table) - known)
     if unknown:
-        raise UserError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        raise UserError(f"{where}: unknown key {_shown(unknown[0])} (known: {', '.join(sorted(known))})")
 
 
 def _get(where: str, table: dict[str, Any], key: str, kind: type | tuple[type, ...], required: bool = True):
@@ -185,21 +193,29 @@ def _get(where: str, table: dict[str, Any], key: str, kind: type | tuple[type, .
 
 
 def load_path(path: Path) -> Manifest:
-    where = str(path)
     try:
         raw = read_bytes(path, MAX_TEXT_FILE, "a manifest")
     except OSError as exc:
-        raise UserError(f"{where}: cannot read manifest: {exc.strerror or exc}") from None
+        raise UserError(f"{path}: cannot read manifest: {exc.strerror or exc}") from None
+    return load_text(raw, path)
+
+
+def load_text(raw: bytes, path: Path) -> Manifest:
+    """The manifest in `raw`, as if read from `path` (named in errors; the files it names are read
+    beside it): `new-manifest` checks what it would write with the loader itself."""
+    where = str(path)
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{where}: not valid TOML: {exc}") from None
+    except RecursionError:  # (tomllib recurses once per level: some 400 levels of arrays or inline tables)
+        raise UserError(f"{where}: not a manifest: arrays or tables nested too deeply to be read") from None
     _check_keys(where, doc, _TOP_KEYS)
 
     name = _get(where, doc, "name", str)
     stem = _get(where, doc, "stem", str)
     if not SAFE_NAME_RE.match(stem):
-        raise UserError(f"{where}: stem {stem!r} must be letters, digits, '.', '_', '+' or '-'")
+        raise UserError(f"{where}: stem {_shown(stem)} must be letters, digits, '.', '_', '+' or '-'")
     description = _get(where, doc, "description", str, required=False) or ""
 
     classes = _parse_classes(where, _get(where, doc, "classes", list))
@@ -208,9 +224,9 @@ def load_path(path: Path) -> Manifest:
     root_files = tuple(_get(where, doc, "root_files", list, required=False) or ())
     for rf in root_files:
         if not isinstance(rf, str) or not SAFE_NAME_RE.match(rf):
-            raise UserError(f"{where}: root_files entry {rf!r} must be a plain file name")
+            raise UserError(f"{where}: root_files entry {_shown(rf)} must be a plain file name")
         if rf in split.splits:
-            raise UserError(f"{where}: root file {rf!r} has the name of a split")
+            raise UserError(f"{where}: root file {_shown(rf)} has the name of a split")
     if len(set(root_files)) != len(root_files):
         raise UserError(f"{where}: root_files lists a file twice")
 
@@ -219,7 +235,7 @@ def load_path(path: Path) -> Manifest:
 
     noisy = _parse_noisy(where, _get(where, doc, "noisy_labels", dict, required=False), split)
     if noisy.enabled and not SAFE_NAME_RE.match(f"noisy_{name}.csv"):
-        raise UserError(f"{where}: name {name!r} must be a plain name (it names noisy_{name}.csv)")
+        raise UserError(f"{where}: name {_shown(name)} must be a plain name (it names noisy_<name>.csv)")
 
     hashes = {path.name: hashlib.sha256(raw).hexdigest()}
     named = list(root_files) + ([split.list_file] if split.list_file else [])
@@ -273,7 +289,7 @@ def _parse_classes(where: str, items: list) -> tuple[ClassEntry, ...]:
         _check_keys(here, item, _CLASS_KEYS)
         wnid = _get(here, item, "wnid", str)
         if not imagenet_classes.is_wnid(wnid):
-            raise UserError(f"{here}: malformed WNID {wnid!r} (expected 'n' and 8 digits, like n01440764)")
+            raise UserError(f"{here}: malformed WNID {_shown(wnid)} (expected 'n' and 8 digits, like n01440764)")
         if wnid not in known:
             raise UserError(f"{here}: {wnid} is not one of the 1000 ILSVRC-2012 classes "
                             "(search them with `imagenette-build classes`)")
@@ -290,12 +306,12 @@ def _parse_split(where: str, table: dict, wnids: set[str]) -> SplitPolicy:
     _check_keys(here, table, _SPLIT_KEYS)
     policy = _get(here, table, "policy", str)
     if policy not in SPLIT_POLICIES:
-        raise UserError(f"{here}: unknown policy {policy!r} (one of {', '.join(SPLIT_POLICIES)})")
+        raise UserError(f"{here}: unknown policy {_shown(policy)} (one of {', '.join(SPLIT_POLICIES)})")
 
     def only_for(keys: set[str]) -> None:
         extra = sorted((set(table) - {"policy", "splits"}) - keys)
         if extra:
-            raise UserError(f"{here}: key {extra[0]!r} does not apply to policy {policy!r}")
+            raise UserError(f"{here}: key {_shown(extra[0])} does not apply to policy {_shown(policy)}")
 
     if policy == "files":
         only_for({"list"})
@@ -303,10 +319,10 @@ def _parse_split(where: str, table: dict, wnids: set[str]) -> SplitPolicy:
         _check_split_names(here, splits)
         list_file = _get(here, table, "list", str)
         if not SAFE_NAME_RE.match(list_file):
-            raise UserError(f"{here}: list {list_file!r} must be a file name beside the manifest")
+            raise UserError(f"{here}: list {_shown(list_file)} must be a file name beside the manifest")
         return SplitPolicy(policy, splits, list_file=list_file)
     if "splits" in table:
-        raise UserError(f"{here}: 'splits' applies to policy 'files'; policy {policy!r} makes train and val "
+        raise UserError(f"{here}: 'splits' applies to policy 'files'; policy {_shown(policy)} makes train and val "
                         "(add unlabelled splits with [[split.extra]])")
     fraction = seed = None
     if policy == "imagenet":
@@ -314,7 +330,7 @@ def _parse_split(where: str, table: dict, wnids: set[str]) -> SplitPolicy:
     else:
         only_for({"val_fraction", "seed", "extra"})
         fraction = _get(here, table, "val_fraction", (int, float))
-        if not 0 < fraction < 1:
+        if not is_val_fraction(fraction):
             raise UserError(f"{here}: val_fraction must be between 0 and 1, not {fraction}")
         fraction = float(fraction)
     seed = _get(here, table, "seed", int, required=policy == "random")
@@ -327,10 +343,16 @@ def _parse_split(where: str, table: dict, wnids: set[str]) -> SplitPolicy:
     return SplitPolicy(policy, splits, val_fraction=fraction, seed=seed, extra=extra)
 
 
+def is_val_fraction(value: Any) -> bool:
+    """A share of each class in val that a random split can make: a number strictly between 0 and 1
+    (not nan). The one check of the loader and of `new-manifest`, so it writes only what builds."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1
+
+
 def _check_split_names(here: str, splits: tuple) -> None:
     for s in splits:
         if not isinstance(s, str) or not SAFE_NAME_RE.match(s):
-            raise UserError(f"{here}: split name {s!r} must be a plain name like 'train'")
+            raise UserError(f"{here}: split name {_shown(s)} must be a plain name like 'train'")
     if len(set(splits)) != len(splits):
         raise UserError(f"{here}: a split is named twice")
 
@@ -348,8 +370,8 @@ def _parse_extra(where: str, table: Any, wnids: set[str]) -> ExtraSplit:
         raise UserError(f"{where}: fraction must be in (0, 1], not {fraction}")
     chosen = tuple(_get(where, table, "classes", list, required=False) or ())
     for w in chosen:
-        if w not in wnids:
-            raise UserError(f"{where}: class {w!r} is not among the manifest's classes")
+        if not isinstance(w, str) or w not in wnids:  # (a list or table here is unhashable: a TypeError)
+            raise UserError(f"{where}: class {_shown(w)} is not among the manifest's classes")
     return ExtraSplit(name, source, float(fraction), chosen)
 
 
@@ -375,7 +397,7 @@ def _parse_published(where: str, table: Any) -> Published:
     size = _get(where, table, "size", int, required=False)
     members = _get(where, table, "members", str, required=False) or ""
     if members and not SAFE_NAME_RE.match(members):
-        raise UserError(f"{where}: members {members!r} must be a plain file name beside the manifest")
+        raise UserError(f"{where}: members {_shown(members)} must be a plain file name beside the manifest")
     root_files = _get(where, table, "root_files", list, required=False)
     if root_files is not None and not all(isinstance(r, str) and SAFE_NAME_RE.match(r) for r in root_files):
         raise UserError(f"{where}: root_files must be a list of plain file names")

@@ -6,25 +6,23 @@ the lists of published archives, shipped beside the manifests that declare them 
 members = ...`), so that `verify` can say how many members are the published images. After
 `tar xzf`, `cd <stem> && sha256sum -c ../<stem>.members.sha256` checks the extracted files.
 
-Names are written as coreutils does: a name holding a backslash, newline or carriage return is
-escaped and its line starts with a backslash.
+Lines are written and read as coreutils writes and reads them (`outputs.sums_line`,
+`outputs.sums_lines`: the one parser of sums files): a name holding a backslash, newline or
+carriage return is escaped and its line starts with a backslash.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 from pathlib import Path
 
 from .errors import UserError
 from .limits import MAX_LIST_BYTES, MAX_MEMBERS, MAX_NAME_BYTES
-from .outputs import create_new
+from .outputs import create_new, sums_line, sums_lines
 from .readfile import read_bytes
 
 SUFFIX = ".members.sha256"
-_LINE = re.compile(r"^(\\?)([0-9a-f]{64}) [ *](.+)$")
-_ESCAPES = {"\\\\": "\\", "\\n": "\n", "\\r": "\r"}
 
 
 def sidecar_name(stem: str) -> str:
@@ -32,38 +30,27 @@ def sidecar_name(stem: str) -> str:
 
 
 def format_line(digest: str, relpath: str) -> str:
-    if any(c in relpath for c in "\\\n\r"):
-        escaped = relpath.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
-        return f"\\{digest}  {escaped}\n"
-    return f"{digest}  {relpath}\n"
-
-
-def _unescape(name: str) -> str:
-    return re.sub(r"\\[\\nr]", lambda m: _ESCAPES[m.group(0)], name)
+    return sums_line(digest, relpath)
 
 
 def parse(text: str, where: str) -> dict[str, str]:
-    """{relpath: hex digest}; a line that is not `<sha256>  <path>` or a path listed twice is a
-    one-line UserError naming `where` and the line. Lines are read one at a time (a list of all of
-    them held a second copy of the text); a path longer than a member name may be, or more paths
-    than an archive may have members (`limits`), are refused."""
+    """{relpath: lowercase hex digest}, read as `sha256sum -c` reads the list (`outputs.sums_lines`:
+    `./train/x.JPEG` is `train/x.JPEG`); a line it cannot read or a path listed twice is a
+    one-line UserError naming `where` and the line. A path longer than a member name may be, or
+    more paths than an archive may have members (`limits`), are refused."""
     out: dict[str, str] = {}
-    for lineno, found in enumerate(re.finditer(r"^(.*?)\r?$", text, re.MULTILINE), start=1):
-        line = found.group(1)
-        if not line.strip():
-            continue
-        m = _LINE.match(line)
-        if not m:
-            raise UserError(f"{where} line {lineno}: not a '<sha256>  <path>' line")
-        name = _unescape(m.group(3)) if m.group(1) else m.group(3)
-        if (size := len(name.encode())) > MAX_NAME_BYTES:
-            raise UserError(f"{where} line {lineno}: a path of {size:,} bytes, longer than a member name may be "
-                            f"({MAX_NAME_BYTES:,})")
-        if name in out:
-            raise UserError(f"{where} line {lineno}: {name!r} is listed twice")
-        if len(out) == MAX_MEMBERS:
-            raise UserError(f"{where}: more than {MAX_MEMBERS:,} members listed, more than an archive verify reads")
-        out[name] = m.group(2)
+    try:
+        for lineno, name, digest in sums_lines(text, 64):
+            if (size := len(name.encode())) > MAX_NAME_BYTES:
+                raise UserError(f"{where} line {lineno}: a path of {size:,} bytes, longer than a member name may be "
+                                f"({MAX_NAME_BYTES:,})")
+            if name in out:
+                raise UserError(f"{where} line {lineno}: {name!r} is listed twice")
+            if len(out) == MAX_MEMBERS:
+                raise UserError(f"{where}: more than {MAX_MEMBERS:,} members listed, more than an archive verify reads")
+            out[name] = digest
+    except ValueError as exc:
+        raise UserError(f"{where} {exc}") from None
     return out
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import classes as imagenet
 from .errors import UserError
-from .manifest import SAFE_NAME_RE
+from .manifest import SAFE_NAME_RE, is_val_fraction, load_text
 from .readfile import MAX_TEXT_FILE, read_bytes
 
 
@@ -84,7 +84,9 @@ class NewManifest:
             raise UserError(f"class {dup} is given twice")
         if not self.wnids:
             raise UserError("no classes: give --wnid, --classes-file or --random")
-        q = json.dumps  # a JSON string is a valid TOML basic string
+        if not is_val_fraction(self.val_fraction):  # (what the manifest loader refuses: nan, 0, 1e-400, inf)
+            raise UserError(f"--val-fraction {self.val_fraction}: must be a number between 0 and 1 (not 0 or 1)")
+        q = _toml_string
         by_wnid = imagenet.by_wnid()
         description = self.description or f"{len(self.wnids)} ImageNet classes, made with imagenette-build new-manifest."
         lines = [
@@ -102,4 +104,21 @@ class NewManifest:
                   f"seed = {self.seed}", ""]
         for w in sorted(self.wnids):
             lines += ["[[classes]]", f"wnid = {q(w)}", f"name = {q(by_wnid[w].names[0])}", ""]
-        return "\n".join(lines)
+        text = "\n".join(lines)
+        try:  # what the build would refuse is never written
+            load_text(text.encode(), Path(f"{self.name}.toml"))
+        except UserError as exc:
+            raise UserError(f"new-manifest would write a manifest the build refuses: {exc}") from None
+        return text
+
+
+def _toml_string(text: str) -> str:
+    """`text` as a TOML basic string. (json.dumps wrote a character beyond U+FFFF, an emoji, as two
+    escaped surrogates, which TOML refuses.) A lone surrogate, left by a command-line argument that is
+    not UTF-8, is refused."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"{text[:60]!r}: not UTF-8 text (an argument holding a byte that is not UTF-8?)") from None
+    escaped = json.dumps(text, ensure_ascii=False)  # quotes, backslashes and C0 controls escaped
+    return escaped.replace("\x7f", "\\u007f")  # (DEL, which TOML also wants escaped)

@@ -13,7 +13,32 @@ from collections.abc import Iterable
 
 from tqdm import tqdm
 
+from .errors import PipeClosed
+
 PROG = "imagenette-build"
+
+
+class _Stderr:
+    """sys.stderr (as it is at each write), where a reader that went away is a `PipeClosed`: the
+    bars' writes happen inside the stages, which would take the OSError for a failed write of theirs."""
+
+    def write(self, text: str) -> int:
+        try:
+            return sys.stderr.write(text)
+        except BrokenPipeError:
+            raise PipeClosed() from None
+
+    def flush(self) -> None:
+        try:
+            sys.stderr.flush()
+        except BrokenPipeError:
+            raise PipeClosed() from None
+
+    def __getattr__(self, name: str):  # fileno, isatty, encoding: tqdm asks for them
+        return getattr(sys.stderr, name)
+
+
+STDERR = _Stderr()
 
 
 class Progress:
@@ -25,16 +50,16 @@ class Progress:
         """A progress bar on stderr (a silent one when quiet); use it as a context manager, or
         iterate over it when given `iterable`."""
         scale = {"unit_scale": True, "unit_divisor": 1024} if unit_bytes else {}
-        return tqdm(iterable=iterable, total=total, desc=desc, unit="B" if unit_bytes else unit, file=sys.stderr,
+        return tqdm(iterable=iterable, total=total, desc=desc, unit="B" if unit_bytes else unit, file=STDERR,
                     disable=self.quiet, dynamic_ncols=True, mininterval=0.5, **scale)
 
     def note(self, text: str) -> None:
         """A line for the user (what was written, what was removed)."""
         if not self.quiet:
-            print(text, file=sys.stderr)
+            print(text, file=STDERR, flush=True)
 
     def warn(self, text: str) -> None:
-        print(f"{PROG}: warning: {text}", file=sys.stderr)
+        print(f"{PROG}: warning: {text}", file=STDERR, flush=True)
 
     def stage(self, name: str) -> None:
         """The run reached a named step: `commit` (outputs complete under temporary names), then

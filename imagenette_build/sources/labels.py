@@ -53,8 +53,10 @@ def parse_devkit_ground_truth(text: str, where: str) -> dict[str, str]:
     out = {}
     per_class = Counter()
     for number, word in enumerate(lines, start=1):
-        if not word.isdigit() or int(word) not in by_id:
-            raise UserError(f"{where} line {number}: {word!r} is not a devkit class ID (1..1000)")
+        # (str.isdigit takes '²', which int() refuses, and int() refuses 4,301 digits)
+        if not (word.isascii() and word.isdigit() and len(word) <= 4) or int(word) not in by_id:
+            shown = repr(word) if len(word) <= 40 else f"{word[:40]!r}... ({len(word):,} characters)"
+            raise UserError(f"{where} line {number}: {shown} is not a devkit class ID (1..1000)")
         per_class[int(word)] += 1
         out[val_filename(number)] = by_id[int(word)].wnid
     odd = [(i, n) for i, n in sorted(per_class.items()) if n != VAL_PER_CLASS]

@@ -37,7 +37,7 @@ def _check_sums_files(target: Target, d: Digests) -> tuple[list[str], list[str],
         if not os.path.lexists(path):  # (anything else there, a FIFO say, read_sums names and refuses)
             continue
         try:
-            listed = read_sums(path, digest_len).get(target.path.name)
+            listed = read_sums(path, digest_len, only=target.path.name).get(target.path.name)
         except UserError as exc:
             problems.append(str(exc))
             data[sums_name] = "unreadable"
@@ -54,17 +54,32 @@ def _check_sums_files(target: Target, d: Digests) -> tuple[list[str], list[str],
     return problems, notes, data
 
 
+# What a report that describes an archive (target.ARCHIVE_FIELDS) must hold for this file to match it.
+_COMPARED = ("archive_bytes", "sha256", "md5")
+
+
 def _check_build_report(target: Target, d: Digests) -> tuple[list[str], list[str], str | None]:
+    """The report `<stem>.json` beside the archive: its size and hashes must be this file's. A
+    report that describes no archive is a note (`target.report_note`), never a match; one that
+    describes an archive but lacks its size or hashes fails, as does one that differs."""
     name = target.report_path.name
     if target.report_problem:
         return [target.report_problem], [], "unreadable"
+    if target.report_note:
+        return [], [target.report_note], "not about this archive"
     if target.report is None:
         return [], [], None
+    report = target.report
     problems = []
-    for key, actual in (("archive_bytes", d.size), ("sha256", d.sha256), ("md5", d.md5)):
-        if key not in target.report:
+    missing = [key for key in _COMPARED if report.get(key) is None]
+    if missing:
+        problems.append(f"{name} describes an archive without its {', '.join(missing)}: not a build report of "
+                        f"{target.path.name}")
+    for key, actual in (("archive_bytes", d.size), ("sha256", d.sha256), ("md5", d.md5),
+                        ("md5_first_mib", d.md5_first_mib)):
+        said = report.get(key)
+        if said is None:
             continue
-        said = target.report[key]
         if not isinstance(said, (str, int)):  # nothing else is printed: it could be nested a thousand deep
             problems.append(f"{name} has a {key} that is neither a number nor a string")
         elif str(said).lower() != str(actual):

@@ -67,6 +67,7 @@ class Target:
     member_list: dict[str, str] | None = None  # the build's <stem>.members.sha256, as the report names it
     member_list_name: str | None = None
     member_list_problem: str | None = None
+    report_note: str | None = None  # a report beside it that is not this archive's (then `report` is None)
 
     @property
     def claims_published_images(self) -> bool:
@@ -109,10 +110,15 @@ def variant_size(stem: str, manifest_stem: str | None, report: dict | None) -> i
     reported = str((report or {}).get("size", ""))
     if reported == "full":
         return None
-    if reported.isdigit() and len(reported) < 10:  # int() refuses thousands of digits
+    if reported.isascii() and reported.isdigit() and len(reported) < 10:  # (int() refuses '²' and 4,301 digits)
         return int(reported)
     m = re.fullmatch(r".+-(\d+)", stem)
     return int(m.group(1)) if m else None
+
+
+# What a build report says of its .tgz (commit.report). A report that says none of it is not the
+# archive's: the report of a stem built only as parquet or webdataset ("archive": null), or a `{}`.
+ARCHIVE_FIELDS = ("archive", "archive_bytes", "sha256", "md5", "md5_first_mib", "members_sha256")
 
 
 def _read_build_report(path: Path) -> tuple[dict | None, str | None]:
@@ -181,8 +187,13 @@ def resolve_target(opts: VerifyOptions) -> Target:
                          f"none: no built-in manifest has stem {' or '.join(_stem_candidates(stem))}")
     report_path = path.with_name(f"{stem}.json")
     report, report_problem = _read_build_report(report_path)
+    report_note = None
+    if report is not None and all(report.get(key) is None for key in ARCHIVE_FIELDS):
+        # (its recipe and size are another output's: taking them would excuse this archive's images)
+        report, report_note = None, (f"{report_path.name} does not describe {path.name}: it names no archive, size or "
+                                     "hash (the report of a parquet or webdataset build, or of none)")
     size = variant_size(stem, manifest.stem if manifest else None, report)
     recipe, recipe_note = _build_recipe(report, report_path.name)
     listing, listing_name, listing_problem = _build_member_list(report_path, report)
     return Target(path, stem, manifest, manifest_note, size, report, report_problem, recipe, recipe_note,
-                  listing, listing_name, listing_problem)
+                  listing, listing_name, listing_problem, report_note)

@@ -453,6 +453,7 @@ def _huge(path: Path) -> None:
     (lambda p: p.write_text('{"size": "' + "9" * 5000 + '", "sha256": [[1]]}'),
      "good.json has a sha256 that is neither a number nor a string"),
     (lambda p: p.write_text('{"fidelity": [1], "options": "x", "archive_bytes": 0}'), "good.json says archive_bytes 0"),
+    (lambda p: p.write_text('{"size": "²", "archive": "good.tgz"}'), "good.json describes an archive without its"),
     (lambda p: p.write_text('{"archive_bytes": 1' + "0" * 5000 + "}"),
      "good.json: not a readable build report (Exceeds"),
     (_fifo, "good.json: cannot read: not a regular file: a named pipe"),
@@ -465,8 +466,59 @@ def test_hostile_build_report_is_a_one_line_problem(archive, make, problem):
     make(archive.with_name("good.json"))
     report = check(archive)
     identity = level(report, "identity")
-    assert not identity.passed and len(identity.problems) == 1 and problem in identity.problems[0], identity.problems
+    assert not identity.passed and any(problem in p for p in identity.problems), identity.problems
+    assert all(p.startswith("good.json") and "\n" not in p for p in identity.problems)  # (and a missing md5, ...)
     assert report.target.size is None  # a size of 5,000 digits is not taken for one
+
+
+def _true_fields(archive: Path) -> dict:
+    data = archive.read_bytes()
+    return {"archive": archive.name, "archive_bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+            "md5": hashlib.md5(data).hexdigest(), "md5_first_mib": hashlib.md5(data[:MIB]).hexdigest()}
+
+
+LANCZOS = {"filter": "lanczos", "quality": 90, "rounding": "round", "decode": "full"}
+
+
+@pytest.mark.parametrize("drop,extra,problem", [
+    (None, {}, None),  # a true report: matches
+    ({"archive_bytes", "sha256", "md5"}, {}, "good.json describes an archive without its archive_bytes, sha256, md5"),
+    ({"md5"}, {}, "good.json describes an archive without its md5: not a build report of good.tgz"),
+    ({"archive", "archive_bytes", "sha256", "md5_first_mib"}, {}, "without its archive_bytes, sha256"),
+    (set(), {"md5_first_mib": "0" * 32}, f"good.json says md5_first_mib {'0' * 32}, the file has "),
+])
+def test_a_report_that_names_the_archive_must_hold_its_size_and_hashes(archive, drop, extra, problem):
+    """A report that said nothing of the archive's hashes was reported as 'size, sha256 and md5
+    match' (the missing keys were skipped)."""
+    fields = _true_fields(archive)
+    archive.with_name("good.json").write_text(json.dumps(
+        {k: v for k, v in fields.items() if k not in (drop or set())} | extra))
+    identity = level(check(archive), "identity")
+    if problem is None:
+        assert identity.passed and "good.json: size, sha256 and md5 match" in identity.notes
+    else:
+        assert not identity.passed and [p for p in identity.problems if problem in p], identity.problems
+        assert not [n for n in identity.notes if "match" in n], identity.notes
+
+
+@pytest.mark.parametrize("report", [
+    {},
+    {"archive": None, "stem": "good", "outputs": {"parquet": {"folder": "good-parquet", "files": []}},
+     "options": {"recipe": LANCZOS}, "fidelity": {"published_bytes_possible": False}},
+])
+def test_a_report_that_describes_no_archive_is_not_this_archives_report(archive, report):
+    """A crafted `{}`, or the report of a stem built only as parquet or webdataset ("archive": null):
+    verify said 'size, sha256 and md5 match', and took its recipe for the archive's (which turns
+    members that differ from the published list into a note)."""
+    archive.with_name("good.json").write_text(json.dumps(report))
+    result = check(archive)
+    identity = level(result, "identity")
+    assert identity.passed and identity.data["build_report"] == "not about this archive"
+    assert ("good.json does not describe good.tgz: it names no archive, size or hash (the report of a parquet or "
+            "webdataset build, or of none)") in identity.notes
+    assert not [n for n in identity.notes if "match" in n and "good.json" in n], identity.notes
+    assert result.target.report is None and result.target.claims_published_images
+    assert result.target.recipe.published and "no build report" in result.target.recipe_note
 
 
 @pytest.mark.parametrize("listing,problem", [

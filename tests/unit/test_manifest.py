@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from imagenette_build import manifest as manifests
 from imagenette_build.errors import UserError
+from imagenette_build.newdataset import NewManifest
 
 from ..fuzzkit import SAMPLE_CSV, WNIDS, event, mutated
 
@@ -157,6 +158,8 @@ def test_root_file_changed_after_loading_is_refused(tmp_path):
 
 ONE_CLASS = '[split]\npolicy = "imagenet"\n[[classes]]\nwnid = "n01440764"\n'
 NAMED = 'name = "one"\nstem = "one"\n'
+EXTRA = ('[[classes]]\nwnid = "n01440764"\n[split]\npolicy = "random"\nval_fraction = 0.3\nseed = 1\n'
+         '[[split.extra]]\nname = "unsup"\nfraction = 0.5\n')
 
 
 @pytest.mark.parametrize("toml,needle", [
@@ -183,6 +186,25 @@ NAMED = 'name = "one"\nstem = "one"\n'
         f'[[classes]]\nwnid = "{w}"\n' for w in WNIDS), "[noisy_labels]: a 'files' manifest ships its own list"),
     (NAMED + ONE_CLASS + '[[published]]\narchive = "one.tgz"\nuploaded = "2030-01"\nsha1 = "x"\n',
      "[[published]] #1: unknown key 'sha1'"),
+    # nested too deep for tomllib (a RecursionError traceback before), as arrays or inline tables
+    (NAMED + "x = " + "[" * 500 + "]" * 500 + "\n", "not a manifest: arrays or tables nested too deeply to be read"),
+    (NAMED + "x = " + "[" * 100_000 + "]" * 100_000 + "\n", "arrays or tables nested too deeply"),
+    (NAMED + "x = " + "{a = " * 500 + "1" + "}" * 500 + "\n", "arrays or tables nested too deeply"),
+    (NAMED + "x = " + "{a = " * 100_000 + "1" + "}" * 100_000 + "\n", "arrays or tables nested too deeply"),
+    # a class of an extra split that is a list or a table (a TypeError traceback: unhashable)
+    (NAMED + EXTRA + 'classes = [["n01440764"]]\n', "[[split.extra]] #1: class (a list) is not among"),
+    (NAMED + EXTRA + 'classes = [{wnid = "n01440764"}]\n', "class (a table) is not among"),
+    # nested 5,000 deep by dotted table headers (tomllib reads those without recursing): the repr of
+    # the value in the message recursed
+    (NAMED + EXTRA + "[[split.extra.classes]]\n[split.extra.classes." + ".".join(["a"] * 5000) + "]\n",
+     "class (a table) is not among"),
+    (NAMED + ONE_CLASS + "[[root_files]]\n[root_files." + ".".join(["a"] * 5000) + "]\n",
+     "root_files entry (a table) must be a plain file name"),
+    (NAMED + '[[classes]]\nwnid = "n01440764"\n[split]\npolicy = "files"\nlist = "list.csv"\n[[split.splits]]\n'
+     "[split.splits." + ".".join(["a"] * 5000) + "]\n", "split name (a table) must be a plain name"),
+    ('name = "one"\nstem = "' + "x/" * 100_000 + '"\n' + ONE_CLASS, "stem 'x/x/x/"),
+    (NAMED + '[split]\npolicy = "random"\nval_fraction = nan\nseed = 1\n[[classes]]\nwnid = "n01440764"\n',
+     "val_fraction must be between 0 and 1, not nan"),
 ])
 def test_every_mistake_is_one_line_naming_the_manifest(tmp_path, toml, needle):
     (tmp_path / "list.csv").write_text(SAMPLE_CSV)
@@ -193,6 +215,7 @@ def test_every_mistake_is_one_line_naming_the_manifest(tmp_path, toml, needle):
     message = str(exc.value)
     assert message.startswith(f"{path}") and "\n" not in message, message
     assert needle in message, message
+    assert len(message) < len(str(path)) + 300, message  # a value 200,000 characters long is clipped
 
 
 def test_a_manifest_is_a_builtin_name_or_a_path():
@@ -215,3 +238,44 @@ def test_a_published_entry_takes_size_and_checksums_from_the_shipped_table(tmp_p
     assert (row.size, row.md5, row.sha256[:8]) == (99003388, "e793b78cc4c9e9a4ccc0c1155377a412", "64d0c485")
     assert (given.size, given.md5, given.sha256[:8]) == (98948031, "0" * 32, "88daccb0")  # what it gives wins
     assert (mine.size, mine.md5, mine.sha256, mine.root_files) == (5, "", "", ())  # not in the table: as given
+
+
+# ------------------------------------------------------------------------------ what new-manifest writes
+
+
+@pytest.mark.fuzz
+@given(st.one_of(st.floats(), st.sampled_from([0.0, -0.0, 1.0, 5e-324, 1e-400, 1 - 1e-16, 0.3])))
+def test_new_manifest_writes_a_val_fraction_exactly_when_the_loader_reads_it(workdir, fraction):
+    """`new-manifest --val-fraction nan` wrote a manifest the build refused: one check decides both."""
+    try:
+        text = NewManifest("vf", ("n01440764",), "random", fraction).to_toml()
+    except UserError as exc:
+        assert str(exc).startswith("--val-fraction "), str(exc)
+        written = None
+    else:
+        written = workdir / "vf.toml"
+        written.write_text(text)
+        assert manifests.load_path(written).split.val_fraction == fraction
+    if written is None:  # the loader refuses the same value, written as TOML writes it
+        path = workdir / "vf-by-hand.toml"
+        literal = {"nan": "nan", "inf": "inf", "-inf": "-inf"}.get(repr(fraction), repr(fraction))
+        path.write_text(NAMED + f'[split]\npolicy = "random"\nval_fraction = {literal}\nseed = 1\n'
+                        '[[classes]]\nwnid = "n01440764"\n')
+        with pytest.raises(UserError, match="val_fraction must be between 0 and 1"):
+            manifests.load_path(path)
+
+
+@pytest.mark.fuzz
+@given(st.text(max_size=30))
+def test_new_manifest_writes_any_description_the_loader_reads_back(workdir, description):
+    """An emoji was written as two escaped surrogates (json.dumps), which TOML refuses: new-manifest
+    wrote a manifest the build refused."""
+    try:
+        text = NewManifest("d", ("n01440764",), "imagenet", description=description).to_toml()
+    except UserError as exc:  # only what cannot be written as UTF-8: a lone surrogate
+        assert "not UTF-8 text" in str(exc)
+        assert any(0xD800 <= ord(c) <= 0xDFFF for c in description)
+        return
+    (workdir / "d.toml").write_text(text, encoding="utf-8")
+    loaded = manifests.load_path(workdir / "d.toml").description
+    assert loaded == (description or "1 ImageNet classes, made with imagenette-build new-manifest.")

@@ -20,3 +20,11 @@ def test_devkit_ground_truth_checks():
         parse_devkit_ground_truth(fk.devkit_ground_truth(per_class=49), "gt")
     with pytest.raises(UserError, match="line 3: '1001' is not a devkit class ID"):
         parse_devkit_ground_truth("1\n2\n1001\n" + "1\n" * 49_997, "gt")
+
+
+@pytest.mark.parametrize("word,shown", [("²", "'²'"), ("9" * 5000, "'" + "9" * 40 + "'... (5,000 characters)"),
+                                        ("٣", "'٣'")])
+def test_a_devkit_label_that_is_not_ascii_digits_is_one_line(word, shown):
+    """'²' passed str.isdigit, then int() raised ValueError; so did 5,000 digits (a traceback)."""
+    with pytest.raises(UserError, match=f"^gt line 2: {shown.replace('(', '[(]').replace(')', '[)]')} is not a devkit"):
+        parse_devkit_ground_truth(f"1\n{word}\n" + "1\n" * 49_998, "gt")
