@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import outputs
+from . import outputs, sums
 from .cache import CacheStats, ImageCache
 from .errors import DataError
 from .formats import Output, OutputFile
@@ -98,7 +98,7 @@ def commit(writers: list[Output], files: dict[str, list[OutputFile]], report: di
     report_path = out / f"{report['stem']}.json"
     names = [f["path"] for o in report["outputs"].values() for f in o["files"]]
     folders = [o.final.name + "/" for o in writers if o.format != "tgz"]
-    outputs.update_sums(out, drop=lambda name: name in names or name.startswith(tuple(folders)))
+    sums.update_sums(out, drop=lambda name: name in names or name.startswith(tuple(folders)))
     report_path.unlink(missing_ok=True)
     tgz = next((o for o in writers if o.format == "tgz"), None)
     if tgz is not None:
@@ -123,7 +123,7 @@ def commit(writers: list[Output], files: dict[str, list[OutputFile]], report: di
                         f"its report and its lines in SHA256SUMS and MD5SUMS (build again){unwritten}") from None
     progress.stage("commit-sums")
     try:
-        outputs.update_sums(out, add={f.path: (f.sha256, f.md5) for fs in files.values() for f in fs})
+        sums.update_sums(out, add={f.path: (f.sha256, f.md5) for fs in files.values() for f in fs})
     except OSError as exc:
         failed = Path(exc.filename or out / "SHA256SUMS")
         lines = "SHA256SUMS and MD5SUMS" if failed.name == "SHA256SUMS" else failed.name

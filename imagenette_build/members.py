@@ -6,8 +6,8 @@ the lists of published archives, shipped beside the manifests that declare them 
 members = ...`), so that `verify` can say how many members are the published images. After
 `tar xzf`, `cd <stem> && sha256sum -c ../<stem>.members.sha256` checks the extracted files.
 
-Lines are written and read as coreutils writes and reads them (`outputs.sums_line`,
-`outputs.sums_lines`: the one parser of sums files): a name holding a backslash, newline or
+Lines are written and read as coreutils writes and reads them (`sums.sums_line`,
+`sums.sums_lines`: the one parser of sums files): a name holding a backslash, newline or
 carriage return is escaped and its line starts with a backslash.
 """
 
@@ -19,7 +19,8 @@ from pathlib import Path
 
 from .errors import UserError
 from .limits import MAX_LIST_BYTES, MAX_MEMBERS, MAX_NAME_BYTES
-from .outputs import create_new, sums_line, sums_lines
+from .outputs import create_new
+from .sums import sums_line, sums_lines
 from .readfile import read_bytes
 
 SUFFIX = ".members.sha256"
@@ -34,7 +35,7 @@ def format_line(digest: str, relpath: str) -> str:
 
 
 def parse(text: str, where: str) -> dict[str, str]:
-    """{relpath: lowercase hex digest}, read as `sha256sum -c` reads the list (`outputs.sums_lines`:
+    """{relpath: lowercase hex digest}, read as `sha256sum -c` reads the list (`sums.sums_lines`:
     `./train/x.JPEG` is `train/x.JPEG`); a line it cannot read or a path listed twice is a
     one-line UserError naming `where` and the line. A path longer than a member name may be, or
     more paths than an archive may have members (`limits`), are refused."""

@@ -9,7 +9,7 @@ import os
 from ..archive_reader import Digests, clip
 from ..errors import UserError
 from ..published import Published
-from ..outputs import read_sums
+from ..sums import read_sums
 from .report import LevelResult
 from .target import Target
 

@@ -360,8 +360,8 @@ def test_report_that_cannot_be_written_on_a_full_disk_is_named(sample, tmp_path)
 
 SLOW_SUMS = """
 import os, sys, time
-from imagenette_build import outputs
-barrier, original, waited = sys.argv.pop(1), outputs._write_sums, []
+from imagenette_build import sums
+barrier, original, waited = sys.argv.pop(1), sums._write_sums, []
 
 def write_sums(path, entries):
     # Once, before writing SHA256SUMS with this build's line (its read is done): wait up to 6 s
@@ -374,7 +374,7 @@ def write_sums(path, entries):
             time.sleep(0.05)
     original(path, entries)
 
-outputs._write_sums = write_sums
+sums._write_sums = write_sums
 from imagenette_build.cli import main
 main(sys.argv[1:])
 """

@@ -22,7 +22,7 @@ STAGES = [
     # leaves: no module of the package
     ["errors", "limits", "procs", "progress", "readfile", "safepath", "shipped", "_version", "_resample_jit"],
     # facts and the utilities every stage uses
-    ["classes", "resample", "toolchain", "outputs", "members", "published"],
+    ["classes", "resample", "toolchain", "outputs", "sums", "members", "published"],
     ["filelist", "manifest", "newdataset"],
     ["sources."],
     ["plan", "labels", "noisy", "prefetch"],

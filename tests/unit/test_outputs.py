@@ -15,11 +15,10 @@ import sys
 import pytest
 from hypothesis import given, strategies as st
 
-from imagenette_build import members, outputs, procs
+from imagenette_build import members, outputs, procs, sums
 from imagenette_build.errors import DataError, UserError
-from imagenette_build.outputs import (
-    ArchiveLocks, atomic_write, final_path, partial_path, read_sums, remove_stale_partials, update_sums,
-)
+from imagenette_build.outputs import ArchiveLocks, atomic_write, final_path, partial_path, remove_stale_partials
+from imagenette_build.sums import read_sums, update_sums
 
 from .. import faultkit as fk
 from ..fuzzkit import event, mutated
@@ -145,8 +144,8 @@ def test_the_build_rewrites_other_lines_canonically_and_keeps_what_they_mean(tmp
        st.sampled_from([SHA_A, SHA_B.upper()]))
 def test_a_line_the_build_writes_reads_back_as_the_same_name(name, digest):
     """sums_line writes what sums_lines reads back: any name, line breaks and backslashes included."""
-    [(_, read_name, read_digest)] = list(outputs.sums_lines(outputs.sums_line(digest.lower(), name), 64))
-    assert (read_name, read_digest) == (outputs.normal_name(name), digest.lower())
+    [(_, read_name, read_digest)] = list(sums.sums_lines(sums.sums_line(digest.lower(), name), 64))
+    assert (read_name, read_digest) == (sums.normal_name(name), digest.lower())
 
 
 def test_member_lists_are_read_by_the_same_parser():
@@ -158,7 +157,7 @@ def test_member_lists_are_read_by_the_same_parser():
         members.parse(f"{SHA_A}  train/a.JPEG\n{SHA_B}  ./train/a.JPEG\n", "list")
     with pytest.raises(UserError, match=r"^list line 1: not a '<hash>  <file>' or 'SHA256 \(<file>\) = <hash>' line"):
         members.parse(f"MD5 (train/a.JPEG) = {MD5_A}\n", "list")
-    assert members.format_line(SHA_A, "a\\b\nc") == outputs.sums_line(SHA_A, "a\\b\nc") == f"\\{SHA_A}  a\\\\b\\nc\n"
+    assert members.format_line(SHA_A, "a\\b\nc") == sums.sums_line(SHA_A, "a\\b\nc") == f"\\{SHA_A}  a\\\\b\\nc\n"
 
 
 # Files named as `sha256sum -c` must read with care; the oracle test below checks lines naming them.
@@ -206,7 +205,7 @@ def test_sums_lines_reads_what_sha256sum_c_reads(workdir, text):
     stdout, stderr = r.stdout.decode(), r.stderr.decode(errors="replace")
     improper = {int(n) for n in re.findall(r"SUMS: (\d+): improperly formatted", stderr)}
     try:
-        ours = list(outputs.sums_lines(text, 64))
+        ours = list(sums.sums_lines(text, 64))
     except ValueError as exc:
         refused = int(re.match(r"line (\d+): ", str(exc))[1])
         assert refused in improper or "among" in str(exc), (str(exc), stderr)
@@ -218,10 +217,10 @@ def test_sums_lines_reads_what_sha256sum_c_reads(workdir, text):
     checked = []
     for out in stdout.split("\n")[:-1]:
         name, result = _ORACLE_OUT.match(out).groups()
-        names = {outputs.normal_name(name)}  # as printed; escaped with a backslash first by some versions
+        names = {sums.normal_name(name)}  # as printed; escaped with a backslash first by some versions
         if name.startswith("\\"):
             with contextlib.suppress(ValueError):
-                names.add(outputs.normal_name(outputs._unescape(name[1:], 64)))
+                names.add(sums.normal_name(sums._unescape(name[1:], 64)))
         checked.append((names, result))
     expected = [(name, "FAILED open or read" if name not in ORACLE_FILES else
                  "OK" if hashlib.sha256(ORACLE_FILES[name]).hexdigest() == digest else "FAILED")
