@@ -19,7 +19,7 @@ from pathlib import Path
 from . import manifest as manifests
 from . import outputs
 from .cache import CacheStats, ImageCache, open_cache, remove_stale_temp
-from .commit import commit, report
+from .commit import commit, final_names, final_names_problem, report
 from .engine import batches, ordered_map
 from .errors import DataError, UserError
 from .formats import FORMATS, Context, Output, OutputFile
@@ -100,9 +100,15 @@ def build(opts: BuildOptions, plan: Plan, progress: Progress) -> list[dict]:
     paths = opts.output_paths(plan.manifest.archive_stem)
     # Another build writing one of these outputs into this folder: refused now, before any image is read.
     locks = _lock_outputs(opts.out, paths)
-    outputs.remove_stale_partials(opts.out)
     written: Written | None = None
     try:
+        # Something at a final name that the build would write through or replace without having made
+        # it (a symlink, a file where a folder goes): refused now, before any image is read.
+        stems = [plan.manifest.archive_stem(s) for s in opts.sizes]
+        problem = final_names_problem(final_names(opts.out, stems, opts.formats))
+        if problem:
+            raise DataError(problem)
+        outputs.remove_stale_partials(opts.out)
         written = write(opts, plan, skipped, progress)
         reports = commit_all(opts, written, progress)
     except OSError as exc:
@@ -120,6 +126,8 @@ def build(opts: BuildOptions, plan: Plan, progress: Progress) -> list[dict]:
     for r in reports:
         cached = f"; cache: {r['cache']['hits']} reused, {r['cache']['misses']} made" if r["cache"] else ""
         for fmt, out in r["outputs"].items():
+            if fmt not in opts.formats:
+                continue  # kept from an earlier build
             total = sum(f["bytes"] for f in out["files"])
             what = out["files"][0]["path"] if fmt == "tgz" else f"{out['folder']}/ ({len(out['files'])} shards)"
             progress.note(f"wrote {opts.out / what} ({total:,} bytes, {r['images']} images) in {elapsed:.1f} s{cached}")
@@ -184,8 +192,7 @@ def commit_all(opts: BuildOptions, written: Written, progress: Progress) -> list
             r = report(written.plan, opts, size, written.writers[size], written.files[size], written.mtime,
                        written.skipped, written.cache, written.stats.get(size))
             rest = [o.final for s in sizes[i + 1:] for o in written.writers[s]]
-            commit(written.writers[size], written.files[size], r, rest, progress)
-            reports.append(r)
+            reports.append(commit(written.writers[size], written.files[size], r, rest, progress))
     return reports
 
 

@@ -125,7 +125,7 @@ class ArchiveWriter:
         os.replace(self.tmp_path, self.final_path)
 
     def commit_members(self) -> None:
-        """Put the member list in place (after the archive: `builder._commit` says why)."""
+        """Put the member list in place (after the archive: `formats.Tgz.commit` says why)."""
         self._member_hashes.commit()
 
     def abort(self) -> None:
