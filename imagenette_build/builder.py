@@ -203,7 +203,8 @@ def _open_outputs(plan: Plan, opts: BuildOptions, mtime: int) -> dict[int | None
     writers: dict[int | None, list[Output]] = {}
     try:
         for size in opts.sizes:
-            ctx = Context(opts.out, plan.manifest.archive_stem(size), size, mtime, labels, opts.shard_bytes)
+            ctx = Context(opts.out, plan.manifest.archive_stem(size), size, mtime, labels, opts.shard_bytes,
+                          plan.images)
             writers[size] = []
             for fmt in opts.formats:
                 out = FORMATS[fmt](ctx)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..labels import Labels
 from ..outputs import create_new, new_dir, partial_path, remove_any, sync_dir
-from ..plan import PlannedImage
+from ..plan import PlanImages, PlannedImage
 
 SHARD_BYTES = 256 << 20  # the images a shard holds, at most (a single larger image gets a shard of its own)
 _PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # a shard's name in its folder
@@ -50,6 +50,7 @@ class Context:
     mtime: int  # every file's modification time inside the outputs (SOURCE_DATE_EPOCH)
     labels: Labels | None  # class indices, names and noisy labels (formats that carry them)
     shard_bytes: int = SHARD_BYTES
+    images: PlanImages | None = None  # every image the outputs will hold (formats whose names depend on them all)
 
 
 class Output(ABC):
