@@ -200,3 +200,49 @@ def test_a_kept_output_whose_files_changed_or_went_is_dropped_and_the_earlier_bu
     report = _report(out)
     assert list(report["outputs"]) == ["webdataset"]
     assert report["archive"] is None and report.get("members_sha256") is None
+
+
+# ------------------------------------------------------------------------------ the cache folder in odd places
+
+
+def test_a_cache_folder_inside_an_output_the_build_replaces_is_refused(sample, tmp_path):
+    """--cache <out>/<stem>-wds/cache: the commit replaced <stem>-wds, and with it the cache the user
+    named (and all it held), after the build had filled it. Now refused before anything is written."""
+    out = tmp_path / "out"
+    cache = out / f"{STEM}-wds" / "cache"
+    cache.mkdir(parents=True)
+    (cache / "keep.txt").write_text("theirs")
+    r = _build(sample, out, "--format", "webdataset", "--cache", cache)
+    fk.one_line_error(r, 2, f"--cache {cache}: is inside {out / STEM}-wds, which the build replaces")
+    assert os.listdir(cache) == ["keep.txt"] and sorted(os.listdir(out)) == [f"{STEM}-wds"]
+
+
+def test_a_default_cache_folder_that_is_a_symlink_is_not_written_through(sample, tmp_path):
+    """<out>/.imagenette-cache as a symlink to a folder elsewhere: the build wrote its packs there,
+    outside --out. It now builds without a cache, saying why, and leaves the folder and the link."""
+    out = tmp_path / "out"
+    out.mkdir()
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "keep.txt").write_text("theirs")
+    (out / fk.CACHE).symlink_to(theirs)
+    r = _build(sample, out)
+    assert r.returncode == 0, r.stderr
+    assert f"{out / fk.CACHE}: cannot make the cache folder (is a symbolic link" in r.stderr
+    assert os.listdir(theirs) == ["keep.txt"] and (out / fk.CACHE).is_symlink()
+    assert _report(out)["cache"] is None
+
+
+def test_the_default_cache_is_not_removed_when_it_holds_what_the_cache_did_not_make(sample, tmp_path):
+    """One build's --out was another's default cache folder (<out>/.imagenette-cache): the second
+    build, done, removed the folder with the first one's archives in it. A cache folder holding
+    anything the cache did not make is now left, and the build says why."""
+    out = tmp_path / "out"
+    first = out / fk.CACHE
+    assert _build(sample, first).returncode == 0
+    root, manifest_path = sample
+    r = run_cli("--imagenet", root, "--manifest", manifest_path, "--size", "24", "--out", out, "-j", "1",
+                timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert f"left the resize cache {first} in place: it holds 'MD5SUMS', which the cache did not make" in r.stderr
+    assert fk.parse_sums(first / "SHA256SUMS") == {f"{STEM}.tgz": fk.sha256(first / f"{STEM}.tgz")}
