@@ -4,6 +4,7 @@ put in place."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -62,3 +63,24 @@ def test_a_key_written_twice_is_an_internal_error_before_anything_is_put_in_plac
         out.close()
     out.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_symlink_planted_at_the_temporary_folder_is_removed_as_a_link(tmp_path):
+    """The shards' temporary folder has a guessable name: a symlink to a folder put there made
+    the build fail (rmtree refuses a link) and a dangling one too (mkdir); it is now removed as a
+    link, the folder it points to untouched, and the folder made afresh."""
+    from imagenette_build.outputs import partial_path
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "keep.txt").write_text("theirs")
+    out = tmp_path / "out"
+    out.mkdir()
+    for target in (theirs, tmp_path / "nowhere"):
+        tmp = partial_path(out / "s-wds")
+        tmp.symlink_to(target)
+        shards = WebDatasetShards(Context(out, "s", 8, 0, _NoLabels()))
+        assert tmp.is_dir() and not tmp.is_symlink()
+        shards.abort()
+        assert not os.path.lexists(tmp)
+    assert os.listdir(theirs) == ["keep.txt"]
