@@ -30,7 +30,8 @@ same pack write the same file. A worker reads the index of every pack once per b
 the build sets; about 40 bytes an entry are read, 24 kept in memory, sorted by the key's first 8
 bytes) and then reads only the records it needs. A record whose check fails is reported as damaged
 and made again (the new copy goes into a new pack; the damaged one is ignored from then on); a pack
-whose index cannot be read is removed. Packs are written to `tmp/` and renamed into place, so a
+whose index cannot be read is removed (a file that does not start as a pack is ignored: it is not
+the cache's, in a --cache DIR of the user's). Packs are written to `tmp/` and renamed into place, so a
 killed worker never leaves a partial pack under a final name; its temporary file is removed by the
 next run on the same host (`remove_stale_temp`). Writes are not fsynced (a lost entry is only made
 again, and the checks catch one damaged by a power cut).
@@ -255,9 +256,11 @@ class _Index:
         for name in names:
             path = os.path.join(folder, name)
             slots = read_pack_index(path)
-            if slots is None:  # nothing in it can be found: remove it (it was complete when renamed in)
+            if slots is None:  # nothing in it can be found: removed if it is a damaged pack, not another's file
                 try:
-                    os.unlink(path)
+                    with open(open_regular(path), "rb") as f:
+                        if MAGIC.startswith(f.read(len(MAGIC))):  # (or empty: packs are not synced)
+                            os.unlink(path)
                 except OSError:
                     pass
                 continue

@@ -118,16 +118,20 @@ def _how(report: dict) -> dict:
 
 def kept_outputs(out: Path, stem: str, rebuilt: Iterable[str], now: dict) -> dict[str, dict]:
     """The outputs of the report already at `<stem>.json` that this build does not make and that
-    are still on disk as it describes them ({format: entry}), each carrying in `earlier_build` what
-    of its own build differs from `now` (this build's report): the report then says how each output
-    on disk was built, never that one kept from an earlier build was made with this build's options."""
+    are still on disk as it describes them, with their lines in SHA256SUMS ({format: entry}), each
+    carrying in `earlier_build` what of its own build differs from `now` (this build's report): the
+    report then says how each output on disk was built, never that one kept from an earlier build
+    was made with this build's options."""
     earlier = _earlier_report(out / f"{stem}.json")
     if earlier is None or earlier.get("stem") != stem:
         return {}
+    sums = outputs.read_sums(out / "SHA256SUMS", outputs.SUM_FILES["SHA256SUMS"])
     kept, now_how = {}, _how(now)
     for fmt, entry in earlier["outputs"].items():
         if fmt not in FORMATS or fmt in rebuilt or (entry := FORMATS[fmt].still_in_place(out, stem, entry)) is None:
             continue
+        if any(sums.get(f["path"]) != f["sha256"] for f in entry["files"]):
+            continue  # (the sums line and the report of a file never disagree)
         how = _how(earlier)  # how the earlier report says it was built, with what its entry says differed
         if isinstance(entry.get(EARLIER), dict):
             how.update(entry[EARLIER])

@@ -47,6 +47,20 @@ def test_entries_are_found_by_their_own_key(tmp_path):
     assert cache_mod.count_entries(tmp_path / "c") == 3
 
 
+def test_a_file_among_the_packs_that_is_not_a_pack_is_ignored_never_removed(tmp_path):
+    """--cache DIR may name a folder of the user's, with a packs/ of its own: a file there whose
+    index could not be read was removed, whatever it was. Only a damaged or empty pack is now."""
+    cache = cache_mod.open_cache(tmp_path / "c", fingerprint()).cache
+    theirs = tmp_path / "c" / cache_mod.PACKS / "game.pack"
+    theirs.write_bytes(b"PK\x03\x04 someone's data")
+    cut = tmp_path / "c" / cache_mod.PACKS / "cut.pack"
+    cut.write_bytes(cache_mod.MAGIC[:5])
+    empty = tmp_path / "c" / cache_mod.PACKS / "empty.pack"
+    empty.write_bytes(b"")
+    assert cache.renewed().get(b"k" * 32, cache_mod.CacheStats()) is None
+    assert theirs.read_bytes() == b"PK\x03\x04 someone's data" and not cut.exists() and not empty.exists()
+
+
 def test_key_covers_source_size_recipe_and_toolchain(monkeypatch):
     c = ImageCache("/nowhere", "\n".join(f"{k}={v}" for k, v in sorted(fingerprint().items())))
     base = c.key(b"\x01" * 32, 160, '{"quality": 75}')

@@ -65,7 +65,11 @@ DIGESTS = {"sha256": "a" * 64, "md5": "b" * 32}
 
 
 def _earlier(out, outputs, **top) -> None:
+    """An earlier report, and the SHA256SUMS lines of the files it lists (as a build writes them)."""
     (out / f"{STEM}.json").write_text(json.dumps({"stem": STEM, "options": {"jobs": 2}, "outputs": outputs, **top}))
+    files = [f for o in outputs.values() if isinstance(o, dict) and isinstance(o.get("files"), list)
+             for f in o["files"] if isinstance(f, dict) and isinstance(f.get("path"), str)]
+    (out / "SHA256SUMS").write_text("".join(f"{'a' * 64}  {f['path']}\n" for f in files if "\n" not in f["path"]))
 
 
 def _kept(out) -> dict:
@@ -75,7 +79,8 @@ def _kept(out) -> dict:
 def test_an_output_of_an_earlier_report_is_kept_only_as_it_is_on_disk(tmp_path):
     """The earlier report is a file anyone could have written: an entry is kept only when each of
     its files is this format's own (no path outside its folder), a regular file of the size it
-    says, in a real folder; anything odd drops the entry, never raises."""
+    says, in a real folder, with the same sha256 in SHA256SUMS; anything odd drops the entry, never
+    raises."""
     (tmp_path / f"{STEM}-parquet").mkdir()
     (tmp_path / SHARD).write_bytes(b"x" * 10)
     good = {"folder": f"{STEM}-parquet", "files": [{"path": SHARD, "bytes": 10, **DIGESTS}]}
@@ -98,6 +103,9 @@ def test_an_output_of_an_earlier_report_is_kept_only_as_it_is_on_disk(tmp_path):
     for text in ("not json", "[1]", "[" * 100_000, '{"stem": "s-8", "outputs": 5}', '{"stem": "s-8", "x": 1' + "0" * 5000 + "}"):
         (tmp_path / f"{STEM}.json").write_text(text)
         assert _kept(tmp_path) == {}, text[:20]
+    _earlier(tmp_path, {"parquet": good})
+    (tmp_path / "SHA256SUMS").write_text(f"{'c' * 64}  {SHARD}\n")  # the line and the report disagree
+    assert _kept(tmp_path) == {}
     _earlier(tmp_path, {"parquet": good})
     (tmp_path / f"{STEM}-parquet").rename(tmp_path / "moved")
     (tmp_path / f"{STEM}-parquet").symlink_to(tmp_path / "moved")  # the same files, through a link
