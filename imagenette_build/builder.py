@@ -30,6 +30,7 @@ from .plan import Plan, make_plan
 from .prefetch import Prefetcher
 from .procs import worker_setup
 from .progress import Progress
+from .readfile import kind_of
 from .sources import open_source
 from .toolchain import fingerprint, jpeg_problem
 from .worker import Task, process_batch
@@ -254,7 +255,8 @@ def _drop_cache(opts: BuildOptions, use: CacheUse | None, progress: Progress) ->
 
 def _prepare_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: is a file, not a folder")
+        what = "a file" if out.is_file() else kind_of(out.stat().st_mode)
+        raise UserError(f"--out {out}: is {what}, not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -122,7 +122,8 @@ class Output(ABC):
         files = entry.get("files") if isinstance(entry, dict) else None
         if not isinstance(files, list) or not files:
             return None
-        if cls.folder and not _is_real(out / cls.final_name(stem), stat.S_ISDIR):
+        if cls.folder and (entry.get("folder") != cls.final_name(stem)
+                           or not _is_real(out / cls.final_name(stem), stat.S_ISDIR)):
             return None
         for f in files:
             if not (isinstance(f, dict) and cls._own_file(stem, f.get("path")) and type(f.get("bytes")) is int

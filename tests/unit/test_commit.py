@@ -93,7 +93,7 @@ def test_an_output_of_an_earlier_report_is_kept_only_as_it_is_on_disk(tmp_path):
     for change in ({"bytes": 11}, {"bytes": True}, {"bytes": "10"}, {"sha256": "z" * 64}, {"md5": None}):
         _earlier(tmp_path, {"parquet": {**good, "files": [{**good["files"][0], **change}]}})
         assert _kept(tmp_path) == {}, change
-    for entry in ({"files": []}, {"files": "x"}, [], None, {"files": [None]}):
+    for entry in ({"files": []}, {"files": "x"}, [], None, {"files": [None]}, {**good, "folder": "../x"}):
         _earlier(tmp_path, {"parquet": entry})
         assert _kept(tmp_path) == {}, entry
     _earlier(tmp_path, {"zip": good, "webdataset": good})  # an unknown format; one rebuilt now
