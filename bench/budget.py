@@ -48,7 +48,7 @@ def stage_budget(files: list[Path], size: int, work: Path) -> dict:
     refs = [SourceRef(str(p)) for p in files]
     for name in ("task", "task, cache"):
         with tempfile.TemporaryDirectory(dir=work) as tmp:
-            cache = open_cache(Path(tmp), fingerprint()) if name == "task, cache" else None
+            cache = open_cache(Path(tmp), fingerprint()).cache if name == "task, cache" else None
             t0 = time.perf_counter()
             for i in range(0, len(refs), 32):
                 process_batch(Task(refs[i:i + 32], (size,), recipe, cache))

@@ -81,7 +81,7 @@ def per_image_costs(imagenet: Path, work: Path, size: int, n: int) -> dict[str, 
     datas = [p.read_bytes() for p in paths]
     recipe = Recipe()
     rj = json.dumps(recipe.to_json(), sort_keys=True)
-    cache = open_cache(work / "micro-cache", fingerprint())
+    cache = open_cache(work / "micro-cache", fingerprint()).cache
     stats = CacheStats()
 
     def timed(fn) -> float:

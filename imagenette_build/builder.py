@@ -8,7 +8,6 @@ bars, notes and warnings go through the `Progress` it is given.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -18,8 +17,8 @@ from pathlib import Path
 
 from . import manifest as manifests
 from . import outputs
-from .cache import CacheStats, ImageCache, open_cache, remove_stale_temp
-from .commit import commit, report
+from .cache import CacheStats, CacheUse, ImageCache, open_cache, remove_stale_temp
+from .commit import commit, final_names, final_names_problem, report
 from .engine import batches, ordered_map
 from .errors import DataError, UserError
 from .formats import FORMATS, Context, Output, OutputFile
@@ -31,6 +30,7 @@ from .plan import Plan, make_plan
 from .prefetch import Prefetcher
 from .procs import worker_setup
 from .progress import Progress
+from .readfile import kind_of
 from .sources import open_source
 from .toolchain import fingerprint, jpeg_problem
 from .worker import Task, process_batch
@@ -50,6 +50,7 @@ class Written:
     cache: ImageCache | None
     stats: dict[int, CacheStats]  # per pixel size: what the cache did
     mtime: int
+    use: CacheUse | None = None  # held until the build is done with the cache
 
 
 def prepare(opts: BuildOptions, progress: Progress) -> Plan:
@@ -100,11 +101,20 @@ def build(opts: BuildOptions, plan: Plan, progress: Progress) -> list[dict]:
     paths = opts.output_paths(plan.manifest.archive_stem)
     # Another build writing one of these outputs into this folder: refused now, before any image is read.
     locks = _lock_outputs(opts.out, paths)
-    outputs.remove_stale_partials(opts.out)
     written: Written | None = None
+    done = False
     try:
+        # Something at a final name that the build would write through or replace without having made
+        # it (a symlink, a file where a folder goes): refused now, before any image is read.
+        names = final_names(opts.out, [plan.manifest.archive_stem(s) for s in opts.sizes], opts.formats)
+        problem = final_names_problem(names)
+        if problem:
+            raise DataError(problem)
+        _check_cache_outside(opts, names)
+        outputs.remove_stale_partials(opts.out)
         written = write(opts, plan, skipped, progress)
         reports = commit_all(opts, written, progress)
+        done = True
     except OSError as exc:
         where = outputs.final_path(Path(exc.filename)) if exc.filename else " and ".join(map(str, paths))
         raise DataError(f"{where}: cannot write: {exc.strerror or exc}") from None
@@ -113,17 +123,24 @@ def build(opts: BuildOptions, plan: Plan, progress: Progress) -> list[dict]:
             _abort(written.writers)
             if written.cache is not None:  # workers ended mid-write (an interrupt) leave their temporary entries
                 remove_stale_temp(Path(written.cache.root))
+            if not done and written.use is not None:
+                written.use.release()  # (kept for the rerun)
         locks.release()
-    _warn_skipped(written.skipped, progress)
-    _warn_cache_errors(written.stats, progress)
-    elapsed = time.monotonic() - started
-    for r in reports:
-        cached = f"; cache: {r['cache']['hits']} reused, {r['cache']['misses']} made" if r["cache"] else ""
-        for fmt, out in r["outputs"].items():
-            total = sum(f["bytes"] for f in out["files"])
-            what = out["files"][0]["path"] if fmt == "tgz" else f"{out['folder']}/ ({len(out['files'])} shards)"
-            progress.note(f"wrote {opts.out / what} ({total:,} bytes, {r['images']} images) in {elapsed:.1f} s{cached}")
-    _drop_cache(opts, written.cache, progress)
+    try:
+        _warn_skipped(written.skipped, progress)
+        _warn_cache_errors(written.stats, progress)
+        elapsed = time.monotonic() - started
+        for r in reports:
+            cached = f"; cache: {r['cache']['hits']} reused, {r['cache']['misses']} made" if r["cache"] else ""
+            for fmt, out in r["outputs"].items():
+                if fmt not in opts.formats:
+                    continue  # kept from an earlier build
+                total = sum(f["bytes"] for f in out["files"])
+                what = out["files"][0]["path"] if fmt == "tgz" else f"{out['folder']}/ ({len(out['files'])} shards)"
+                progress.note(f"wrote {opts.out / what} ({total:,} bytes, {r['images']} images) in {elapsed:.1f} s"
+                              f"{cached}")
+    finally:
+        _drop_cache(opts, written.use, progress)
     return reports
 
 
@@ -136,12 +153,14 @@ def write(opts: BuildOptions, plan: Plan, skipped: list[dict], progress: Progres
     built = plan
     writers: dict[int | None, list[Output]] = {}
     cache: ImageCache | None = None
+    use: CacheUse | None = None
     stats: dict[int, CacheStats] = {}
     try:
         for attempt in (1, 2):
             writers = _open_outputs(built, opts, mtime)
             if attempt == 1:  # after the outputs' files: a folder that cannot be written to says so first
-                cache = _open_cache(opts, progress)
+                use = _open_cache(opts, progress)
+                cache = use.cache if use is not None else None
                 stats = {s: CacheStats() for s in opts.sizes if s is not None and cache is not None}
             elif cache is not None:  # the workers must see the packs the first pass wrote
                 cache = cache.renewed()
@@ -169,8 +188,10 @@ def write(opts: BuildOptions, plan: Plan, skipped: list[dict], progress: Progres
         _abort(writers)
         if cache is not None:
             remove_stale_temp(Path(cache.root))
+        if use is not None:
+            use.release()
         raise
-    return Written(built, writers, files, skipped, cache, stats, mtime)
+    return Written(built, writers, files, skipped, cache, stats, mtime, use)
 
 
 def commit_all(opts: BuildOptions, written: Written, progress: Progress) -> list[dict]:
@@ -184,8 +205,7 @@ def commit_all(opts: BuildOptions, written: Written, progress: Progress) -> list
             r = report(written.plan, opts, size, written.writers[size], written.files[size], written.mtime,
                        written.skipped, written.cache, written.stats.get(size))
             rest = [o.final for s in sizes[i + 1:] for o in written.writers[s]]
-            commit(written.writers[size], written.files[size], r, rest, progress)
-            reports.append(r)
+            reports.append(commit(written.writers[size], written.files[size], r, rest, progress))
     return reports
 
 
@@ -196,7 +216,8 @@ def _open_outputs(plan: Plan, opts: BuildOptions, mtime: int) -> dict[int | None
     writers: dict[int | None, list[Output]] = {}
     try:
         for size in opts.sizes:
-            ctx = Context(opts.out, plan.manifest.archive_stem(size), size, mtime, labels, opts.shard_bytes)
+            ctx = Context(opts.out, plan.manifest.archive_stem(size), size, mtime, labels, opts.shard_bytes,
+                          plan.images)
             writers[size] = []
             for fmt in opts.formats:
                 out = FORMATS[fmt](ctx)
@@ -215,21 +236,27 @@ def _abort(writers: dict[int | None, list[Output]]) -> None:
             o.abort()
 
 
-def _drop_cache(opts: BuildOptions, cache: ImageCache | None, progress: Progress) -> None:
+def _drop_cache(opts: BuildOptions, use: CacheUse | None, progress: Progress) -> None:
     """The default cache exists for a rerun after an interruption: after a successful build it goes,
-    unless the user named a cache folder (a shared, kept one) or asked to keep it."""
-    if cache is None or opts.cache is not None or opts.keep_cache:
+    unless the user named a cache folder (a shared, kept one) or asked to keep it, or another build
+    uses it (it goes after that one)."""
+    if use is None:
         return
-    root = Path(cache.root)
-    size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and not f.is_symlink())
-    shutil.rmtree(root, ignore_errors=True)
+    if opts.cache is not None or opts.keep_cache:
+        use.release()
+        return
+    size, why = use.remove()
+    if size is None:
+        progress.note(f"left the resize cache {use.root} in place: {why}")
+        return
     amount = f"{size / 1e6:,.0f} MB" if size >= 1e6 else f"{size / 1e3:,.0f} kB"
-    progress.note(f"removed the resize cache {root} ({amount}); --keep-cache keeps it for the next build")
+    progress.note(f"removed the resize cache {use.root} ({amount}); --keep-cache keeps it for the next build")
 
 
 def _prepare_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: is a file, not a folder")
+        what = "a file" if out.is_file() else kind_of(out.stat().st_mode)
+        raise UserError(f"--out {out}: is {what}, not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -243,12 +270,25 @@ def _lock_outputs(out: Path, paths: Iterable[Path]) -> outputs.ArchiveLocks:  # 
         raise DataError(f"{exc.filename or out}: cannot write: {exc.strerror or exc}") from None
 
 
-def _open_cache(opts: BuildOptions, progress: Progress) -> ImageCache | None:
+def _check_cache_outside(opts: BuildOptions, names: list[tuple[Path, bool]]) -> None:
+    """A --cache DIR at or inside a final name would be replaced by the commit, with the images in it."""
+    where = opts.cache_dir()
+    if where is None:
+        return
+    real = Path(os.path.realpath(where))
+    for path, _ in names:
+        final = Path(os.path.realpath(path))
+        if final == real or final in real.parents:
+            raise UserError(f"--cache {where}: is {'' if final == real else 'inside '}{path}, which the build "
+                            "replaces; give a folder outside its outputs")
+
+
+def _open_cache(opts: BuildOptions, progress: Progress) -> CacheUse | None:
     where = opts.cache_dir()
     if where is None:
         return None
     try:
-        return open_cache(where, fingerprint())
+        return open_cache(where, fingerprint(), own=opts.cache is None)
     except OSError as exc:
         if opts.cache is not None:  # asked for by name: the user must fix it
             raise UserError(f"--cache {where}: cannot use it as the cache folder: {exc.strerror or exc}") from None

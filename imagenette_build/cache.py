@@ -23,24 +23,33 @@ classes, --size 160 then --size 160 --size 320).
                                then n records: key 32 B, sha256(key + payload) 32 B, payload
     <root>/tmp/<host>-<pid>-*  packs being written, renamed into packs/ when complete
 
+    <root>/in-use.lock         every build using the cache holds a shared flock on it (`CacheUse`)
+
 Integers are little-endian; <name> is the start of the pack's sha256, so two processes that make the
 same pack write the same file. A worker reads the index of every pack once per build (a `generation`
 the build sets; about 40 bytes an entry are read, 24 kept in memory, sorted by the key's first 8
 bytes) and then reads only the records it needs. A record whose check fails is reported as damaged
 and made again (the new copy goes into a new pack; the damaged one is ignored from then on); a pack
-whose index cannot be read is removed. Packs are written to `tmp/` and renamed into place, so a
+whose index cannot be read is removed (a file that does not start as a pack is ignored: it is not
+the cache's, in a --cache DIR of the user's). Packs are written to `tmp/` and renamed into place, so a
 killed worker never leaves a partial pack under a final name; its temporary file is removed by the
 next run on the same host (`remove_stale_temp`). Writes are not fsynced (a lost entry is only made
 again, and the checks catch one damaged by a power cut).
 
 A failed cache write (disk full, read-only folder) never fails the build: the images are used, the
 failure counted and reported once at the end.
+
+A build removes the default cache folder after it succeeds (`CacheUse.remove`), but only when no
+other build uses it (holds the lock) and it holds nothing the cache did not make.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import os
+import shutil
 import struct
 import threading
 from dataclasses import dataclass, replace
@@ -49,7 +58,7 @@ from pathlib import Path
 import numpy as np
 
 from . import procs
-from .outputs import create_new
+from .outputs import create_new, partial_path, remove_any
 from .readfile import open_regular
 
 FORMAT = "imagenette-build image cache 2"
@@ -59,6 +68,7 @@ TAG_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
             "# This folder is a cache of resized images made by imagenette-build.\n"
             "# Delete it at any time; builds recreate what they need (or use --no-cache).\n")
 PACKS = "packs"
+LOCK = "in-use.lock"
 MAGIC = b"imagenette-build cache pack 1\n"
 _COUNT = struct.Struct("<I")
 _SLOT = struct.Struct("<32sQI")  # one index entry: key, record offset, payload length
@@ -246,9 +256,11 @@ class _Index:
         for name in names:
             path = os.path.join(folder, name)
             slots = read_pack_index(path)
-            if slots is None:  # nothing in it can be found: remove it (it was complete when renamed in)
+            if slots is None:  # nothing in it can be found: removed if it is a damaged pack, not another's file
                 try:
-                    os.unlink(path)
+                    with open(open_regular(path), "rb") as f:
+                        if MAGIC.startswith(f.read(len(MAGIC))):  # (or empty: packs are not synced)
+                            os.unlink(path)
                 except OSError:
                     pass
                 continue
@@ -294,21 +306,90 @@ def count_entries(root: Path) -> int:
     return len(_Index((str(root), "count"), str(root)))
 
 
-def open_cache(root: Path, fingerprint: dict[str, str]) -> ImageCache:
+def open_cache(root: Path, fingerprint: dict[str, str], own: bool = False) -> CacheUse:
     """The cache at `root` for images made by the toolchain `fingerprint`, created (with its
-    CACHEDIR.TAG) when missing; temporary files left by dead processes of this host are removed.
-    Raises OSError when the folder cannot be made."""
-    (root / "tmp").mkdir(parents=True, exist_ok=True)
+    CACHEDIR.TAG) when missing, and held (`CacheUse`) until the build is done with it; temporary
+    files left by dead processes of this host are removed. `own`: the default folder, which a build
+    removes when it is done: it must be a folder, not a symlink to one elsewhere. Raises OSError
+    when the folder cannot be made or used."""
+    if own and os.path.islink(root):
+        raise OSError(errno.ENOTDIR, "is a symbolic link (the default cache is a folder of its own; --cache DIR "
+                      "puts it elsewhere)", str(root))
+    while True:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = root / LOCK
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        except FileNotFoundError:  # the folder went meanwhile (a build done with it): make it again
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # (waits while a build removes the folder)
+            # The lock counts only on the file still there: a build that removed the folder held this
+            # one's lock file, now gone; then the folder is made again.
+            st = os.stat(lock, follow_symlinks=False)
+            if (st.st_dev, st.st_ino) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
+                break
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
     try:
-        (root / PACKS).mkdir(exist_ok=True)
-    except OSError:  # (a file there): every write fails, is counted and reported; the build goes on
-        pass
-    tag = root / TAG
-    if not tag.exists():
-        tag.write_text(TAG_TEXT)
-    remove_stale_temp(root)
+        (root / "tmp").mkdir(exist_ok=True)
+        try:
+            (root / PACKS).mkdir(exist_ok=True)
+        except OSError:  # (a file there): every write fails, is counted and reported; the build goes on
+            pass
+        try:  # never through a symlink planted there
+            with open(os.open(root / TAG, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                              0o644), "w") as f:
+                f.write(TAG_TEXT)
+        except FileExistsError:
+            pass
+        remove_stale_temp(root)
+    except BaseException:
+        os.close(fd)
+        raise
     text = "\n".join(f"{k}={v}" for k, v in sorted(fingerprint.items()))
-    return ImageCache(str(root.absolute()), text).renewed()
+    return CacheUse(ImageCache(str(root.absolute()), text).renewed(), root, fd)
+
+
+class CacheUse:
+    """A build's use of a cache folder (`open_cache`): the cache, and a shared flock on its lock file
+    held until `release` or `remove`, so that no other build removes the folder meanwhile."""
+
+    def __init__(self, cache: ImageCache, root: Path, fd: int):
+        self.cache, self.root, self._fd = cache, root, fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def remove(self) -> tuple[int | None, str]:
+        """Remove the folder and let it go: (bytes removed, ""), or (None, why it is left): another
+        build uses it, or it holds a file the cache did not make. The folder is first renamed
+        away, so a build that opens the cache meanwhile makes a new one."""
+        try:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return None, "another build is using it"
+            aside = partial_path(self.root)  # (removed by a later build in that folder if this one dies)
+            try:
+                foreign = sorted(set(os.listdir(self.root)) - {TAG, PACKS, "tmp", LOCK})
+                if foreign:
+                    return None, f"it holds {foreign[0]!r}, which the cache did not make"
+                remove_any(aside)
+                os.replace(self.root, aside)
+            except OSError as exc:
+                return None, f"cannot remove it: {exc.strerror or exc}"
+            size = sum(os.lstat(os.path.join(d, f)).st_size for d, _, files in os.walk(aside) for f in files)
+            shutil.rmtree(aside, ignore_errors=True)
+            return size, ""
+        finally:
+            self.release()
 
 
 def remove_stale_temp(root: Path) -> int:

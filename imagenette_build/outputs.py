@@ -87,6 +87,52 @@ def create_new(path: str | os.PathLike, mode: int = 0o666) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
 
 
+def remove_any(path: Path) -> None:
+    """Remove whatever is at the temporary name `path`: a folder with what it holds, anything else
+    (a symlink too) as itself, never what a symlink points to."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def new_dir(path: Path) -> None:
+    """Make the folder `path` afresh, as `create_new` makes a file: whatever was at that name goes."""
+    remove_any(path)
+    os.mkdir(path)
+
+
+def final_name_problem(path: Path, folder: bool) -> str | None:
+    """Why the build may not put a file (or, `folder`, a folder) at the final name `path`; None when
+    nothing is there or what the build puts there is (a regular file; a folder, not a symlink to
+    one). Anything else the build did not make: it neither writes through it nor replaces it."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{path}: cannot look at it: {exc.strerror or exc}"
+    if stat.S_ISLNK(mode):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        what = f"is a symbolic link to {target!r}" + ("" if os.path.exists(path) else " (which does not exist)")
+    elif stat.S_ISDIR(mode):
+        what = None if folder else "is a folder"
+    elif stat.S_ISREG(mode):
+        what = None if not folder else "is a file"
+    else:
+        what = f"is {kind_of(mode)}"
+    if what is None:
+        return None
+    return (f"{path}: {what}, where the build puts {'a folder' if folder else 'a file'}; move it away, "
+            "or build into another --out")
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `path` under its temporary name and rename it into place. An OSError names `path`
     (a failed write or fsync names no file of its own)."""

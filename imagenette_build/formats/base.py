@@ -4,23 +4,29 @@ committed into place.
 A format is one class with `add_root_file`, `add_image`, `close`, `commit` and `abort`, registered
 in `formats/__init__.py`. The build hands each resized image (once, in member order) to every
 format of its size, so one resize pass feeds them all; it puts the files `close` returns in place
-with `commit`, lists each in SHA256SUMS and MD5SUMS and in the build report.
+with `commit`, lists each in SHA256SUMS and MD5SUMS and in the build report. What a format says of
+its names (`final_names`, `owns`) and of its entry in the report (`top_level`, `still_in_place`)
+lets the build check the names before it writes and keep an earlier build's entry in the report.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
+import stat
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..labels import Labels
-from ..outputs import create_new, partial_path, sync_dir
-from ..plan import PlannedImage
+from ..outputs import create_new, new_dir, partial_path, remove_any, sync_dir
+from ..plan import PlanImages, PlannedImage
 
 SHARD_BYTES = 256 << 20  # the images a shard holds, at most (a single larger image gets a shard of its own)
+_PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # a shard's name in its folder
+_HEX = {"sha256": re.compile(r"^[0-9a-f]{64}$"), "md5": re.compile(r"^[0-9a-f]{32}$")}
 
 
 @dataclass(frozen=True)
@@ -44,10 +50,13 @@ class Context:
     mtime: int  # every file's modification time inside the outputs (SOURCE_DATE_EPOCH)
     labels: Labels | None  # class indices, names and noisy labels (formats that carry them)
     shard_bytes: int = SHARD_BYTES
+    images: PlanImages | None = None  # every image the outputs will hold (formats whose names depend on them all)
 
 
 class Output(ABC):
     format: str = "?"
+    folder: bool = False  # what `final_name` is: a folder (of shards) or one file
+    top_level_fields: tuple[str, ...] = ()  # what `top_level` sets in the report
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
@@ -81,10 +90,61 @@ class Output(ABC):
     def final_name(cls, stem: str) -> str:
         """The name of the file or folder this format puts in place for `stem`."""
 
+    @classmethod
+    def final_names(cls, stem: str) -> list[tuple[str, bool]]:
+        """Every name this format puts in place for `stem`, and whether it is a folder."""
+        return [(cls.final_name(stem), cls.folder)]
+
+    @classmethod
+    def owns(cls, stem: str, path: str) -> bool:
+        """Is `path` (below --out, as the sums files name it) its file, or in its folder?"""
+        name = cls.final_name(stem)
+        return path.startswith(name + "/") if cls.folder else path == name
+
+    @classmethod
+    def _own_file(cls, stem: str, path) -> bool:
+        """Is `path` a name this format gives a file: its file, or a plain name in its folder?"""
+        if not isinstance(path, str) or not cls.owns(stem, path):
+            return False
+        return not cls.folder or bool(_PLAIN.match(path.partition("/")[2]))
+
+    @classmethod
+    def top_level(cls, entry: dict) -> dict:
+        """What the report says at its top level of this output, from its entry in `outputs`."""
+        return {}
+
+    @classmethod
+    def still_in_place(cls, out: Path, stem: str, entry) -> dict | None:
+        """An earlier build's report entry for this output, if its files are still on disk as it
+        describes them (each one this format's, a regular file of the size it says, in a real
+        folder), else None. The entry comes from a file anyone could have written: anything odd in
+        it is None, never an exception."""
+        files = entry.get("files") if isinstance(entry, dict) else None
+        if not isinstance(files, list) or not files:
+            return None
+        if cls.folder and (entry.get("folder") != cls.final_name(stem)
+                           or not _is_real(out / cls.final_name(stem), stat.S_ISDIR)):
+            return None
+        for f in files:
+            if not (isinstance(f, dict) and cls._own_file(stem, f.get("path")) and type(f.get("bytes")) is int
+                    and all(isinstance(f.get(k), str) and rx.match(f[k]) for k, rx in _HEX.items())
+                    and _is_real(out / f["path"], stat.S_ISREG, f["bytes"])):
+                return None
+        return entry
+
     @property
     def final(self) -> Path:
         """The file or folder this output puts in place."""
         return self.ctx.out / self.final_name(self.ctx.stem)
+
+
+def _is_real(path: Path, kind, size: int | None = None) -> bool:
+    """`path` is of that kind itself (not a symlink to it), and of `size` bytes when given."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return kind(st.st_mode) and (size is None or st.st_size == size)
 
 
 class HashingFile:
@@ -137,13 +197,12 @@ class Shards(Output):
 
     suffix = "?"  # the folder is <stem>-<suffix>/
     ext = "?"
+    folder = True
 
     def __init__(self, ctx: Context):
         super().__init__(ctx)
         self._tmp = partial_path(self.final)
-        if self._tmp.exists():
-            shutil.rmtree(self._tmp)
-        self._tmp.mkdir()
+        new_dir(self._tmp)
         self._shards: dict[str, list[Path]] = {}  # split -> temporary shard files, in order
         self._files: list[OutputFile] = []
         self._split: str | None = None
@@ -202,12 +261,24 @@ class Shards(Output):
 
     def commit(self) -> None:
         """The old folder (an earlier build's) is moved aside, the new one renamed in, the old one
-        removed: at every instant the final name holds a complete folder or nothing."""
+        removed: at every instant the final name holds a complete folder or nothing. If the new one
+        cannot be renamed in, the old one is put back. (The build refused anything but a folder at
+        the final name; a symlink swapped in since is moved as a link, and never removed through.)"""
         old = partial_path(self.final.with_name(self.final.name + ".old"))  # a stale one is removed by a later run
-        if self.final.exists():
+        moved = os.path.lexists(self.final)
+        if moved:
+            remove_any(old)  # (left by a dead process whose pid this one has now)
             os.replace(self.final, old)
-        os.replace(self._tmp, self.final)
-        if old.exists():
+        try:
+            os.replace(self._tmp, self.final)
+        except OSError:
+            if moved:
+                try:
+                    os.replace(old, self.final)
+                except OSError:
+                    pass
+            raise
+        if moved and os.path.isdir(old) and not os.path.islink(old):
             shutil.rmtree(old, ignore_errors=True)
 
     def abort(self) -> None:

@@ -83,14 +83,20 @@ class DirectFile:
         self._fill = 0
 
     @classmethod
-    def open(cls, path: Path) -> DirectFile | None:
-        """`path` (which exists) opened for writing with O_DIRECT; None where that is not available
-        or not wanted (`direct_io_wanted`)."""
+    def open(cls, path: Path, same_as: int) -> DirectFile | None:
+        """`path`, the file open as `same_as`, opened again for writing with O_DIRECT; None where that
+        is not available or not wanted (`direct_io_wanted`), or when `path` is no longer that file
+        (its name is guessable: a symlink put there since would have had the archive written through
+        it, into another file; the caller goes on with its own descriptor)."""
         if not hasattr(os, "O_DIRECT") or not direct_io_wanted(path.parent):
             return None
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
-        except OSError:  # EINVAL: the filesystem does not do direct I/O
+            fd = os.open(path, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:  # EINVAL: the filesystem does not do direct I/O; ELOOP: a symlink
+            return None
+        opened, wanted = os.fstat(fd), os.fstat(same_as)
+        if (opened.st_dev, opened.st_ino) != (wanted.st_dev, wanted.st_ino):
+            os.close(fd)
             return None
         return cls(fd)
 

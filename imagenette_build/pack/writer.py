@@ -49,7 +49,7 @@ class ArchiveWriter:
         self._file = open(create_new(self.tmp_path), "wb")
         self.compressor = compressor_name(stored)
         # A full-size archive's bytes, as big as the sources, skip the page cache where they can.
-        self._direct = DirectFile.open(self.tmp_path) if stored else None
+        self._direct = DirectFile.open(self.tmp_path, self._file.fileno()) if stored else None
         self._pipe = Pipeline(self._direct or self._file, stored)
         self._tar_size = 0
         self._dirs: set[str] = set()
@@ -125,7 +125,7 @@ class ArchiveWriter:
         os.replace(self.tmp_path, self.final_path)
 
     def commit_members(self) -> None:
-        """Put the member list in place (after the archive: `builder._commit` says why)."""
+        """Put the member list in place (after the archive: `formats.Tgz.commit` says why)."""
         self._member_hashes.commit()
 
     def abort(self) -> None:

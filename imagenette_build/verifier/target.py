@@ -141,6 +141,14 @@ def _section(report: dict | None, key: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def _as_the_archive_was_built(report: dict | None) -> dict | None:
+    """The report as it describes the archive: an archive kept beside a later build of another
+    format carries how its own build differed in `outputs.tgz.earlier_build` (commit.py)."""
+    tgz = _section(report, "outputs").get("tgz")
+    earlier = tgz.get("earlier_build") if isinstance(tgz, dict) else None
+    return {**report, **earlier} if isinstance(earlier, dict) else report
+
+
 def _build_recipe(report: dict | None, report_name: str) -> tuple[Recipe, str]:
     recipe = _section(report, "options").get("recipe")
     if not isinstance(recipe, dict):
@@ -192,6 +200,7 @@ def resolve_target(opts: VerifyOptions) -> Target:
         # (its recipe and size are another output's: taking them would excuse this archive's images)
         report, report_note = None, (f"{report_path.name} does not describe {path.name}: it names no archive, size or "
                                      "hash (the report of a parquet or webdataset build, or of none)")
+    report = _as_the_archive_was_built(report)
     size = variant_size(stem, manifest.stem if manifest else None, report)
     recipe, recipe_note = _build_recipe(report, report_path.name)
     listing, listing_name, listing_problem = _build_member_list(report_path, report)

@@ -201,3 +201,28 @@ def test_resume_after_kill_9_redoes_only_what_was_not_done(sample, tmp_path, ref
     report = _rerun(root, manifest_path, out, reference)
     assert report["cache"]["hits"] == done
     assert report["cache"]["misses"] == report["cache"]["written"] == 50 - done
+
+
+def test_a_build_that_ends_leaves_the_cache_that_another_build_into_its_out_is_using(sample, tmp_path, reference):
+    """Two builds into one --out: the first to end removed .imagenette-cache while the other was
+    writing to it (the other lost its resume). The cache is now removed only when no build holds
+    it: the paused build's entries stay, its rerun after a kill -9 finds them, and that rerun,
+    alone, removes the cache."""
+    root, manifest_path = sample
+    out = tmp_path / "out"
+    paused = Paused(["--imagenet", root, "--manifest", manifest_path, "--size", "32", "--batch-size", "4", "-q",
+                     "--out", out, "--jobs", "1"], "resize")
+    try:
+        other = run_cli("--imagenet", root, "--manifest", manifest_path, "--size", "24", "--out", out, "--jobs", "1")
+        assert other.returncode == 0, other.stderr
+        assert f"left the resize cache {out / fk.CACHE} in place: another build is using it" in other.stderr
+    finally:
+        paused.stop(signal.SIGKILL)
+    assert count_entries(out / fk.CACHE) >= 50 + 20  # the other's 50 at 24 px, and half of these at 32 px
+    r = run_cli("--imagenet", root, "--manifest", manifest_path, *BUILD, "--out", out, "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["sha256"] == reference
+    assert 20 <= report["cache"]["hits"] <= 32, report["cache"]
+    assert set(fk.assert_consistent(out)) == {f"{STEM}.tgz", "imagenette2-sample-24.tgz"}
+    assert not (out / fk.CACHE).exists()

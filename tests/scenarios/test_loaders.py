@@ -104,6 +104,51 @@ def test_webdataset_shards_read_in_webdataset_and_hugging_face(built, tmp_path):
     assert ds.num_rows == len(samples) and {"jpg", "cls", "json"} <= set(ds.column_names)
 
 
+ODD_NAMES = {  # file: the image it is a copy of (in the same class folder)
+    "n01440764/n01440764_10744.v2.JPEG": "n01440764/n01440764_10744.JPEG",
+    "n01440764/x.JPEG": "n01440764/n01440764_13895.JPEG",
+    "n01440764/x.jpeg": "n01440764/n01440764_5068.JPEG",
+    "n02102040/x.JPEG": "n01440764/n01440764_5068.JPEG",
+    "n02102040/a b~c%d.é.JPEG": "n01440764/n01440764_13895.JPEG",
+    "n02102040/x%2Ev2.JPEG": "n01440764/n01440764_10744.JPEG",
+}
+
+
+def test_webdataset_keys_that_both_loaders_read_whatever_the_file_names(sample, tmp_path):
+    """With the imagenet split policy members are named after the files. `n01440764_10744.v2.JPEG`
+    gave the fields `v2.jpg` and `v2.cls` (to_tuple("jpg", "cls") failed, and Hugging Face), and
+    `x.JPEG` beside `x.jpeg` one key twice ("duplicate file name in tar file"), while the build exited
+    0. Keys are now dot-free and unique: every image comes back once, with its label and its member
+    path, from webdataset and from Hugging Face, whatever the shards."""
+    wds = pytest.importorskip("webdataset")
+    datasets = pytest.importorskip("datasets")
+    root, _ = sample
+    copy = fk.copy_imagenet(root, tmp_path / "imagenet")
+    for name, original in ODD_NAMES.items():
+        (copy / "train" / name).write_bytes((copy / "train" / original).read_bytes())
+    manifest = tmp_path / "two.toml"
+    r = run_cli("new-manifest", "two", "--wnid", "n01440764", "--wnid", "n02102040", "--split", "imagenet",
+                "--out", manifest)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "out"
+    r = run_cli("--imagenet", copy, "--manifest", manifest, "--size", "16", "--out", out, "-q", "-j", "1",
+                "--format", "tgz", "--format", "webdataset", "--shard-size", "2K")
+    assert r.returncode == 0, r.stderr
+    with tarfile.open(out / "two-16.tgz") as tar:
+        members = {m.name.partition("/")[2] for m in tar if m.isfile() and m.name.count("/") == 3}
+    assert {f"train/{name}" for name in ODD_NAMES} <= members
+    expected = {m: ["n01440764", "n02102040"].index(m.split("/")[1]) for m in members}
+    shards = sorted(str(p) for p in (out / "two-16-wds").glob("*.tar"))
+    assert len(shards) > 5  # (a shard a few images: keys must not depend on where shards end)
+    got = [(meta["member"], cls) for _, cls, meta in
+           wds.WebDataset(shards, shardshuffle=False).decode("pil").to_tuple("jpg", "cls", "json")]
+    assert sorted(got) == sorted(expected.items())
+    ds = datasets.load_dataset("webdataset", data_files={"train": shards}, split="train", cache_dir=str(tmp_path / "hf"))
+    assert sorted((row["json"]["member"], row["cls"]) for row in ds) == sorted(expected.items())
+    keys = [row["__key__"] for row in ds]
+    assert len(set(keys)) == len(keys) and not any("." in k.rsplit("/", 1)[1] for k in keys)
+
+
 def test_tgz_unchanged_by_the_other_formats(built, sample, tmp_path):
     root, manifest_path = sample
     _, _, out = built

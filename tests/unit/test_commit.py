@@ -55,3 +55,86 @@ def test_the_report_of_a_small_build(sample, tmp_path):
     # full size: the sources' bytes, no recipe and no fidelity to speak of
     assert full["options"]["recipe"] == "original bytes" and full["fidelity"] is None
     assert json.loads((tmp_path / "imagenette2-sample.json").read_text()) == full
+
+
+# ------------------------------------------------------------------------------ outputs kept from an earlier build
+
+STEM = "s-8"
+SHARD = f"{STEM}-parquet/train-00000-of-00001.parquet"
+DIGESTS = {"sha256": "a" * 64, "md5": "b" * 32}
+
+
+def _earlier(out, outputs, **top) -> None:
+    """An earlier report, and the SHA256SUMS lines of the files it lists (as a build writes them)."""
+    (out / f"{STEM}.json").write_text(json.dumps({"stem": STEM, "options": {"jobs": 2}, "outputs": outputs, **top}))
+    files = [f for o in outputs.values() if isinstance(o, dict) and isinstance(o.get("files"), list)
+             for f in o["files"] if isinstance(f, dict) and isinstance(f.get("path"), str)]
+    (out / "SHA256SUMS").write_text("".join(f"{'a' * 64}  {f['path']}\n" for f in files if "\n" not in f["path"]))
+
+
+def _kept(out) -> dict:
+    return commit.kept_outputs(out, STEM, ["webdataset"], {"stem": STEM, "options": {"jobs": 1}, "outputs": {}})
+
+
+def test_an_output_of_an_earlier_report_is_kept_only_as_it_is_on_disk(tmp_path):
+    """The earlier report is a file anyone could have written: an entry is kept only when each of
+    its files is this format's own (no path outside its folder), a regular file of the size it
+    says, in a real folder, with the same sha256 in SHA256SUMS; anything odd drops the entry, never
+    raises."""
+    (tmp_path / f"{STEM}-parquet").mkdir()
+    (tmp_path / SHARD).write_bytes(b"x" * 10)
+    good = {"folder": f"{STEM}-parquet", "files": [{"path": SHARD, "bytes": 10, **DIGESTS}]}
+    _earlier(tmp_path, {"parquet": good})
+    assert _kept(tmp_path) == {"parquet": {**good, "earlier_build": {"options": {"jobs": 2}}}}
+    (tmp_path / "secret").write_bytes(b"x" * 10)
+    for path in ("secret", f"{STEM}-parquet/../secret", f"/{SHARD}", f"{STEM}-parquet/.hidden", f"{STEM}-wds/x.tar"):
+        _earlier(tmp_path, {"parquet": {**good, "files": [{**good["files"][0], "path": path}]}})
+        assert _kept(tmp_path) == {}, path
+    for change in ({"bytes": 11}, {"bytes": True}, {"bytes": "10"}, {"sha256": "z" * 64}, {"md5": None}):
+        _earlier(tmp_path, {"parquet": {**good, "files": [{**good["files"][0], **change}]}})
+        assert _kept(tmp_path) == {}, change
+    for entry in ({"files": []}, {"files": "x"}, [], None, {"files": [None]}, {**good, "folder": "../x"}):
+        _earlier(tmp_path, {"parquet": entry})
+        assert _kept(tmp_path) == {}, entry
+    _earlier(tmp_path, {"zip": good, "webdataset": good})  # an unknown format; one rebuilt now
+    assert _kept(tmp_path) == {}
+    _earlier(tmp_path, {"parquet": good}, stem="other")
+    assert _kept(tmp_path) == {}
+    for text in ("not json", "[1]", "[" * 100_000, '{"stem": "s-8", "outputs": 5}', '{"stem": "s-8", "x": 1' + "0" * 5000 + "}"):
+        (tmp_path / f"{STEM}.json").write_text(text)
+        assert _kept(tmp_path) == {}, text[:20]
+    _earlier(tmp_path, {"parquet": good})
+    (tmp_path / "SHA256SUMS").write_text(f"{'c' * 64}  {SHARD}\n")  # the line and the report disagree
+    assert _kept(tmp_path) == {}
+    _earlier(tmp_path, {"parquet": good})
+    (tmp_path / f"{STEM}-parquet").rename(tmp_path / "moved")
+    (tmp_path / f"{STEM}-parquet").symlink_to(tmp_path / "moved")  # the same files, through a link
+    assert _kept(tmp_path) == {}
+
+
+def test_a_kept_archive_without_its_member_list_is_kept_without_it(tmp_path):
+    (tmp_path / f"{STEM}.tgz").write_bytes(b"x" * 3)
+    members = {"file": f"{STEM}.members.sha256", "sha256": "c" * 64}
+    tgz = {"files": [{"path": f"{STEM}.tgz", "bytes": 3, **DIGESTS}], "members_sha256": members, "tar_members": 7}
+    _earlier(tmp_path, {"tgz": tgz})
+    assert _kept(tmp_path)["tgz"]["members_sha256"] is None
+    (tmp_path / f"{STEM}.members.sha256").write_text("")
+    kept = _kept(tmp_path)
+    assert kept["tgz"]["members_sha256"] == members
+    merged = commit.merged({"archive": None, "stem": STEM, "outputs": {}}, kept)
+    assert (merged["archive"], merged["archive_bytes"], merged["sha256"], merged["tar_members"],
+            merged["members_sha256"]) == (f"{STEM}.tgz", 3, "a" * 64, 7, members)
+
+
+def test_an_output_kept_twice_says_how_its_own_build_differed(tmp_path):
+    """A build's report says what an earlier build's output differed in; a third build reads that
+    and says it again, against itself: the earlier options are never lost, the same are not repeated."""
+    (tmp_path / f"{STEM}.tgz").write_bytes(b"x" * 3)
+    tgz = {"files": [{"path": f"{STEM}.tgz", "bytes": 3, **DIGESTS}], "earlier_build": {"options": {"jobs": 7}}}
+    _earlier(tmp_path, {"tgz": tgz}, fidelity="same")
+    now = {"stem": STEM, "options": {"jobs": 2}, "fidelity": "same", "cache": {"hits": 1}, "outputs": {}}
+    kept = commit.kept_outputs(tmp_path, STEM, ["parquet"], now)
+    assert kept["tgz"]["earlier_build"] == {"options": {"jobs": 7}, "cache": None}
+    now["options"] = {"jobs": 7}
+    kept = commit.kept_outputs(tmp_path, STEM, ["parquet"], now)
+    assert kept["tgz"]["earlier_build"] == {"cache": None}

@@ -110,7 +110,7 @@ def test_a_second_run_finds_every_image_in_the_cache_and_gives_the_same_bytes(tm
         path = tmp_path / f"n01440764_{i}.JPEG"
         path.write_bytes(fk.good_jpeg(w, h))
         sources.append(SourceRef(str(path)))
-    cache = open_cache(tmp_path / "cache", fingerprint())
+    cache = open_cache(tmp_path / "cache", fingerprint()).cache
     first = process_batch(Task(sources, (32, 48, None), Recipe(), cache=cache))
     assert all(r.error is None for r in first.images)
     assert {s: (c.hits, c.misses, c.written) for s, c in first.cache.items()} == {32: (0, 3, 3), 48: (0, 3, 3)}

@@ -111,6 +111,40 @@ def test_direct_file_refused_at_open_or_at_a_write_falls_back_to_plain_writes(tm
     assert fallen_back == expected
 
 
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this platform")
+def test_the_direct_descriptor_is_never_opened_through_a_symlink_put_at_the_temporary_name(tmp_path, monkeypatch):
+    """The archive's temporary name is guessable (host and pid): made afresh (create_new), it was then
+    opened a second time by name for O_DIRECT, following whatever was there by then. A symlink put
+    there in between had the archive written into the file it points to. Now that open is of the
+    very file made, or none (and the archive is written through the first descriptor)."""
+    from imagenette_build.pack import directio, writer
+
+    monkeypatch.setenv(directio.DIRECT_ENV, "1")
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"theirs")
+    real_create_new = writer.create_new
+
+    def then_swapped(path, *args):
+        fd = real_create_new(path, *args)
+        if Path(path).name.startswith(".a.tgz.partial-"):
+            os.unlink(path)
+            os.symlink(victim, path)  # what another user of the folder could do in between
+        return fd
+
+    monkeypatch.setattr(writer, "create_new", then_swapped)
+    w = ArchiveWriter(tmp_path / "a.tgz", "x", 0, stored=True)
+    w.add_file("train/n0/0.JPEG", _payloads(1, 10_000)[0])
+    w.close()
+    w.abort()
+    assert victim.read_bytes() == b"theirs" and w._direct is None
+    fd = real_create_new(tmp_path / "mine")
+    direct = directio.DirectFile.open(tmp_path / "mine", fd)
+    assert (direct is not None) == _direct_io_works(tmp_path)
+    if direct is not None:
+        direct.discard()
+    os.close(fd)
+
+
 MOUNTINFO = r"""22 1 252:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
 30 22 0:40 / /data rw,relatime shared:2 - nfs4 server:/export rw,vers=4.2
 31 30 8:16 / /data/local\040disk rw - xfs /dev/sdb rw
