@@ -30,6 +30,7 @@ from .plan import Plan, make_plan
 from .prefetch import Prefetcher
 from .procs import worker_setup
 from .progress import Progress
+from .sums import SUM_FILES, read_sums
 from .readfile import kind_of
 from .sources import open_source
 from .toolchain import fingerprint, jpeg_problem
@@ -111,6 +112,8 @@ def build(opts: BuildOptions, plan: Plan, progress: Progress) -> list[dict]:
         if problem:
             raise DataError(problem)
         _check_cache_outside(opts, names)
+        for sums_file, digest_len in SUM_FILES.items():  # one the commit could not merge into: said now
+            read_sums(opts.out / sums_file, digest_len)
         outputs.remove_stale_partials(opts.out)
         written = write(opts, plan, skipped, progress)
         reports = commit_all(opts, written, progress)

@@ -405,7 +405,7 @@ def remove_stale_temp(root: Path) -> int:
         if not name.startswith(prefix):
             continue
         pid = name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and procs.is_stale(procs.host(), int(pid)):
+        if pid.isascii() and pid.isdigit() and len(pid) < 10 and procs.is_stale(procs.host(), int(pid)):
             try:
                 os.unlink(root / "tmp" / name)
                 removed += 1

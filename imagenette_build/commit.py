@@ -90,7 +90,7 @@ def final_names(out: Path, stems: Iterable[str], formats: Iterable[str]) -> list
     for stem in stems:
         names += [(out / name, folder) for fmt in formats for name, folder in FORMATS[fmt].final_names(stem)]
         names.append((out / f"{stem}.json", False))
-    return names + [(out / name, False) for name in outputs.SUM_FILES]
+    return names + [(out / name, False) for name in sums.SUM_FILES]
 
 
 def final_names_problem(names: Iterable[tuple[Path, bool]]) -> str | None:

@@ -42,7 +42,7 @@ def _expected_digests(archive: Path) -> dict[str, str]:
     for sums, kind, length in SUM_FILES:
         path = archive.with_name(sums)
         if os.path.lexists(path):
-            line = read_sums(path, length).get(archive.name)
+            line = read_sums(path, length, only=archive.name).get(archive.name)
             if line:
                 out[kind] = line.lower()
     return out

@@ -269,6 +269,7 @@ def test_the_build_keeps_other_lines_in_any_form_and_refuses_a_file_that_contrad
     fk.one_line_error(r, 1, f"{out / 'SHA256SUMS'} lines 1 and 2: two different hashes for 'other.bin'")
     assert (out / "SHA256SUMS").read_text() == sums
     assert not [n for n in os.listdir(out) if ".partial-" in n]
+    assert not (out / ".imagenette-cache").exists()  # said before any image was resized, not at the commit
 
 
 def test_a_member_list_in_bsd_tag_form_with_upper_case_hex_reads_as_sha256sum_does(built, tmp_path):
