@@ -125,12 +125,12 @@ def kept_outputs(out: Path, stem: str, rebuilt: Iterable[str], now: dict) -> dic
     earlier = _earlier_report(out / f"{stem}.json")
     if earlier is None or earlier.get("stem") != stem:
         return {}
-    sums = outputs.read_sums(out / "SHA256SUMS", outputs.SUM_FILES["SHA256SUMS"])
+    listed = sums.read_sums(out / "SHA256SUMS", sums.SUM_FILES["SHA256SUMS"])
     kept, now_how = {}, _how(now)
     for fmt, entry in earlier["outputs"].items():
         if fmt not in FORMATS or fmt in rebuilt or (entry := FORMATS[fmt].still_in_place(out, stem, entry)) is None:
             continue
-        if any(sums.get(f["path"]) != f["sha256"] for f in entry["files"]):
+        if any(listed.get(f["path"]) != f["sha256"] for f in entry["files"]):
             continue  # (the sums line and the report of a file never disagree)
         how = _how(earlier)  # how the earlier report says it was built, with what its entry says differed
         if isinstance(entry.get(EARLIER), dict):
