@@ -140,7 +140,7 @@ def build(opts: BuildOptions, plan: Plan, progress: Progress) -> list[dict]:
                     continue  # kept from an earlier build
                 total = sum(f["bytes"] for f in out["files"])
                 what = out["files"][0]["path"] if fmt == "tgz" else f"{out['folder']}/ ({len(out['files'])} shards)"
-                progress.note(f"wrote {opts.out / what} ({total:,} bytes, {r['images']} images) in {elapsed:.1f} s"
+                progress.result(f"wrote {opts.out / what} ({total:,} bytes, {r['images']} images) in {elapsed:.1f} s"
                               f"{cached}")
     finally:
         _drop_cache(opts, written.use, progress)

@@ -112,7 +112,9 @@ for _command in DESIGN_COMMANDS:  # sample-imagenet, classes, new-manifest, prev
 
 @cli.command("build")
 @click.option("--imagenet", "imagenet", required=True, type=click.Path(path_type=Path),
-              help="Your ImageNet-1k copy: extracted train/ and val/ folders or the Kaggle tree.")
+              help="Your ImageNet-1k copy, in any of six layouts, found by itself: extracted train/ and val/ "
+                   "folders (val per class, or flat with the devkit's or Kaggle's labels), Kaggle's download, the "
+                   "original ILSVRC-2012 tars, Hugging Face's tar.gz shards or its parquet shards (README).")
 @click.option("--manifest", default="imagenette2", show_default=True,
               help="Built-in manifest name (imagenette2, imagewoof2) or path to a manifest .toml.")
 @click.option("--size", "sizes", multiple=True, type=SizeType(), default=("160",), show_default=True,
@@ -188,7 +190,8 @@ def build_command(imagenet, manifest, sizes, out, jobs, backend, resample, quali
                        backend=backend, filter=resample, quality=quality, rounding=rounding, decode=decode,
                        batch_size=batch_size, scheduler=scheduler, cache=cache_dir, no_cache=no_cache,
                        keep_cache=keep_cache, shard_bytes=shard_size, skip_broken=skip_broken,
-                       dry_run=dry_run, progress=click.get_current_context().obj["progress"](quiet))
+                       dry_run=dry_run,
+                       progress=click.get_current_context().obj["progress"](quiet, results=not as_json))
     if dry_run and not as_json:
         describe_plan(result, click.echo)
     elif as_json:

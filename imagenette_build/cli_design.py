@@ -47,7 +47,8 @@ def sample_imagenet_command(out, manifest, layout, per_class, photos, jobs, quie
     stats = generate(SampleSpec(out=out, layout=layout, per_class=per_class, photos=photos),
                      m, jobs=checked_jobs(jobs), quiet=quiet)
     if not quiet:
-        click.echo(f"wrote {stats['images']} images ({stats['decoys']} decoys) to {out} as {layout}", err=True)
+        click.echo(f"wrote {stats['images'] + stats['decoys']:,} images to {out} as {layout}: {stats['images']:,} of "
+                   f"{m.name}'s list and {stats['decoys']:,} decoys of other classes", err=True)
         if stats["manifest"]:
             click.echo(f"its manifest (a subset of {m.name}): --manifest {stats['manifest']}", err=True)
 

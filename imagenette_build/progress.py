@@ -42,8 +42,12 @@ STDERR = _Stderr()
 
 
 class Progress:
-    def __init__(self, quiet: bool = False):
+    """`quiet`: no bars and no notes. `results`: print the lines that say what was made (`result`) on
+    stdout, even when quiet (a script reads them; the command line does, unless --json)."""
+
+    def __init__(self, quiet: bool = False, results: bool = False):
         self.quiet = quiet
+        self.results = results
 
     def bar(self, desc: str, total: int | None = None, unit: str = "it", unit_bytes: bool = False,
             iterable: Iterable | None = None) -> tqdm:
@@ -57,6 +61,11 @@ class Progress:
         """A line for the user (what was written, what was removed)."""
         if not self.quiet:
             print(text, file=STDERR, flush=True)
+
+    def result(self, text: str) -> None:
+        """A line saying what was made (`wrote <path> ...`), on stdout: the run's result, not its progress."""
+        if self.results:
+            print(text, flush=True)
 
     def warn(self, text: str) -> None:
         print(f"{PROG}: warning: {text}", file=STDERR, flush=True)

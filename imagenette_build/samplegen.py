@@ -20,6 +20,7 @@ every class exactly 50 of the 50,000 validation numbers, as the real devkit does
 from __future__ import annotations
 
 import io
+import json
 import math
 from collections import Counter
 from collections.abc import Iterator
@@ -220,11 +221,29 @@ def write_subset_manifest(manifest: Manifest, images: list[SampleImage], out: Pa
     for members in {p.members for p in manifest.published if p.members}:  # named by the copied TOML
         write_file(out / members, (manifest.base_dir / members).read_bytes())
     text = manifest.path.read_text("utf-8")
+    description = (f"A sample of {manifest.name} for trying the tool: {len(images):,} images of its list, written "
+                   "by imagenette-build sample-imagenet; not the published dataset.")
+    text = _set_description(text, description)
+    if text.startswith("#"):  # the first comment says what the dataset is
+        text = f"# A sample of {manifest.name}, written by imagenette-build sample-imagenet." + text[text.index("\n"):]
     text = text.replace(f'name = "{manifest.name}"', f'name = "{manifest.name}-sample"', 1)
     text = text.replace(f'stem = "{manifest.stem}"', f'stem = "{manifest.stem}-sample"', 1)
     path = out / f"{manifest.name}-sample.toml"
     write_file(path, text)
     return path
+
+
+def _set_description(toml: str, description: str) -> str:
+    """The TOML with its top-level `description` replaced (or added after `name`)."""
+    line = f"description = {json.dumps(description)}"
+    lines = toml.splitlines(keepends=True)
+    for i, ln in enumerate(lines):
+        if ln.startswith("["):
+            break
+        if ln.startswith("description"):
+            lines[i] = line + "\n"
+            return "".join(lines)
+    return "".join(ln + (line + "\n" if ln.startswith("name") else "") for ln in lines)
 
 
 def generate(spec: SampleSpec, manifest: Manifest, jobs: int = 1, quiet: bool = True) -> dict:

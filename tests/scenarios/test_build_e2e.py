@@ -5,6 +5,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import tarfile
 from pathlib import Path
@@ -280,3 +281,22 @@ def test_progress_bars_on_stderr_without_quiet(sample, tmp_path):
     assert r.stdout == ""
     for phase in ("scan", "resize", "pack"):
         assert phase in r.stderr
+
+
+def test_a_build_says_what_it_wrote_on_stdout_even_when_quiet(sample, tmp_path):
+    """`--quiet` hid the "wrote ..." lines too, and a build wrote nothing to stdout, where a script
+    reads; the sample's manifest said it was imagenette2 itself; sample-imagenet's count left out
+    the decoys its bar counted."""
+    root, manifest_path = sample
+    r = run_cli("--imagenet", root, "--manifest", manifest_path, "--size", "32", "--out", tmp_path, "-q",
+                "--no-cache")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout.splitlines() == [line for line in r.stdout.splitlines() if line.startswith("wrote ")]
+    assert r.stdout.startswith(f"wrote {tmp_path / 'imagenette2-sample-32.tgz'} (")
+    assert "sample of imagenette2" in manifests.load_path(manifest_path).description
+    r = run_cli("sample-imagenet", tmp_path / "s", "--per-class", "1")
+    assert r.returncode == 0
+    line = next(ln for ln in r.stderr.splitlines() if ln.startswith("wrote "))
+    assert "images to" in line and "decoys of other classes" in line
+    bar_total = re.findall(r"\| *\d+/(\d+) ", r.stderr)[-1]
+    assert line.startswith(f"wrote {int(bar_total):,} images")

@@ -17,7 +17,7 @@ from imagenette_build.progress import Progress
 
 
 class Recording(Progress):
-    """Quiet bars; the notes, warnings and commit stages kept in order."""
+    """Quiet bars; the notes, results, warnings and commit stages kept in order."""
 
     def __init__(self):
         super().__init__(quiet=True)
@@ -28,6 +28,9 @@ class Recording(Progress):
 
     def warn(self, text):
         self.events.append(("warn", text))
+
+    def result(self, text):
+        self.events.append(("result", text))
 
     def stage(self, name):
         self.events.append(("stage", name))
@@ -77,9 +80,10 @@ def test_build_reports_through_its_progress_and_removes_the_default_cache(sample
     opts = _opts(sample, out)
     progress = Recording()
     [report] = builder.build(opts, builder.prepare(opts, progress), progress)
-    notes = [text for kind, text in progress.events if kind == "note"]
-    assert notes[0].startswith(f"wrote {out / report['archive']} (") and f"{report['images']} images" in notes[0]
-    assert notes[1].startswith("removed the resize cache")  # after saying what was written
+    said = [(kind, text) for kind, text in progress.events if kind in ("note", "result")]
+    assert said[0][0] == "result" and said[0][1].startswith(f"wrote {out / report['archive']} (")
+    assert f"{report['images']} images" in said[0][1]
+    assert said[1][0] == "note" and said[1][1].startswith("removed the resize cache")  # after what was written
     assert not (out / ".imagenette-cache").exists()
     assert not [e for e in progress.events if e[0] == "warn"]
 
