@@ -225,7 +225,7 @@ def unsafe_reason(info: tarfile.TarInfo) -> str | None:
     try:
         member_parts(info.name, kind == "dir")
     except UnsafeName as exc:
-        return f"a name out of normal form: {exc}"
+        return str(exc)  # (what makes the name unsafe: "a '..' part", "an absolute path", ...)
     return None
 
 
