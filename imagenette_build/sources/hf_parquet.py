@@ -29,6 +29,9 @@ LOOKED_FOR = "data/train-<n>-of-<N>.parquet and/or data/validation-<n>-of-<N>.pa
 SHARD_RE = re.compile(r"^(?P<split>train|validation)-(?P<n>\d+)-of-\d+\.parquet$")
 SPLITS = {"train": "train", "validation": "val"}
 INSTALL_HINT = "pip install 'imagenette-build[parquet]'"
+# Hugging Face's imagenet-1k shards are ~300-500 MB files of row groups far smaller than these.
+MAX_ROW_GROUP_ROWS = 1_000_000
+MAX_ROW_GROUP_BYTES = 1 << 30
 
 
 def _pyarrow_parquet(where: Path):
@@ -90,6 +93,7 @@ class HFParquetSource(Source):
                                 "is this Hugging Face's imagenet-1k?")
             wanted = pa.array(wanted_labels, type=pf.schema_arrow.field("label").type)
             for rg in range(pf.metadata.num_row_groups):
+                _check_row_group(pf.metadata, rg, path)
                 labels = pf.read_row_group(rg, columns=["label"]).column(0)
                 rows = pc.indices_nonzero(pc.is_in(labels, value_set=wanted)).to_pylist()
                 if not rows:
@@ -119,6 +123,17 @@ class HFParquetSource(Source):
             self.spill.remove()
             self.spill = None
         self.selected = None
+
+
+def _check_row_group(metadata, rg: int, path: Path) -> None:
+    """Parquet reads a column of a row group whole: one that declares more rows or bytes than any
+    real shard holds is refused from the footer, before it is read (a hostile file could declare
+    gigabytes in one row group)."""
+    group = metadata.row_group(rg)
+    size = sum(group.column(i).total_uncompressed_size for i in range(group.num_columns))
+    if group.num_rows > MAX_ROW_GROUP_ROWS or size > MAX_ROW_GROUP_BYTES:
+        raise DataError(f"{path}: row group {rg} declares {group.num_rows:,} rows and {size:,} bytes, more than "
+                        f"a shard's row group may hold ({MAX_ROW_GROUP_ROWS:,} rows, {MAX_ROW_GROUP_BYTES:,} bytes)")
 
 
 def detect(root: Path) -> Source | None:

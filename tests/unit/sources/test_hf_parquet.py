@@ -51,3 +51,23 @@ def test_parquet_reads_only_row_groups_with_planned_classes(archived_layouts, tm
     assert all((im.split == "val") == im.filename.startswith("ILSVRC2012_val_") for im in found)
     source.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_row_group_declaring_more_than_a_shard_holds_is_refused_before_it_is_read(archived_layouts, tmp_path,
+                                                                                     monkeypatch):
+    """Parquet reads a row group's column whole: a hostile shard declaring gigabytes in one row group
+    was read whole. The footer's sizes are checked first (the bound lowered here to the sample's)."""
+    import pyarrow.parquet as pq
+    import pytest
+
+    from imagenette_build.errors import DataError
+
+    root, _ = archived_layouts["hf-parquet"]
+    monkeypatch.setenv("IMAGENETTE_BUILD_TMPDIR", str(tmp_path))
+    biggest = max(pq.ParquetFile(p).metadata.row_group(0).total_byte_size for p in (root / "data").glob("*.parquet"))
+    monkeypatch.setattr(hf_parquet, "MAX_ROW_GROUP_BYTES", biggest // 2)
+    source = open_source(root)
+    with pytest.raises(DataError, match=r"row group \d+ declares .* more than a shard's row group may hold"):
+        source.select(IMAGENETTE, Progress(quiet=True))
+    source.close()
+    assert list(tmp_path.iterdir()) == []  # the spill file removed
