@@ -67,8 +67,12 @@ class ParquetReader(ShardReader):
     and without dictionaries, read a batch of rows at a time."""
 
     def rows(self) -> Iterator[Row]:
-        import pyarrow as pa  # the `parquet` extra: `verify` needs it only here
-        import pyarrow.parquet as pq
+        try:  # the `parquet` extra: `verify` needs it only here
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise UserError(f"{self.path}: verifying parquet shards needs pyarrow: "
+                            "pip install 'imagenette-build[parquet]'") from None
 
         with os.fdopen(open_regular(self.path, follow_symlinks=False), "rb") as f:
             raw = HashingReader(f)

@@ -26,7 +26,7 @@ from dataclasses import replace
 from ..errors import UserError
 from ..formats.webdataset import sample_key
 from ..labels import classes as manifest_classes
-from ..limits import BATCH_BYTES, MAX_MEMBERS, MAX_NAMES_BYTES, MAX_SHARDS
+from ..limits import BATCH_BYTES, MAX_MEMBERS, MAX_NAME_BYTES, MAX_NAMES_BYTES, MAX_SHARDS
 from ..progress import Progress
 from ..readfile import kind_of
 from ..safepath import UnsafeName, member_parts
@@ -38,6 +38,8 @@ from .shardread import ParquetReader, Row, WebDatasetReader
 from .shardtarget import ShardTarget, shard_name_re
 from .structure import is_junk
 from .target import VerifyOptions
+
+SHOWN = 200  # characters of a value read from a row, in a message or the counts
 
 
 def _classes(target: ShardTarget) -> tuple[dict[str, tuple[int, str]] | None, str | None]:
@@ -164,13 +166,15 @@ class ShardScan:
             self.no_member.append(f"{shard}/{row.where}")
             return None
         try:
+            if isinstance(row.member, str) and len(row.member) > MAX_NAME_BYTES:
+                raise UnsafeName(f"{len(row.member):,} characters, longer than a member name may be")
             parts = member_parts(row.member) if isinstance(row.member, str) else None
         except UnsafeName as exc:
             parts, why = None, str(exc)
         else:
             why = "not a path below the top folder" if parts is not None else "not a string"
         if parts is None or len(parts) not in (2, 3):
-            self.malformed.append(f"{shard}: {row.where} (its member {str(row.member)[:200]!r}: {why})")
+            self.malformed.append(f"{shard}: {row.where} (its member {str(row.member)[:SHOWN]!r}: {why})")
             return None
         rel = "/".join(parts)
         self.name_bytes += len(rel)
@@ -181,22 +185,25 @@ class ShardScan:
     def _check_labels(self, row: Row, name: str, rel: str | None, split: str | None) -> None:
         """Split, class and label, against the shard's name, the member's path and the classes."""
         parts = rel.split("/") if rel else []
+        json_split = _short(row.split) if self.target.format == "webdataset" and row.split is not None else None
         claims = {"the shard's name": split, "the member's path": parts[0] if parts else None,
-                  "the sample's JSON": row.split if self.target.format == "webdataset" else None}
+                  "the sample's JSON": json_split}
         said = {s for s in claims.values() if s is not None}
         if len(said) > 1:
             self.misplaced.append(f"{name} (split " + ", ".join(f"{s} by {w}" for w, s in claims.items() if s) + ")")
-        wnid = row.wnid if isinstance(row.wnid, str) else "?"
+        wnid = _short(row.wnid)
         if len(parts) == 3 and parts[1] != wnid:
-            self.misplaced.append(f"{name} (in class folder {parts[1]}, of class {str(row.wnid)[:200]})")
-        row_split = split or (parts[0] if parts else row.split if isinstance(row.split, str) else "?")
+            self.misplaced.append(f"{name} (in class folder {parts[1]}, of class {str(row.wnid)[:SHOWN]})")
+        row_split = split or (parts[0] if parts else _short(row.split))
         self.counts[(row_split, wnid)] += 1
         if self.classes is None:
             return
-        unlabelled = row_split in self.unlabelled
+        # Without a manifest the unlabelled splits are not known: a row that says it is unlabelled is taken at its word.
+        says_unlabelled = row.label is None if self.target.format == "webdataset" else row.label == -1
+        unlabelled = row_split in self.unlabelled or (self.target.manifest is None and says_unlabelled)
         index, class_name = self.classes.get(wnid, (None, None))
         if index is None and not unlabelled:
-            self.labels.append(f"{name} (class {str(row.wnid)[:200]!r} is not one of the report's classes)")
+            self.labels.append(f"{name} (class {str(row.wnid)[:SHOWN]!r} is not one of the report's classes)")
             return
         want = -1 if unlabelled else index  # the label a parquet row and a .cls hold
         if self.target.format == "parquet":
@@ -205,10 +212,16 @@ class ShardScan:
             ok = row.label is None if unlabelled else type(row.label) is int and row.label == want
             wrong = [] if ok else [f"label {str(row.label)[:20]}"]
             wrong += [] if row.cls == want else [f".cls {str(row.cls)[:20]}"]
-            wrong += [] if row.name == (None if unlabelled else class_name) else [f"name {str(row.name)[:200]!r}"]
+            wrong += [] if row.name == (None if unlabelled else class_name) else [f"name {str(row.name)[:SHOWN]!r}"]
         if wrong:
             where = f"split {row_split} is unlabelled" if unlabelled else f"{wnid} is class {want}"
             self.labels.append(f"{name} ({', '.join(wrong)} where {where})")
+
+
+def _short(value) -> str:
+    """A WNID or split as the counts hold it: a string of at most SHOWN characters, else "?" (the
+    counts hold one per class, not one per hostile row)."""
+    return value if isinstance(value, str) and len(value) <= SHOWN else "?"
 
 
 def _tasks(scan: ShardScan, checking: Checking) -> Iterator[tuple]:
