@@ -99,7 +99,9 @@ def members_level(scan: StructureScan, target: Target, published: list[Published
         elif different:
             notes.append(f"not the published images: built with {target.recipe_note} ({target.recipe.name}); "
                          + "; ".join(different))
-    if not parts:
+    if target.member_list_note:
+        notes.append(target.member_list_note)
+    elif not parts:
         notes.append("no member list to compare with (no build report naming one beside it, "
                      "and no published list for this name)")
     summary = "; ".join(parts) or "no member list"

@@ -263,15 +263,12 @@ def verify_shards(target: ShardTarget, opts: VerifyOptions) -> Report:
     published = published_member_lists(target.manifest, target.stem)
     checking = Checking.of(target, opts)
     scan = ShardScan(target, opts.strict)
-    images = (target.report or {}).get("images")
-    total = images if target.only is None and type(images) is int and checking.plan is None else \
-        checking.expected_images() if target.only is None else None
+    images = (target.report or {}).get("images")  # the bar's total: the rows of the folder
+    total = None if target.only else images if type(images) is int else checking.expected_images()
     with Progress(opts.quiet).bar("verify", total=total, unit="img") as bar:
         checking.run(_tasks(scan, checking), opts.jobs, bar, lambda r: r.member.partition("/")[2])
     partial = target.only is not None or bool(scan.no_member)
     members = members_level(scan, target, published, partial)
-    if target.member_list_note:
-        members.notes.append(target.member_list_note)
     if scan.no_member:
         unnamed = (f"{len(scan.no_member)} of {scan.rows} samples do not say their member (no 'member' in their "
                    "JSON): their images are not compared with a member list, the manifest's list or their source")

@@ -68,6 +68,7 @@ class Target:
     member_list_name: str | None = None
     member_list_problem: str | None = None
     report_note: str | None = None  # a report beside it that is not this archive's (then `report` is None)
+    member_list_note: str | None = None  # why there is no member list, when it is not the usual reason
 
     @property
     def claims_published_images(self) -> bool:

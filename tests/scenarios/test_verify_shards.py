@@ -382,3 +382,18 @@ def test_a_shard_file_outside_a_shard_folder_is_a_one_line_error(out):
     shutil.copy(out / FOLDERS["parquet"] / shards(out, "parquet", "val")[0], loose)
     r = run_cli("verify", loose, "-q", timeout=TIMEOUT)
     fk.one_line_error(r, 2, "a .parquet file outside a <stem>-parquet/ folder")
+
+
+def test_the_member_list_of_a_tgz_of_another_recipe_is_not_held_against_the_shards(built, tmp_path):
+    """A .tgz kept from an earlier build, beside parquet shards built later at another quality: its
+    member list lists other bytes, and says so in a note rather than failing every row."""
+    root, manifest_path, _ = built
+    common = ("--imagenet", root, "--manifest", manifest_path, "--size", "64", "--out", tmp_path, "-q", "-j", "2")
+    assert run_cli(*common, "--format", "tgz").returncode == 0
+    assert run_cli(*common, "--format", "parquet", "--quality", "90").returncode == 0
+    code, report = verify(tmp_path / FOLDERS["parquet"])
+    assert code == 0, json.dumps(report, indent=1)
+    assert level(report, "members")["notes"] == [
+        f"{STEM}.members.sha256 lists the .tgz of another build (its options.recipe differ): the images are not "
+        "compared with it"]
+    assert report["recipe"]["quality"] == 90  # the shards' own recipe, not the kept archive's
