@@ -286,7 +286,8 @@ class ArchiveStream:
             return self._where(f"damaged tar header or garbage at offset {tar_end:,} of the tar; "
                                "the members after it cannot be read")
         if tar.tar_bytes < tar_end + END_OF_ARCHIVE:
-            return "the tar has no end-of-archive marker (truncated" + (" before the gzip was made?)" if tar.gzip else ")")
+            before = " before the gzip was made?" if tar.gzip else ""
+            return f"the tar has no end-of-archive marker (truncated{before})"
         trailing = tar.trailing_bytes()
         if trailing:
             return f"{trailing:,} bytes of garbage after the end of the gzip stream"

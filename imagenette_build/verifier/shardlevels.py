@@ -101,8 +101,8 @@ def _count_problems(scan: ShardScan) -> list[str]:
                                              for c in counts.values())):
         return [f"{scan.target.stem}.json: its counts are not numbers per split and class"]
     expected = {(s, w): n for s, per_class in counts.items() for w, n in per_class.items() if n}
-    wrong = [f"{s}/{w}: {scan.counts.get((s, w), 0)} rows, the report counts {n}" for (s, w), n in sorted(expected.items())
-             if scan.counts.get((s, w), 0) != n]
+    wrong = [f"{s}/{w}: {scan.counts.get((s, w), 0)} rows, the report counts {n}"
+             for (s, w), n in sorted(expected.items()) if scan.counts.get((s, w), 0) != n]
     wrong += [f"{s}/{w}: {n} rows, the report counts none" for (s, w), n in sorted(scan.counts.items())
               if (s, w) not in expected]
     problems = [counted("splits and classes whose rows are not the report's counts", wrong)] if wrong else []

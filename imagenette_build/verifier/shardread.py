@@ -51,7 +51,7 @@ class ShardReader:
 
     def __init__(self, path: Path):
         self.path = path
-        self.bad = FirstFew()  # members or rows that are not an image's (a WebDataset shard: unsafe ones too)
+        self.bad = FirstFew()  # a WebDataset shard's members that are not part of a sample
         self.unsafe = FirstFew()
 
     def rows(self) -> Iterator[Row]:
@@ -98,8 +98,9 @@ class ParquetReader(ShardReader):
                         return
                     yield from self._row_group(pf, i)
                 self.complete = True
-            except Exception as exc:  # pyarrow's errors (ArrowInvalid, OSError, ...) are the file's: every byte was read
-                self.problem = f"not a readable parquet file: {clip(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}"
+            except Exception as exc:  # pyarrow's (ArrowInvalid, OSError, ...): the file's, whose every byte was read
+                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                self.problem = f"not a readable parquet file: {clip(why)}"
 
     def _row_group(self, pf, i: int) -> Iterator[Row]:
         n = 0

@@ -133,7 +133,8 @@ def test_the_text_report_reads_like_a_tgz_one(built):
     r = run_cli("verify", dist / FOLDERS["parquet"], "-q", "-j", "2", timeout=TIMEOUT)
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].startswith(f"verify {dist / FOLDERS['parquet']}: parquet shards of {STEM}, ") and "64 px" in lines[0]
+    assert lines[0].startswith(f"verify {dist / FOLDERS['parquet']}: parquet shards of {STEM}, ")
+    assert lines[0].endswith(", 64 px")
     assert [ln.split()[1] for ln in lines if ln.startswith("PASS")] == ["identity", "structure", "members", "images"]
     assert "as the report counts them; every label its class's" in r.stdout
     assert lines[-1] == "passed: 4 levels"
