@@ -97,7 +97,8 @@ def _check_cluster(scheduler: str, imagenet: Path, progress: Progress) -> Path:
 
 def verify(archive: str | Path, *, manifest: str | None = None, imagenet: str | Path | None = None,
            strict: bool = False, jobs: int | None = None, recipe_sample: int = 20, quiet: bool = True) -> dict:
-    """Check an archive level by level; the report (`passed`, and each level's findings)."""
+    """Check an archive (or a parquet or WebDataset output folder, or one shard) level by level;
+    the report (`passed`, and each level's findings)."""
     return verify_report(archive, manifest=manifest, imagenet=imagenet, strict=strict, jobs=jobs,
                          recipe_sample=recipe_sample, quiet=quiet).to_json()
 

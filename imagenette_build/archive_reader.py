@@ -1,16 +1,12 @@
-"""Read a .tgz as one forward stream, safely: for `verify`, which must never trust the archive.
+"""Read a .tgz (or a plain tar: a WebDataset shard) as one forward stream, safely: for `verify`,
+which must never trust the archive.
 
-One pass over the file does everything: the compressed bytes are hashed (size, sha256, md5, md5 of
-the first MiB) as they are read, inflated here, and the tar inside is walked with
-`tarfile.open(fileobj=..., mode="r|")`. Nothing is extracted, nothing is written, and memory holds
-one member at a time.
-
-The gzip layer is ours rather than tarfile's `r|gz` because tarfile's stream mode never checks the
-gzip trailer (CRC-32 and length), inflates without an output limit, and cannot tell a clean end from
-a truncated file or from garbage after the stream. Here zlib checks the trailer (`wbits=31`),
-output is bounded per read, and every way the stream can be broken becomes one `StreamProblem`
-message, never an exception out of `entries()`. A file of several gzip members (`cat a.gz b.gz`,
-which gzip and tar read as one) is one stream; after the last member, anything is garbage.
+One pass over the file does everything: its bytes are hashed (size, sha256, md5, md5 of the first
+MiB) as they are read, inflated (`archive_bytes`: our gzip layer, which checks what tarfile's
+`r|gz` does not), and the tar inside is walked with `tarfile.open(fileobj=..., mode="r|")` (no
+compression detected: a plain tar holding a bzip2 stream is not inflated). Nothing is extracted,
+nothing is written, and memory holds one member at a time. Every way the stream can be broken
+becomes one `StreamProblem` message, never an exception out of `entries()`.
 
 tarfile parses every header format it knows, through subclasses that check, before tarfile reads
 them, the parts it would read whole or without end (`limits`): the size of a pax or GNU long-name
@@ -26,14 +22,13 @@ never read.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tarfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .archive_bytes import RAW_CHUNK, Digests, GunzipStream, HashingReader, PlainStream, StreamProblem
 from .errors import UserError
 from .limits import (
     MAX_GLOBAL_HEADER_BYTES, MAX_HEADER_BYTES, MAX_HEADER_CHAIN, MAX_MEMBER_BYTES, MAX_MEMBERS, MAX_NAME_BYTES,
@@ -42,9 +37,8 @@ from .limits import (
 from .readfile import open_regular
 from .safepath import UnsafeName, member_parts
 
-GZIP_MAGIC = b"\x1f\x8b"
-FIRST_MIB = 1 << 20
-RAW_CHUNK = 1 << 20
+__all__ = ["RAW_CHUNK", "ArchiveStream", "Digests", "Entry", "StreamProblem", "clip", "stem_of_archive_name"]
+
 END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE  # two zero blocks close a tar
 SHOWN_CHARS = 200  # of a long name or message: enough to recognise it, never the whole of it
 
@@ -55,124 +49,6 @@ def stem_of_archive_name(name: str) -> str:
         if name.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return Path(name).stem
-
-
-class StreamProblem(Exception):
-    """The archive's byte stream is broken (truncated, corrupt, not gzip): a one-line message."""
-
-
-@dataclass(frozen=True)
-class Digests:
-    size: int
-    sha256: str
-    md5: str
-    md5_first_mib: str
-
-
-class _HashingReader:
-    """The raw file, hashed as it is read."""
-
-    def __init__(self, f):
-        self.f = f
-        self.size = 0
-        self._sha256 = hashlib.sha256()
-        self._md5 = hashlib.md5()
-        self._md5_first = hashlib.md5()
-
-    def read(self) -> bytes:
-        data = self.f.read(RAW_CHUNK)
-        if data:
-            if self.size < FIRST_MIB:
-                self._md5_first.update(data[:FIRST_MIB - self.size])
-            self.size += len(data)
-            self._sha256.update(data)
-            self._md5.update(data)
-        return data
-
-    def drain(self) -> int:
-        """Hash the rest of the file; the number of bytes that were left."""
-        left = 0
-        while data := self.read():
-            left += len(data)
-        return left
-
-    def digests(self) -> Digests:
-        return Digests(self.size, self._sha256.hexdigest(), self._md5.hexdigest(), self._md5_first.hexdigest())
-
-
-class _GunzipStream:
-    """Inflated tar bytes for tarfile, from a hashed raw file; raises StreamProblem when broken."""
-
-    def __init__(self, raw: _HashingReader):
-        self.raw = raw
-        self._inflate = zlib.decompressobj(wbits=31)  # gzip: header parsed, CRC-32 and length checked
-        self._tail = b""  # compressed input not yet inflated (output limit reached)
-        self._started = False
-        self.ended = False  # the last gzip member has ended and `read` has said so
-        self._garbage = 0  # bytes read after the last gzip member that do not start another
-        self.tar_bytes = 0  # inflated bytes handed out
-        self.last_nonzero = -1  # offset of the last non-zero inflated byte (garbage after the tar's end)
-
-    def read(self, size: int = -1) -> bytes:
-        if self.ended:
-            # tarfile skips a member's data by reading on, whatever the reads return: a member that
-            # declares more than the stream holds (a GNU header can declare 2^88 bytes) kept it
-            # reading nothing, forever.
-            raise StreamProblem("truncated: the tar ends inside a member's data (the gzip stream itself is complete)")
-        limit = size if size and size > 0 else RAW_CHUNK
-        while True:
-            if self._inflate.eof and not self._next_member():
-                self.ended = True
-                return b""
-            data = self._tail or self._next_raw()
-            try:
-                out = self._inflate.decompress(data, limit)
-            except zlib.error as exc:
-                raise StreamProblem(f"corrupt gzip data near compressed byte {self.raw.size:,}: "
-                                    f"{str(exc).rpartition(': ')[2]}") from None
-            self._tail = self._inflate.unconsumed_tail
-            if out:
-                self._note(out)
-                return out
-
-    def _next_member(self) -> bool:
-        """At the end of a gzip member: start the next one if another follows (`cat a.gz b.gz`)."""
-        rest = self._inflate.unused_data
-        while len(rest) < len(GZIP_MAGIC) and (more := self.raw.read()):
-            rest += more
-        if rest[:len(GZIP_MAGIC)] != GZIP_MAGIC:
-            self._garbage = len(rest)
-            return False
-        self._inflate = zlib.decompressobj(wbits=31)
-        self._tail = rest
-        return True
-
-    def drain(self) -> None:
-        """Inflate to the end, where each member's CRC-32 and length are checked."""
-        while not self.ended:
-            self.read(RAW_CHUNK)
-
-    def _next_raw(self) -> bytes:
-        data = self.raw.read()
-        if not self._started:
-            self._started = True
-            if data[:2] != GZIP_MAGIC:
-                what = "an empty file" if not data else f"starts with {data[:8].hex(' ')}"
-                raise StreamProblem(f"not a gzip file ({what})")
-        if not data:
-            raise StreamProblem(f"truncated: the gzip stream stops after {self.raw.size:,} bytes, "
-                                "before its end")
-        return data
-
-    def _note(self, out: bytes) -> None:
-        stripped = out.rstrip(b"\0")
-        if stripped:
-            self.last_nonzero = self.tar_bytes + len(stripped) - 1
-        self.tar_bytes += len(out)
-
-    def trailing_bytes(self) -> int:
-        """After the gzip stream ended: how many bytes follow it in the file (all read and hashed)."""
-        return self._garbage + self.raw.drain()
 
 
 @dataclass(frozen=True)
@@ -311,18 +187,20 @@ class _BoundedTarFile(tarfile.TarFile):
 
 class ArchiveStream:
     """`for entry in stream.entries()`, then `stream.problem` (None when the stream was sound) and
-    `stream.digests()`. Open errors (no such file, permission) are UserErrors: exit code 2."""
+    `stream.digests()`. Open errors (no such file, permission) are UserErrors: exit code 2.
+    `gzip=False`: a plain tar (a WebDataset shard), with the same bounds; `follow_symlinks=False`:
+    a symlink is refused too."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, gzip: bool = True, follow_symlinks: bool = True):
         self.path = path
-        try:
-            self._file = os.fdopen(open_regular(path), "rb")  # a FIFO is refused, not waited on
+        try:  # a FIFO is refused, not waited on
+            self._file = os.fdopen(open_regular(path, follow_symlinks), "rb")
         except FileNotFoundError:
             raise UserError(f"{path}: no such file") from None
         except OSError as exc:
             raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        self._raw = _HashingReader(self._file)
-        self._gunzip = _GunzipStream(self._raw)
+        self._raw = HashingReader(self._file)
+        self._tar_bytes = GunzipStream(self._raw) if gzip else PlainStream(self._raw)
         self.problem: str | None = None
         self.complete = False  # every member was read (a problem, if any, came after the last one)
         self._last_member: str | None = None
@@ -348,7 +226,7 @@ class ArchiveStream:
         """Every member in stream order. Never raises: a broken stream ends the iteration and sets
         `problem`; the whole file is read (and hashed) either way."""
         try:
-            tar = _BoundedTarFile.open(fileobj=self._gunzip, mode="r|")
+            tar = _BoundedTarFile.open(fileobj=self._tar_bytes, mode="r|")
             while (info := tar.next()) is not None:
                 tar.members.clear()  # stream mode keeps every TarInfo; memory must not grow with members
                 yield self._entry(tar, info)  # not bound here: held while the next member is read
@@ -357,7 +235,8 @@ class ArchiveStream:
         except StreamProblem as exc:
             self.problem = self._where(str(exc))
         except tarfile.TarError as exc:
-            self.problem = self._where(f"not a valid tar stream inside the gzip: {exc}")
+            inside = " inside the gzip" if self._tar_bytes.gzip else ""
+            self.problem = self._where(f"not a valid tar stream{inside}: {exc}")
         except OSError as exc:
             self.io_error = f"{self.path}: cannot read: {exc.strerror or exc}"
         finally:
@@ -399,15 +278,17 @@ class ArchiveStream:
         return f"{message} (last member read: {self._last_member})" if self._last_member else message
 
     def _end_problem(self, tar_end: int) -> str | None:
-        """After tarfile's last member: the rest must be the end-of-archive zeros, then the gzip
-        trailer, then nothing. tarfile stops quietly at a damaged header, so check here."""
-        self._gunzip.drain()
-        if self._gunzip.last_nonzero >= tar_end:
+        """After tarfile's last member: the rest must be the end-of-archive zeros, then (a .tgz) the
+        gzip trailer, then nothing. tarfile stops quietly at a damaged header, so check here."""
+        tar = self._tar_bytes
+        tar.drain()
+        if tar.last_nonzero >= tar_end:
             return self._where(f"damaged tar header or garbage at offset {tar_end:,} of the tar; "
                                "the members after it cannot be read")
-        if self._gunzip.tar_bytes < tar_end + END_OF_ARCHIVE:
-            return "the tar has no end-of-archive marker (truncated before the gzip was made?)"
-        trailing = self._gunzip.trailing_bytes()
+        if tar.tar_bytes < tar_end + END_OF_ARCHIVE:
+            before = " before the gzip was made?" if tar.gzip else ""
+            return f"the tar has no end-of-archive marker (truncated{before})"
+        trailing = tar.trailing_bytes()
         if trailing:
             return f"{trailing:,} bytes of garbage after the end of the gzip stream"
         return None

@@ -215,11 +215,13 @@ def verify_command(archive, manifest, imagenet, as_json, strict, jobs, recipe_sa
     """Check an archive level by level: identity (hashes against the published uploads and the
     sums and report beside it), structure (members against the manifest), members (each member's
     sha256 against the build's list and the published list), images (every member decodes, sizes),
-    and with --imagenet each member against its source image.
+    and with --imagenet each member against its source image. ARCHIVE may also be a parquet or
+    WebDataset output folder (<stem>-parquet/, <stem>-wds/) or one shard in it.
 
     \b
     Examples:
       imagenette-build verify dist/imagenette2-160.tgz
+      imagenette-build verify dist/imagenette2-160-parquet
       imagenette-build verify imagenette2.tgz --imagenet /data/imagenet --json
       imagenette-build verify my-64.tgz --manifest my.toml --strict
 

@@ -42,6 +42,18 @@ IN_FLIGHT_BYTES_PER_JOB = 32 * MIB
 MAX_REPORT_BYTES = 16 * MIB
 MAX_LIST_BYTES = 256 * MIB
 
+# A folder of shards (a parquet or WebDataset output): each shard holds at least one image, so no
+# more shards than members; the shard names and digests held until the end take ~300 bytes each.
+MAX_SHARDS = MAX_MEMBERS
+# A parquet shard: pyarrow reads its footer (the file's metadata) whole and holds it decoded, so
+# its length is checked first. Ours hold ~500 bytes a column of each row group (a 256 MiB shard:
+# ~40 kB). Each row group's declared size is checked before it is read: the build writes 32 MiB of
+# images a row group, plus the one image that passed it (at most a member's bound).
+MAX_PARQUET_FOOTER_BYTES = 16 * MIB
+MAX_ROW_GROUP_BYTES = 128 * MIB
+# A WebDataset sample's .json and .cls (ours: ~200 bytes and a number); its .jpg is a member.
+MAX_SAMPLE_META_BYTES = 64 * 1024
+
 # Images, in pixels: one set of bounds for what the build decodes and writes and what verify decodes,
 # so that the build never writes a member that verify refuses. Each is checked against an image's
 # header, before any pixel is decoded. Constants, never read from PIL at run time: a caller may change

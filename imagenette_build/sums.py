@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import DataError
@@ -112,12 +112,14 @@ def normal_name(name: str) -> str:
     return ("/" if name.startswith("/") else "") + "/".join(kept) if kept != [""] else name
 
 
-def read_sums(path: Path, digest_len: int, only: str | None = None) -> dict[str, str]:
+def read_sums(path: Path, digest_len: int, only: str | Callable[[str], bool] | None = None) -> dict[str, str]:
     """{file name: lowercase hex digest} of a coreutils sums file (`sums_lines`); an empty dict when
     there is none. Anything else than a regular UTF-8 text file of such lines, or two lines for one
     file that disagree (a lying line must not hide behind a true one), is a DataError naming it
-    (the build's and verify's one-line errors). `only`: the one name wanted (verify): every line is
-    read and checked, only its lines are kept (a sums file of 256 MiB held 1.6 GB as a dict)."""
+    (the build's and verify's one-line errors). `only`: the one name wanted, or a test of the names
+    wanted (verify: an archive, a folder's shards): every line is read and checked, only their
+    lines are kept (a sums file of 256 MiB held 1.6 GB as a dict); a ValueError of the test is a
+    DataError too."""
     try:
         text = read_bytes(path, MAX_TEXT_FILE, "a sums file").decode("utf-8")
     except FileNotFoundError:
@@ -129,7 +131,7 @@ def read_sums(path: Path, digest_len: int, only: str | None = None) -> dict[str,
     out: dict[str, str] = {}
     try:
         for lineno, name, digest in sums_lines(text, digest_len):
-            if only is not None and name != only:
+            if only is not None and not (name == only if isinstance(only, str) else only(name)):
                 continue
             if out.setdefault(name, digest) != digest:
                 first = next(n for n, other, _ in sums_lines(text, digest_len) if other == name)

@@ -4,12 +4,13 @@ published member lists of the archive's stem that the manifest ships."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import members as member_lists
 from ..archive_reader import stem_of_archive_name
 from ..manifest import Manifest
-from .report import LevelResult, counted_below
+from .report import LevelResult, counted
 from .structure import StructureScan, is_junk
 from .target import Target
 
@@ -53,41 +54,55 @@ class ListComparison:
         c.extra = sorted(rel for rel in found if rel not in listed)
         return c
 
-    def problems(self, top: str) -> list[str]:
-        return counted_below(top, (("members differ", self.differ), ("members missing", self.missing),
-                                   ("members not in the list", self.extra)))
+    def problems(self, named: Callable[[str], str]) -> list[str]:
+        """A line per kind of difference, each member `named` (`<top>/<rel>`, `<shard>/<rel>`)."""
+        return [counted(label, [named(rel) for rel in rels]) for label, rels in
+                (("members differ", self.differ), ("members missing", self.missing),
+                 ("members not in the list", self.extra)) if rels]
 
     def to_json(self) -> dict:
         return {"identical": len(self.identical), "differ": self.differ, "missing": self.missing, "extra": self.extra}
 
 
-def members_level(scan: StructureScan, target: Target, published: list[PublishedMembers]) -> LevelResult:
+def members_level(scan: StructureScan, target: Target, published: list[PublishedMembers],
+                  partial: bool = False) -> LevelResult:
     """Every member's sha256 against the build's member list (any difference fails: the archive
     changed after it was built) and against the published lists of its stem (differences fail
-    when the archive claims the published images: no build report, or the published recipe)."""
+    when the archive claims the published images: no build report, or the published recipe).
+    `scan`: a `StructureScan` or a `shards.ShardScan` (its `digests`, and `named` for messages);
+    `target` a `Target` or a `ShardTarget`. `partial`: only some of the members were seen (one
+    shard, samples that do not say their member): those not seen are not missing."""
     problems, notes, data = [], [], {}
     parts = []
+
+    def listed(full: dict[str, str]) -> dict[str, str]:
+        return {rel: d for rel, d in full.items() if rel in scan.digests} if partial else full
+
     if target.member_list_problem:
         problems.append(target.member_list_problem)
     if target.member_list is not None:
-        c = ListComparison.of(scan.digests, target.member_list)
+        listing = listed(target.member_list)
+        c = ListComparison.of(scan.digests, listing)
         data["build_list"] = {"file": target.member_list_name, **c.to_json()}
-        problems += [f"against {target.member_list_name}: {p}" for p in c.problems(scan.top)]
-        parts.append(f"{len(c.identical)} of {len(target.member_list)} members as {target.member_list_name} lists")
+        problems += [f"against {target.member_list_name}: {p}" for p in c.problems(scan.named)]
+        parts.append(f"{len(c.identical)} of {len(listing)} members as {target.member_list_name} lists")
     images = {rel: d for rel, d in scan.digests.items() if "/" in rel and not is_junk(rel)}
     data["published"] = []
     for pub in published:
-        c = ListComparison.of(images, pub.digests)
+        listing = listed(pub.digests)
+        c = ListComparison.of(images, listing)
         data["published"].append({"list": pub.label, **c.to_json()})
-        parts.append(f"{len(c.identical)} of {len(pub.digests)} members identical to the published {pub.label}")
-        different = c.problems(scan.top)
+        parts.append(f"{len(c.identical)} of {len(listing)} members identical to the published {pub.label}")
+        different = c.problems(scan.named)
         if different and target.claims_published_images:
             problems += [f"against the published {pub.label}: {p}" for p in different]
         elif different:
             notes.append(f"not the published images: built with {target.recipe_note} ({target.recipe.name}); "
                          + "; ".join(different))
-    if not parts:
-        notes.append("no member list to compare with (no build report naming one beside the archive, "
+    if target.member_list_note:
+        notes.append(target.member_list_note)
+    elif not parts:
+        notes.append("no member list to compare with (no build report naming one beside it, "
                      "and no published list for this name)")
     summary = "; ".join(parts) or "no member list"
     return LevelResult("members", not problems, summary, problems, notes, data)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from ..safepath import printable
-from .target import Target
+from .target import Target  # or a shardtarget.ShardTarget: the same fields
 
 FIRST_FEW = 5
 
@@ -75,6 +75,7 @@ class Report:
         t = self.target
         return {
             "archive": str(t.path),
+            "format": t.format,
             "manifest": t.manifest.name if t.manifest else None,
             "manifest_from": t.manifest_note,
             "size": "full" if t.size is None else t.size,
@@ -93,7 +94,7 @@ class Report:
         t = self.target
         size = "full size" if t.size is None else f"{t.size} px"
         manifest = t.manifest.name if t.manifest else "none"
-        out = [f"verify {t.path}: manifest {manifest} ({t.manifest_note}), {size}"]
+        out = [f"verify {t.path}: {t.what}manifest {manifest} ({t.manifest_note}), {size}"]
         for lv in self.levels:
             out.append(f"{'PASS' if lv.passed else 'FAIL'}  {lv.name:<9}  {lv.summary}")
             out += [f"      - {p}" for p in lv.problems]

@@ -80,6 +80,10 @@ class StructureScan:
         self.images.append(rel)
         return rel
 
+    def named(self, rel: str) -> str:
+        """A member in messages: its name in the archive."""
+        return f"{self.top}/{rel}"
+
     def counts(self) -> dict[str, dict[str, int]]:
         """{split: {class: images}}; flat splits (unsup/) count under class ''."""
         c: Counter[tuple[str, str]] = Counter()

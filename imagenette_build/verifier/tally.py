@@ -56,7 +56,7 @@ class ImageTally:
         if not self.checked:
             problems.append("no images to check")
         if not stream_complete:
-            notes.append("the archive stream broke: only the images before the break were checked")
+            notes.append("the archive (or a shard) was not read whole: only the images before the break were checked")
         modes = ", ".join(f"{m} {n}" for m, n in self.modes.most_common()) or "none"
         sides = f"shortest side {self.shortest[0]}..{self.shortest[1]} px" if self.shortest else "no sizes"
         if self.size is not None and self.shortest and not self.wrong_size:

@@ -68,6 +68,7 @@ class Target:
     member_list_name: str | None = None
     member_list_problem: str | None = None
     report_note: str | None = None  # a report beside it that is not this archive's (then `report` is None)
+    member_list_note: str | None = None  # why there is no member list, when it is not the usual reason
 
     @property
     def claims_published_images(self) -> bool:
@@ -75,11 +76,14 @@ class Target:
         that its images are the published ones."""
         if self.report is None:
             return True
-        return self.recipe.published and bool(_section(self.report, "fidelity").get("published_bytes_possible", True))
+        return self.recipe.published and bool(section(self.report, "fidelity").get("published_bytes_possible", True))
 
     @property
     def report_path(self) -> Path:
         return self.path.with_name(f"{self.stem}.json")
+
+    format = "tgz"  # what the report says it verified
+    what = ""  # and its first line, before the manifest
 
 
 def _stem_candidates(stem: str) -> list[str]:
@@ -121,7 +125,7 @@ def variant_size(stem: str, manifest_stem: str | None, report: dict | None) -> i
 ARCHIVE_FIELDS = ("archive", "archive_bytes", "sha256", "md5", "md5_first_mib", "members_sha256")
 
 
-def _read_build_report(path: Path) -> tuple[dict | None, str | None]:
+def read_build_report(path: Path) -> tuple[dict | None, str | None]:
     try:
         report = json.loads(read_bytes(path, MAX_REPORT_BYTES, "a build report").decode("utf-8"))
     except FileNotFoundError:
@@ -135,7 +139,7 @@ def _read_build_report(path: Path) -> tuple[dict | None, str | None]:
     return report, None
 
 
-def _section(report: dict | None, key: str) -> dict:
+def section(report: dict | None, key: str) -> dict:
     """A JSON object inside the build report, or {} when it is missing or something else."""
     value = (report or {}).get(key)
     return value if isinstance(value, dict) else {}
@@ -144,13 +148,13 @@ def _section(report: dict | None, key: str) -> dict:
 def _as_the_archive_was_built(report: dict | None) -> dict | None:
     """The report as it describes the archive: an archive kept beside a later build of another
     format carries how its own build differed in `outputs.tgz.earlier_build` (commit.py)."""
-    tgz = _section(report, "outputs").get("tgz")
+    tgz = section(report, "outputs").get("tgz")
     earlier = tgz.get("earlier_build") if isinstance(tgz, dict) else None
     return {**report, **earlier} if isinstance(earlier, dict) else report
 
 
-def _build_recipe(report: dict | None, report_name: str) -> tuple[Recipe, str]:
-    recipe = _section(report, "options").get("recipe")
+def build_recipe(report: dict | None, report_name: str) -> tuple[Recipe, str]:
+    recipe = section(report, "options").get("recipe")
     if not isinstance(recipe, dict):
         return Recipe(), f"the published recipe {Recipe().name} (no build report)"
     try:
@@ -159,7 +163,7 @@ def _build_recipe(report: dict | None, report_name: str) -> tuple[Recipe, str]:
         return Recipe(), f"the published recipe ({report_name} has an unusable recipe: {exc})"
 
 
-def _build_member_list(path: Path, report: dict | None) -> tuple[dict | None, str | None, str | None]:
+def build_member_list(path: Path, report: dict | None) -> tuple[dict | None, str | None, str | None]:
     """The member list the build report names: (list, its file name, problem)."""
     entry = (report or {}).get("members_sha256")
     if entry is None:
@@ -179,6 +183,15 @@ def _build_member_list(path: Path, report: dict | None) -> tuple[dict | None, st
     return listing, name, None
 
 
+def resolve_manifest(given: str | None, stem: str, named_by: str) -> tuple[Manifest | None, str]:
+    """The manifest given, else the built-in one whose stem `stem` carries; and where it came from."""
+    if given is not None:
+        return manifests.load(given), "given"
+    manifest = infer_manifest(stem)
+    return manifest, (f"inferred from {named_by}" if manifest else
+                      f"none: no built-in manifest has stem {' or '.join(_stem_candidates(stem))}")
+
+
 def resolve_target(opts: VerifyOptions) -> Target:
     path = opts.archive
     if not path.exists():
@@ -186,15 +199,9 @@ def resolve_target(opts: VerifyOptions) -> Target:
     if not path.is_file():
         raise UserError(f"{path}: is not a file")
     stem = stem_of_archive_name(path.name)
-    if opts.manifest is not None:
-        manifest = manifests.load(opts.manifest)
-        manifest_note = "given"
-    else:
-        manifest = infer_manifest(stem)
-        manifest_note = ("inferred from the archive's name" if manifest else
-                         f"none: no built-in manifest has stem {' or '.join(_stem_candidates(stem))}")
+    manifest, manifest_note = resolve_manifest(opts.manifest, stem, "the archive's name")
     report_path = path.with_name(f"{stem}.json")
-    report, report_problem = _read_build_report(report_path)
+    report, report_problem = read_build_report(report_path)
     report_note = None
     if report is not None and all(report.get(key) is None for key in ARCHIVE_FIELDS):
         # (its recipe and size are another output's: taking them would excuse this archive's images)
@@ -202,7 +209,7 @@ def resolve_target(opts: VerifyOptions) -> Target:
                                      "hash (the report of a parquet or webdataset build, or of none)")
     report = _as_the_archive_was_built(report)
     size = variant_size(stem, manifest.stem if manifest else None, report)
-    recipe, recipe_note = _build_recipe(report, report_path.name)
-    listing, listing_name, listing_problem = _build_member_list(report_path, report)
+    recipe, recipe_note = build_recipe(report, report_path.name)
+    listing, listing_name, listing_problem = build_member_list(report_path, report)
     return Target(path, stem, manifest, manifest_note, size, report, report_problem, recipe, recipe_note,
                   listing, listing_name, listing_problem, report_note)

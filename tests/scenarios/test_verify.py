@@ -378,7 +378,7 @@ def test_exit_codes(built, tmp_path):
     assert run_cli("verify", broken, "--manifest", manifest_path, "-q", "-j", "1").returncode == 1
     for args, needle in (
         ([tmp_path / "absent.tgz"], "absent.tgz: no such file"),
-        ([tmp_path], "is not a file"),
+        ([tmp_path], "a folder, not one of shards: verify reads a .tgz archive"),
         ([out / f"{STEM}.tgz", "--manifest", "nope"], "unknown manifest 'nope'"),
         ([out / f"{STEM}.tgz", "--imagenet", root], "--imagenet needs the archive's manifest"),
         ([out / f"{STEM}.tgz", "--manifest", manifest_path, "--imagenet", tmp_path / "nowhere"], "no such folder"),

@@ -37,10 +37,10 @@ def _valid_archive(workdir: Path) -> bytes:
     return path.read_bytes()
 
 
-def _read_archive(workdir: Path, data: bytes):
-    path = workdir / "archive.tgz"
+def _read_archive(workdir: Path, data: bytes, gz: bool = True):
+    path = workdir / ("archive.tgz" if gz else "archive.tar")
     path.write_bytes(data)
-    with ArchiveStream(path) as stream:
+    with ArchiveStream(path, gzip=gz) as stream:
         entries = [(e.name, e.kind, e.size, e.data, e.unsafe) for e in stream.entries()]
         digests = stream.digests()
     assert stream.io_error is None
@@ -50,10 +50,11 @@ def _read_archive(workdir: Path, data: bytes):
     return entries, stream.problem
 
 
-def _check_against_tarfile(data: bytes, entries) -> None:
-    """A stream the reader found sound is one gzip member holding a tar that tarfile reads the same:
-    the same members in the same order, and the same bytes for every member whose data it read."""
-    tar_bytes = gzip.decompress(data)
+def _check_against_tarfile(data: bytes, entries, gz: bool = True) -> None:
+    """A stream the reader found sound is one gzip member (or, not `gz`, a plain tar) holding a tar
+    that tarfile reads the same: the same members in the same order, and the same bytes for every
+    member whose data it read."""
+    tar_bytes = gzip.decompress(data) if gz else data
     with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
         expected = [(info.name, tar.extractfile(info).read() if info.isfile() else None) for info in tar]
     assert [name for name, *_ in entries] == [name for name, _ in expected]
@@ -107,6 +108,48 @@ def test_archive_with_mutated_tar_inside_a_sound_gzip(workdir, data):
             assert payload is None  # never the data of a member that could do harm
 
 
+@pytest.mark.fuzz
+def test_a_plain_tar_reads_as_the_tar_in_its_gzip(workdir):
+    """A WebDataset shard is a plain tar: read with the same bounds, hashed as it is on disk."""
+    tar_bytes = gzip.decompress(_valid_archive(workdir))
+    entries, problem = _read_archive(workdir, tar_bytes, gz=False)
+    assert problem is None and entries == _read_archive(workdir, _valid_archive(workdir))[0]
+    _check_against_tarfile(tar_bytes, entries, gz=False)
+
+
+def _end_of_members(tar_bytes: bytes) -> int:
+    """Where the last member's data (padded to a block) ends: the end-of-archive marker after it."""
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+        last = tar.getmembers()[-1]
+    return last.offset_data + -(-last.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+
+
+@pytest.mark.parametrize("damage,problem", [
+    (lambda tar: tar[:1500], "truncated: the tar ends inside a member's data"),
+    (lambda tar: tar[:_end_of_members(tar)], "the tar has no end-of-archive marker (truncated)"),
+    (lambda tar: tar + b"garbage", "damaged tar header or garbage at offset"),
+    (lambda tar: gzip.compress(tar, mtime=0), "not a valid tar stream: "),  # never inflated: not a plain tar
+])
+def test_a_broken_plain_tar_is_one_problem(workdir, damage, problem):
+    tar_bytes = gzip.decompress(_valid_archive(workdir))
+    _, found = _read_archive(workdir, damage(tar_bytes), gz=False)
+    assert found is not None and problem in found, found
+
+
+@pytest.mark.fuzz
+@given(st.data())
+def test_plain_tar_mutated(workdir, data):
+    original = gzip.decompress(_valid_archive(workdir))
+    damaged = data.draw(mutated(original[:4096])) + original[4096:]
+    assume(damaged != original)
+    entries, problem = _read_archive(workdir, damaged, gz=False)
+    if problem is None:
+        try:
+            _check_against_tarfile(damaged, entries, gz=False)
+        except tarfile.TarError:
+            pytest.fail("the reader found a plain tar sound that tarfile cannot read")
+
+
 # ------------------------------------------------------------------------------ the reader's resource bounds
 
 # The bounds, lowered so that small inputs reach them (the real ones are in imagenette_build/limits.py).
@@ -136,8 +179,9 @@ def _hostile_tar(members) -> bytes:
 
 
 @pytest.mark.fuzz
-@given(_members)
-def test_archive_reader_stays_within_its_bounds(workdir, members):
+@pytest.mark.parametrize("gz", [True, False], ids=["tgz", "plain"])
+@given(members=_members)
+def test_archive_reader_stays_within_its_bounds(workdir, gz, members):
     """Any header sizes, types, payloads and name lengths (declared sizes true, false, negative or
     2^80): the reader ends, with a result or a one-line problem, within the bounds: no name held
     longer than MAX_NAME_BYTES, no member read larger than MAX_MEMBER_BYTES, no more members than
@@ -146,13 +190,13 @@ def test_archive_reader_stays_within_its_bounds(workdir, members):
 
     from imagenette_build import archive_reader
 
-    data = gzip.compress(_hostile_tar(members), mtime=0)
+    data = gzip.compress(_hostile_tar(members), mtime=0) if gz else _hostile_tar(members)
     path = workdir / "bounds.tgz"
     path.write_bytes(data)
     with mock.patch.multiple(archive_reader, **_SMALL_LIMITS):
         tracemalloc.start()
         try:
-            with ArchiveStream(path) as stream:
+            with ArchiveStream(path, gzip=gz) as stream:
                 entries = [(e.name, e.kind, e.size, e.data, e.unsafe) for e in stream.entries()]
             peak = tracemalloc.get_traced_memory()[1]
         finally:
@@ -171,6 +215,6 @@ def test_archive_reader_stays_within_its_bounds(workdir, members):
     assert peak < archive_reader.RAW_CHUNK + 64 * _SMALL_LIMITS["MAX_HEADER_BYTES"], peak
     if stream.problem is None and not any(unsafe and unsafe.startswith("a name of") for *_, unsafe in entries):
         try:
-            _check_against_tarfile(data, entries)
+            _check_against_tarfile(data, entries, gz)
         except (tarfile.TarError, ValueError, IndexError, RecursionError):
             pass  # tarfile cannot read what the reader found sound: compared only where it can
