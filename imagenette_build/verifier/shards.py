@@ -21,7 +21,6 @@ import os
 import stat
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import replace
 
 from ..errors import UserError
 from ..formats.webdataset import sample_key
@@ -36,7 +35,6 @@ from .report import FirstFew, Report
 from .shardlevels import identity_level, structure_level
 from .shardread import ParquetReader, Row, WebDatasetReader
 from .shardtarget import ShardTarget, shard_name_re
-from .structure import is_junk
 from .target import VerifyOptions
 
 SHOWN = 200  # characters of a value read from a row, in a message or the counts
