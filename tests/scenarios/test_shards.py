@@ -30,7 +30,8 @@ def shards(sample, tmp_path_factory):
     """The sample (40 train and 10 val images, 4 and 1 a class) at 64 px in every format, defaults."""
     root, manifest_path = sample
     out = tmp_path_factory.mktemp("dist")
-    r = run_cli("--imagenet", root, "--manifest", manifest_path, "--size", "64", "--out", out, "-q", "-j", "2", *FORMATS)
+    r = run_cli("--imagenet", root, "--manifest", manifest_path, "--size", "64", "--out", out, "-q", "-j", "2",
+                *FORMATS)
     assert r.returncode == 0, r.stderr
     return root, Path(manifest_path), out
 
@@ -72,7 +73,8 @@ def test_every_split_is_eight_shards_and_each_of_two_workers_gets_samples(shards
         seen = []
         for rank in range(nodes):
             for worker in range(workers):  # what torch's DataLoader tells each worker, and torchrun each node
-                for name, value in (("RANK", rank), ("WORLD_SIZE", nodes), ("WORKER", worker), ("NUM_WORKERS", workers)):
+                env = {"RANK": rank, "WORLD_SIZE": nodes, "WORKER": worker, "NUM_WORKERS": workers}
+                for name, value in env.items():
                     monkeypatch.setenv(name, str(value))
                 mine = [s["__key__"] for s in wds.WebDataset(urls, shardshuffle=False, nodesplitter=wds.split_by_node)]
                 assert len(mine) == 40 // (nodes * workers)
