@@ -11,7 +11,7 @@ endif
 
 SIMD_VENV ?= .venv-simd
 
-.PHONY: install simd test demo cluster-demo bench bench-layouts bench-cluster clean
+.PHONY: install simd test demo cluster-demo bench bench-layouts bench-cluster bench-classmix clean
 
 install: $(VENV)/.installed
 
@@ -60,3 +60,6 @@ bench-cluster: $(SETUP)  ## local build against LocalCluster and a dask schedule
 
 bench-layouts: $(SETUP)  ## the same images from extracted folders and from the original tars (minutes; never in CI)
 	$(PYTHON) bench/layouts.py
+
+bench-classmix: $(SETUP)  ## classes in the first batches of 64 of the WebDataset output of the whole imagenette2 list at 160 (minutes the first time; never in CI)
+	$(PYTHON) bench/classmix.py

@@ -18,7 +18,7 @@ from .cli_design import DESIGN_COMMANDS
 from .clitypes import ByteSize, SizeType, checked_jobs
 from .engine import BACKENDS, SCHEDULER_ENV
 from .errors import EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, EXIT_TERMINATED, EXIT_USAGE, PipeClosed, UserError
-from .formats import FORMATS, SHARD_BYTES
+from .formats import FORMATS, MIN_SHARDS, SHARD_BYTES
 from .limits import MAX_SIZE
 from .progress import Progress
 from .toolchain import libjpeg_version, pillow_description, resampler_description
@@ -150,7 +150,9 @@ for _command in DESIGN_COMMANDS:  # sample-imagenet, classes, new-manifest, prev
               help="Output format; repeat for several from one resize pass: tgz (the published layout), "
                    "parquet (Hugging Face shards, needs imagenette-build[parquet]), webdataset (tar shards).")
 @click.option("--shard-size", type=ByteSize(), default=f"{SHARD_BYTES >> 20}M", show_default=True,
-              help="Parquet and WebDataset: image bytes per shard, at most (K, M, G: KiB, MiB, GiB).")
+              help=f"Parquet and WebDataset: image bytes per shard, at most (K, M, G: KiB, MiB, GiB). Each "
+                   f"split is also cut into at least {MIN_SHARDS} shards of equal image counts (DataLoader workers "
+                   "and nodes each read whole shards); a smaller size gives more.")
 @click.option("--skip-broken", is_flag=True,
               help="Build without listed images that are missing or cannot be read (named on stderr and "
                    "in the report) instead of stopping.")

@@ -14,14 +14,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import stat
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..labels import Labels
-from ..outputs import create_new, new_dir, partial_path, remove_any, sync_dir
+from ..outputs import create_new
 from ..plan import PlanImages, PlannedImage
 
 SHARD_BYTES = 256 << 20  # the images a shard holds, at most (a single larger image gets a shard of its own)
@@ -189,103 +188,3 @@ class HashingFile:
             self._f.close()
         except OSError:
             pass
-
-
-class Shards(Output):
-    """A folder of shards per split (`<split>-NNNNN-of-NNNNN.<ext>`), at most `shard_bytes` of images
-    each, written in a temporary folder beside the final one and renamed into place as a whole."""
-
-    suffix = "?"  # the folder is <stem>-<suffix>/
-    ext = "?"
-    folder = True
-
-    def __init__(self, ctx: Context):
-        super().__init__(ctx)
-        self._tmp = partial_path(self.final)
-        new_dir(self._tmp)
-        self._shards: dict[str, list[Path]] = {}  # split -> temporary shard files, in order
-        self._files: list[OutputFile] = []
-        self._split: str | None = None
-        self._bytes = 0
-        self._closed = False
-
-    @classmethod
-    def final_name(cls, stem: str) -> str:
-        return f"{stem}-{cls.suffix}"
-
-    def add_image(self, img: PlannedImage, data: bytes) -> None:
-        if img.split != self._split or (self._bytes and self._bytes + len(data) > self.ctx.shard_bytes):
-            self._end_shard()
-            self._split = img.split
-            number = len(self._shards.setdefault(img.split, []))
-            path = self._tmp / f".{img.split}-{number:05d}.{self.ext}"
-            self._shards[img.split].append(path)
-            self._start_shard(path)
-            self._bytes = 0
-        self._write(img, data)
-        self._bytes += len(data)
-
-    @abstractmethod
-    def _start_shard(self, path: Path) -> None: ...
-
-    @abstractmethod
-    def _write(self, img: PlannedImage, data: bytes) -> None: ...
-
-    @abstractmethod
-    def _finish_shard(self) -> tuple[int, str, str]:
-        """Close the shard being written: (bytes, sha256, md5)."""
-
-    def _end_shard(self) -> None:
-        if self._split is not None:
-            size, sha256, md5 = self._finish_shard()
-            path = self._shards[self._split][-1]
-            self._files.append(OutputFile(path.name, size, sha256, md5))
-            self._split = None
-
-    def shard_name(self, split: str, number: int, total: int) -> str:
-        return f"{split}-{number:05d}-of-{total:05d}.{self.ext}"
-
-    def close(self) -> list[OutputFile]:
-        self._end_shard()
-        by_temp = {f.path: f for f in self._files}
-        out = []
-        for split, paths in self._shards.items():
-            for number, path in enumerate(paths):
-                name = self.shard_name(split, number, len(paths))
-                os.replace(path, self._tmp / name)
-                f = by_temp[path.name]
-                out.append(OutputFile(f"{self.final.name}/{name}", f.bytes, f.sha256, f.md5))
-        sync_dir(self._tmp)
-        self._closed = True
-        return out
-
-    def commit(self) -> None:
-        """The old folder (an earlier build's) is moved aside, the new one renamed in, the old one
-        removed: at every instant the final name holds a complete folder or nothing. If the new one
-        cannot be renamed in, the old one is put back. (The build refused anything but a folder at
-        the final name; a symlink swapped in since is moved as a link, and never removed through.)"""
-        old = partial_path(self.final.with_name(self.final.name + ".old"))  # a stale one is removed by a later run
-        moved = os.path.lexists(self.final)
-        if moved:
-            remove_any(old)  # (left by a dead process whose pid this one has now)
-            os.replace(self.final, old)
-        try:
-            os.replace(self._tmp, self.final)
-        except OSError:
-            if moved:
-                try:
-                    os.replace(old, self.final)
-                except OSError:
-                    pass
-            raise
-        if moved and os.path.isdir(old) and not os.path.islink(old):
-            shutil.rmtree(old, ignore_errors=True)
-
-    def abort(self) -> None:
-        if not self._closed and self._split is not None:
-            self._discard_shard()
-            self._split = None
-        shutil.rmtree(self._tmp, ignore_errors=True)
-
-    def _discard_shard(self) -> None:
-        """Close the shard being written without finishing it (its folder is then removed)."""

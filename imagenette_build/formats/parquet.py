@@ -2,10 +2,13 @@
 
 The schema of the Imagenette datasets on the Hugging Face Hub: `image` ({bytes, path}) and `label`
 (a class index), with the `datasets` feature metadata in the schema (`huggingface` key), so that
-`load_dataset("parquet", data_files=...)` gives an `Image()` column and a `ClassLabel` with the
-manifest's class names; plus `wnid` and, where the dataset has them, the noisy labels as
-`ClassLabel`s too. pyarrow writes it (the `parquet` extra); with the same pyarrow version and
-inputs the bytes are the same (no compression: JPEG bytes do not shrink; no statistics).
+`load_dataset("parquet", data_files=...)` gives an `Image(mode="RGB")` column and a `ClassLabel`
+with the manifest's class names; plus `wnid` and, where the dataset has them, the noisy labels as
+`ClassLabel`s too. The image bytes are the tgz member's (a grayscale JPEG stays one); `mode` has
+`datasets` decode every image to RGB, so that a batch of them stacks. Rows are in the seeded order
+of `shards.order_key` (classes mixed), in at least 8 shards a split (`shards`). pyarrow writes it
+(the `parquet` extra); with the same pyarrow version and inputs the bytes are the same (no
+compression: JPEG bytes do not shrink; no statistics).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..plan import PlannedImage
-from .base import Context, HashingFile, Shards
+from .base import Context, HashingFile
+from .shards import Shards
 
 ROW_GROUP_BYTES = 32 << 20  # image bytes buffered before a row group is written
 
@@ -43,7 +47,7 @@ class ParquetShards(Shards):
         pa = self.pa
         fields = [("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
                   ("label", pa.int64()), ("wnid", pa.string())] + [(c, pa.int64()) for c in self.columns]
-        features = {"image": {"_type": "Image"}, "label": {"names": names, "_type": "ClassLabel"},
+        features = {"image": {"_type": "Image", "mode": "RGB"}, "label": {"names": names, "_type": "ClassLabel"},
                     "wnid": {"dtype": "string", "_type": "Value"}}
         features.update({c: {"names": names, "_type": "ClassLabel"} for c in self.columns})
         meta = {b"huggingface": json.dumps({"info": {"features": features}}).encode()}
@@ -58,10 +62,15 @@ class ParquetShards(Shards):
         self._writer = self.pa.parquet.ParquetWriter(
             self._file, self.schema, compression="none", use_dictionary=False, write_statistics=False)
 
-    def _write(self, img: PlannedImage, data: bytes) -> None:
+    def _record(self, img: PlannedImage, data: bytes) -> bytes:
         cls, noisy = self.ctx.labels.of(img.member, img.split, img.wnid)
-        self._rows.append(({"bytes": data, "path": img.member}, cls.index if cls else -1, img.wnid,
-                           *(noisy.get(c, -1) for c in self.columns)))
+        row = [img.member, cls.index if cls else -1, img.wnid, *(noisy.get(c, -1) for c in self.columns)]
+        return json.dumps(row).encode() + b"\n" + data  # (JSON escapes every line break)
+
+    def _write(self, record: bytes) -> None:
+        row, _, data = record.partition(b"\n")
+        member, *labels = json.loads(row)
+        self._rows.append(({"bytes": data, "path": member}, *labels))
         self._row_bytes += len(data)
         if self._row_bytes >= ROW_GROUP_BYTES:
             self._flush()
@@ -81,7 +90,11 @@ class ParquetShards(Shards):
 
     def _discard_shard(self) -> None:
         self._rows = []
+        try:  # (else pyarrow closes it when collected, writing to the closed file)
+            self._writer.close()
+        except Exception:
+            pass
         self._file.discard()
 
     def describe(self) -> dict:
-        return {"columns": [f.name for f in self.schema], "pyarrow": self.pa.__version__}
+        return {**super().describe(), "columns": [f.name for f in self.schema], "pyarrow": self.pa.__version__}

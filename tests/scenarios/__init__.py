@@ -9,6 +9,7 @@
 - missing or broken images, --skip-broken: test_faults.py
 - verify: test_verify.py::test_built_archives_pass_every_level_against_the_source
 - extract, and the loaders: test_loaders.py (extract, Parquet, WebDataset, torchvision/fastai folders)
+- shards for a DataLoader (8 a split, workers, seeded order, Hugging Face batches): test_shards.py
 - from nothing to a training batch: test_loaders.py::test_from_nothing_to_a_training_batch
 - preview and classes: test_loaders.py::test_preview_*, test_newdataset.py::test_classes_command
 - your own subset (new-manifest, then build): test_newdataset.py::test_manifest_from_new_manifest_builds_with_noisy_csv

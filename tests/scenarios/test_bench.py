@@ -98,3 +98,14 @@ def test_interleaved_runs_every_variant_each_round_and_measures_what_it_wrote(be
     assert rows["writes"]["archive_mb"] == 3.0  # measured after the run, not after the cleanup before it
     assert "archive_mb" not in rows["no archive"]
     assert len(rows["writes"]["walls"]) == len(rows["no archive"]["cpus"]) == 2
+
+
+def test_the_class_mix_figures_of_a_batch(monkeypatch):
+    """bench/classmix.py: the classes a batch holds and the largest share of one class in a batch."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    classmix = importlib.import_module("classmix")
+    try:
+        mix = classmix.class_mix([[3] * 64, list(range(10)) * 6 + [0] * 4, [1, 2] * 32])
+    finally:
+        sys.modules.pop("classmix", None)
+    assert mix == {"classes_median": 2, "classes_min": 1, "top_share_median": 0.5, "top_share_max": 1.0}

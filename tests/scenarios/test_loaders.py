@@ -96,7 +96,7 @@ def test_webdataset_shards_read_in_webdataset_and_hugging_face(built, tmp_path):
     listed = _listed(manifest_path)
     shards = sorted(str(p) for p in (out / f"{STEM}-wds").glob("train-*.tar"))
     samples = list(wds.WebDataset(shards, shardshuffle=False).decode("pil"))
-    assert [s["__key__"] for s in samples] == sorted(m.rsplit(".", 1)[0] for m in listed if m.startswith("train/"))
+    assert sorted(s["__key__"] for s in samples) == sorted(m.rsplit(".", 1)[0] for m in listed if m.startswith("train/"))
     first = samples[0]
     assert min(first["jpg"].size) == 64 and first["json"]["split"] == "train"
     assert first["cls"] == first["json"]["label"] == sorted(set(listed.values())).index(first["json"]["wnid"])

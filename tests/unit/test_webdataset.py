@@ -41,12 +41,10 @@ def test_keys_are_unique_dot_free_and_read_back_whole_by_the_loaders(members):
     assert keys_of(list(reversed(members))) == list(reversed(keys))  # a function of the list, not of its order
 
 
-def test_plain_names_keep_their_keys_and_the_others_say_their_member():
+def test_plain_names_keep_their_keys_and_the_others_are_escaped():
     assert keys_of(["train/n1/n1_1.JPEG", "train/n1/n1_2.JPEG"]) == ["train/n1/n1_1", "train/n1/n1_2"]
-    assert not SampleKeys(["train/n1/n1_1.JPEG"]).with_member  # (no `member` in the JSON: the same bytes as before)
     assert keys_of(["train/n1/n1_10744.v2.JPEG", "train/n1/x.JPEG", "train/n1/x.jpeg", "train/n1/x"]) == [
         "train/n1/n1_10744%2Ev2", "train/n1/x~JPEG", "train/n1/x~jpeg", "train/n1/x~"]
-    assert SampleKeys(["train/n1/n1_10744.v2.JPEG"]).with_member and SampleKeys(["a/x.JPEG", "a/x.png"]).with_member
 
 
 class _NoLabels:
