@@ -7,10 +7,13 @@
 - your ImageNet copy, any layout, same bytes: test_build_e2e.py::test_same_bytes_whatever_jobs_backend_or_layout,
   test_archived_layouts.py::test_same_archives_as_from_extracted_folders
 - missing or broken images, --skip-broken: test_faults.py
-- verify: test_verify.py::test_built_archives_pass_every_level_against_the_source
-- extract, and the loaders: test_loaders.py (extract, Parquet, WebDataset, torchvision/fastai folders)
+- verify: test_verify.py::test_built_archives_pass_every_level_against_the_source; the output folders:
+  test_verify_shards.py
+- compare: test_compare.py
+- using the archives, every README line as written (torchvision, fastai, Hugging Face, WebDataset, a DataLoader
+  with 2 workers): test_readme.py; extract, and the loaders: test_loaders.py; extract's refusals: test_extract_attacks.py
 - shards for a DataLoader (8 a split, workers, seeded order, Hugging Face batches): test_shards.py
-- from nothing to a training batch: test_loaders.py::test_from_nothing_to_a_training_batch
+- from nothing to a training batch: test_readme.py (as written), test_loaders.py::test_from_nothing_to_a_training_batch
 - preview and classes: test_loaders.py::test_preview_*, test_newdataset.py::test_classes_command
 - your own subset (new-manifest, then build): test_newdataset.py::test_manifest_from_new_manifest_builds_with_noisy_csv
 - the Python API: test_loaders.py::test_python_api_builds_verifies_and_raises
