@@ -25,7 +25,6 @@ from .formats import FORMATS, Context, Output, OutputFile
 from .labels import Labels
 from .noisy import NoisyCsv
 from .options import BuildOptions
-from .pack import source_date_epoch
 from .plan import Plan, make_plan
 from .prefetch import Prefetcher
 from .procs import worker_setup
@@ -56,7 +55,6 @@ class Written:
 
 def prepare(opts: BuildOptions, progress: Progress) -> Plan:
     """Load the manifest, find the ImageNet copy, and plan every member. Touches no output."""
-    source_date_epoch()  # a bad SOURCE_DATE_EPOCH is a usage error: said before the scan, not after
     manifest = manifests.load(opts.manifest)
     return make_plan(manifest, open_source(opts.imagenet), progress)
 
@@ -152,7 +150,7 @@ def write(opts: BuildOptions, plan: Plan, skipped: list[dict], progress: Progres
     cannot be read stops the build, or with --skip-broken is left out: where the outputs carry
     labels generated over every image (noisy labels), they are written a second time without it,
     from the cache. On any failure, nothing written is left."""
-    mtime = source_date_epoch()
+    mtime = opts.settings.mtime
     built = plan
     writers: dict[int | None, list[Output]] = {}
     cache: ImageCache | None = None
@@ -219,7 +217,7 @@ def _open_outputs(plan: Plan, opts: BuildOptions, mtime: int) -> dict[int | None
     writers: dict[int | None, list[Output]] = {}
     try:
         for size in opts.sizes:
-            ctx = Context(opts.out, plan.manifest.archive_stem(size), size, mtime, labels, opts.shard_bytes,
+            ctx = Context(opts.out, plan.manifest.archive_stem(size), size, mtime, labels, opts.shard_size,
                           plan.images)
             writers[size] = []
             for fmt in opts.formats:
@@ -311,7 +309,7 @@ def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, list
     # back over the network, so they are read here even with --scheduler.
     scheduler = None if full_only else opts.scheduler
     client = os.getpid()
-    tasks = ((Task([img.ref for img in batch], sizes, opts.recipe, cache, client, scheduler is not None),)
+    tasks = ((Task([img.ref for img in batch], sizes, opts.recipe, cache, client, scheduler is not None, opts.settings),)
              for batch in batches(plan.images, opts.batch_size))
     # Results held at once: one window of batches. Resized JPEGs are small, so a long window keeps
     # the per-window tail (workers idle while the last batches finish) short; full-size batches

@@ -8,26 +8,22 @@ import select
 import signal
 import sys
 from contextlib import contextmanager
-from pathlib import Path
 
 import click
 
 from ._version import __version__
 from . import api, procs
 from .cli_design import DESIGN_COMMANDS
-from .clitypes import ByteSize, SizeType, checked_jobs
-from .engine import BACKENDS, SCHEDULER_ENV
+from .comparison import CompareOptions
+from .declare import click_params, from_cli
 from .errors import EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, EXIT_TERMINATED, EXIT_USAGE, PipeClosed, UserError
-from .formats import FORMATS, MIN_SHARDS, SHARD_BYTES
-from .limits import MAX_SIZE
+from .extractor import ExtractOptions
+from .options import BuildOptions
 from .progress import Progress
 from .toolchain import libjpeg_version, pillow_description, resampler_description
-from .transform import DECODES, FILTERS, ROUNDINGS
+from .verifier import VerifyOptions
 
 PROG = "imagenette-build"
-# The build holds a window of up to 32 tasks per worker (8 for full size, ~150 kB an image): 256
-# images a task is ~300 MB of full-size originals per worker; a larger task only adds memory.
-MAX_BATCH_SIZE = 256
 
 
 def _reader_gone(*files) -> bool:
@@ -110,62 +106,10 @@ for _command in DESIGN_COMMANDS:  # sample-imagenet, classes, new-manifest, prev
     cli.add_command(_command)
 
 
-@cli.command("build")
-@click.option("--imagenet", "imagenet", required=True, type=click.Path(path_type=Path),
-              help="Your ImageNet-1k copy, in any of six layouts, found by itself: extracted train/ and val/ "
-                   "folders (val per class, or flat with the devkit's or Kaggle's labels), Kaggle's download, the "
-                   "original ILSVRC-2012 tars, Hugging Face's tar.gz shards or its parquet shards (README).")
-@click.option("--manifest", default="imagenette2", show_default=True,
-              help="Built-in manifest name (imagenette2, imagewoof2) or path to a manifest .toml.")
-@click.option("--size", "sizes", multiple=True, type=SizeType(), default=("160",), show_default=True,
-              help=f"Shortest side in pixels (1 to {MAX_SIZE}), or 'full' for the original JPEG bytes. Repeat for "
-                   "several archives in one pass (each source is read once).")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("dist"), show_default=True,
-              help="Output folder for the .tgz, SHA256SUMS, MD5SUMS and <stem>.json reports.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-              help="Worker processes [default: all cores].")
-@click.option("--backend", type=click.Choice(BACKENDS), default="loky", show_default=True,
-              help="joblib backend for the workers.")
-@click.option("--filter", "resample", type=click.Choice(sorted(FILTERS)), default="bicubic",
-              show_default=True, help="Resampling filter (not bicubic: not the published recipe).")
-@click.option("--quality", type=click.IntRange(1, 100), default=75, show_default=True,
-              help="JPEG quality of resized images (not 75: not the published recipe).")
-@click.option("--rounding", type=click.Choice(ROUNDINGS), default="script", show_default=True,
-              help="The long side: script is fast.ai's float arithmetic, int(long / (short / size)), as "
-                   "published; floor, round, ceil round long * size / short in integers.")
-@click.option("--decode", type=click.Choice(DECODES), default="full", show_default=True,
-              help="full: decode every pixel, as published; scaled: let libjpeg decode large JPEGs at "
-                   "1/2 scale when that stays >= 2x the target (faster; pixels differ slightly).")
-@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=32, show_default=True,
-              help=f"Images per worker task (at most {MAX_BATCH_SIZE}: up to 32 tasks per worker are held at once).")
-@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
-              help="Keep resized images in this folder [default: OUT/.imagenette-cache], so a rerun "
-                   "after an interruption only does what was not finished.")
-@click.option("--no-cache", is_flag=True, help="Do not read or write the cache of resized images.")
-@click.option("--keep-cache", is_flag=True,
-              help="Keep OUT/.imagenette-cache after a successful build (it is removed otherwise; a --cache "
-                   "DIR is always kept).")
-@click.option("--format", "formats", multiple=True, type=click.Choice(list(FORMATS)), default=("tgz",),
-              show_default=True,
-              help="Output format; repeat for several from one resize pass: tgz (the published layout), "
-                   "parquet (Hugging Face shards, needs imagenette-build[parquet]), webdataset (tar shards).")
-@click.option("--shard-size", type=ByteSize(), default=f"{SHARD_BYTES >> 20}M", show_default=True,
-              help=f"Parquet and WebDataset: image bytes per shard, at most (K, M, G: KiB, MiB, GiB). Each "
-                   f"split is also cut into at least {MIN_SHARDS} shards of equal image counts (DataLoader workers "
-                   "and nodes each read whole shards); a smaller size gives more.")
-@click.option("--skip-broken", is_flag=True,
-              help="Build without listed images that are missing or cannot be read (named on stderr and "
-                   "in the report) instead of stopping.")
-@click.option("--dry-run", is_flag=True, help="Print the plan (classes, counts, missing images); write nothing.")
+@cli.command("build", params=click_params(BuildOptions))
 @click.option("--json", "as_json", is_flag=True, help="Print the build reports (or the plan) as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or messages; errors only.")
-@click.option("--scheduler", metavar="ADDRESS", envvar=SCHEDULER_ENV, show_envvar=True, default=None,
-              help="Resize on the Dask cluster of this scheduler (like tcp://head:8786) instead of local "
-                   "workers; --jobs and --backend are then unused. Needs imagenette-build[dask], and the "
-                   "workers must see --imagenet at the same path (docs/cluster.md).")
-def build_command(imagenet, manifest, sizes, out, jobs, backend, resample, quality, rounding, decode,
-                  batch_size, dry_run, as_json, quiet, scheduler, cache_dir, no_cache, keep_cache, formats,
-                  shard_size, skip_broken):
+def build_command(as_json, quiet, **values):
     """Build the archives of a manifest from a local ImageNet copy.
 
     \b
@@ -186,34 +130,18 @@ def build_command(imagenet, manifest, sizes, out, jobs, backend, resample, quali
     130 interrupted (Ctrl-C), 141 the output's reader went away (| head), 143 terminated
     (SIGTERM); nothing is left half-written.
     """
-    if cache_dir is not None and no_cache:
-        raise click.UsageError("give --cache DIR or --no-cache, not both")
-    result = api.build(imagenet, manifest=manifest, sizes=sizes, out=out, formats=formats, jobs=checked_jobs(jobs),
-                       backend=backend, filter=resample, quality=quality, rounding=rounding, decode=decode,
-                       batch_size=batch_size, scheduler=scheduler, cache=cache_dir, no_cache=no_cache,
-                       keep_cache=keep_cache, shard_bytes=shard_size, skip_broken=skip_broken,
-                       dry_run=dry_run,
-                       progress=click.get_current_context().obj["progress"](quiet, results=not as_json))
-    if dry_run and not as_json:
+    opts = from_cli(BuildOptions, values, settings=api.read_settings())
+    result = api.run_build(opts, click.get_current_context().obj["progress"](quiet, results=not as_json))
+    if opts.dry_run and not as_json:
         describe_plan(result, click.echo)
     elif as_json:
-        click.echo(json.dumps(result if dry_run or len(result) > 1 else result[0], indent=2))
+        click.echo(json.dumps(result if opts.dry_run or len(result) > 1 else result[0], indent=2))
 
 
-@cli.command("verify")
-@click.argument("archive", type=click.Path(path_type=Path))
-@click.option("--manifest", default=None,
-              help="Built-in manifest name or path to a .toml [default: inferred from the archive's name].")
-@click.option("--imagenet", type=click.Path(path_type=Path), default=None,
-              help="Also compare every member with its source image in this ImageNet copy.")
+@cli.command("verify", params=click_params(VerifyOptions))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-@click.option("--strict", is_flag=True, help="Junk files (.DS_Store, ._*) fail the structure level.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-              help="Worker processes for decoding and comparing [default: all cores].")
-@click.option("--recipe-sample", type=click.IntRange(min=0), default=20, show_default=True,
-              help="With --imagenet, sized: images on which every resize recipe is tried (0: none).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def verify_command(archive, manifest, imagenet, as_json, strict, jobs, recipe_sample, quiet):
+def verify_command(as_json, quiet, **values):
     """Check an archive level by level: identity (hashes against the published uploads and the
     sums and report beside it), structure (members against the manifest), members (each member's
     sha256 against the build's list and the published list), images (every member decodes, sizes),
@@ -233,8 +161,10 @@ def verify_command(archive, manifest, imagenet, as_json, strict, jobs, recipe_sa
     """
     from .errors import EXIT_DATA
 
-    report = api.verify_report(archive, manifest=manifest, imagenet=imagenet, strict=strict, jobs=checked_jobs(jobs),
-                               recipe_sample=recipe_sample, quiet=quiet)
+    from .verifier import verify
+
+    api.read_settings()
+    report = verify(from_cli(VerifyOptions, values, quiet=quiet))
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -244,14 +174,10 @@ def verify_command(archive, manifest, imagenet, as_json, strict, jobs, recipe_sa
         click.get_current_context().exit(EXIT_DATA)
 
 
-@cli.command("extract")
-@click.argument("archive", type=click.Path(path_type=Path))
-@click.option("--into", type=click.Path(path_type=Path), default=Path("."), show_default=True,
-              help="Write <INTO>/<stem>/ (a torchvision root, or ~/.fastai/data for fastai's untar_data).")
-@click.option("--force", is_flag=True, help="Replace an existing <INTO>/<stem>/ (only once the new one is complete).")
+@cli.command("extract", params=click_params(ExtractOptions))
 @click.option("--json", "as_json", is_flag=True, help="Print what was written and the load commands as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="Errors only.")
-def extract_command(archive, into, force, as_json, quiet):
+def extract_command(as_json, quiet, **values):
     """Check an archive and write <INTO>/<stem>/ exactly as `tar xzf` would, never outside it.
 
     The archive is read with verify's safety rules (no links, devices, absolute paths or '..'),
@@ -266,7 +192,10 @@ def extract_command(archive, into, force, as_json, quiet):
     Exit codes: 0 done, 1 a bad or unsafe archive or a failed write, 2 usage (no such file, the
     folder exists without --force), 141 the output's reader went away (| head).
     """
-    result = api.extract(archive, into=into.expanduser(), force=force, quiet=quiet or as_json)
+    from .extractor import extract
+
+    api.read_settings()
+    result = extract(from_cli(ExtractOptions, values), quiet=quiet or as_json)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     elif not quiet:
@@ -274,12 +203,10 @@ def extract_command(archive, into, force, as_json, quiet):
             click.echo(f"{library + ':':<13}{line}")
 
 
-@cli.command("compare")
-@click.argument("a", type=click.Path(path_type=Path))
-@click.argument("b", type=click.Path(path_type=Path))
+@cli.command("compare", params=click_params(CompareOptions))
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def compare_command(a, b, as_json, quiet):
+def compare_command(as_json, quiet, **values):
     """Do A and B hold the same images? Each is an archive (.tgz), an extracted folder (the
     dataset's top folder) or a member list (<stem>.members.sha256). Members are compared below
     their top folder, in any order, by sha256: tar headers, member order and gzip never matter.
@@ -295,7 +222,10 @@ def compare_command(a, b, as_json, quiet):
     """
     from .errors import EXIT_DATA
 
-    result = api.compare_report(a, b, quiet=quiet)
+    from .comparison import compare
+
+    api.read_settings()
+    result = compare(from_cli(CompareOptions, values), Progress(quiet))
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else "\n".join(result.lines()))
     if not result.same_images:
         click.get_current_context().exit(EXIT_DATA)

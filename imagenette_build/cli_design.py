@@ -11,7 +11,10 @@ from pathlib import Path
 import click
 
 from . import api
-from .clitypes import checked_jobs
+from .declare import JobsType, click_params, from_cli
+from .procs import default_jobs
+from .samplelayouts import LAYOUTS
+from .sheets import PreviewOptions, sheet_of
 from .errors import UserError
 
 
@@ -19,8 +22,7 @@ from .errors import UserError
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--manifest", default="imagenette2", show_default=True,
               help="Lay out the images this manifest needs (its file list, or --per-class images).")
-@click.option("--layout", type=click.Choice(["folders", "flat-devkit", "flat-devkit-archive", "flat-kaggle-csv",
-                                             "kaggle", "ilsvrc-tars", "hf-shards", "hf-parquet"]),
+@click.option("--layout", type=click.Choice(LAYOUTS),
               default="folders", show_default=True,
               help="Which ImageNet layout to write: extracted folders, or the downloads as they come "
                    "(ilsvrc-tars: the original tars and devkit; hf-shards / hf-parquet: Hugging Face's).")
@@ -28,7 +30,7 @@ from .errors import UserError
               help="Only this many train (and a fifth as many val) images per class.")
 @click.option("--photos", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Use these real JPEGs (cycled) as content instead of synthetic images.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Worker processes [default: all cores].")
+@click.option("--jobs", "-j", type=JobsType(), default=None, help="Worker processes [default: all cores].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def sample_imagenet_command(out, manifest, layout, per_class, photos, jobs, quiet):
     """Write a synthetic ImageNet-1k copy (photo-like content, grayscale, tiny and very wide
@@ -45,7 +47,7 @@ def sample_imagenet_command(out, manifest, layout, per_class, photos, jobs, quie
 
     m = manifests.load(manifest)
     stats = generate(SampleSpec(out=out, layout=layout, per_class=per_class, photos=photos),
-                     m, jobs=checked_jobs(jobs), quiet=quiet)
+                     m, jobs=jobs or default_jobs(), quiet=quiet)
     if not quiet:
         click.echo(f"wrote {stats['images'] + stats['decoys']:,} images to {out} as {layout}: {stats['images']:,} of "
                    f"{m.name}'s list and {stats['decoys']:,} decoys of other classes", err=True)
@@ -146,16 +148,8 @@ def new_manifest_command(name, wnids, classes_file, random_k, split, val_fractio
     click.echo(f"wrote {out} ({len(chosen)} classes, split {split})", err=True)
 
 
-@click.command("preview")
-@click.argument("archive", type=click.Path(path_type=Path), required=False)
-@click.option("--output", "-o", "out", type=click.Path(path_type=Path), required=True, help="The PNG to write.")
-@click.option("--imagenet", type=click.Path(path_type=Path), default=None,
-              help="Show classes of this ImageNet copy instead of an archive.")
-@click.option("--wnid", "wnids", multiple=True, help="A class to show (repeat it); with --imagenet.")
-@click.option("--manifest", default=None,
-              help="With --imagenet and no --wnid: show the manifest's classes; with an archive: its class names.")
-@click.option("--per-class", type=click.IntRange(1, 64), default=8, show_default=True, help="Images a class.")
-def preview_command(archive, out, imagenet, wnids, manifest, per_class):
+@click.command("preview", params=click_params(PreviewOptions))
+def preview_command(**values):
     """A PNG contact sheet: a row per class (its name and WNID), a few images each.
 
     The images shown are the first of each class by sha256 of their name: the same sheet every run.
@@ -166,9 +160,8 @@ def preview_command(archive, out, imagenet, wnids, manifest, per_class):
       imagenette-build preview --imagenet /data/imagenet --wnid n01530575 --wnid n01531178 -o birds.png
       imagenette-build preview --imagenet /data/imagenet --manifest my.toml -o mine.png
     """
-    if (archive is None) == (imagenet is None):
-        raise click.UsageError("give an ARCHIVE or --imagenet DIR (not both)")
-    api.preview(out, archive=archive, imagenet=imagenet, wnids=wnids, manifest=manifest, per_class=per_class)
+    api.read_settings()
+    sheet_of(from_cli(PreviewOptions, values))
 
 
 DESIGN_COMMANDS = (sample_imagenet_command, classes_command, new_manifest_command, preview_command)

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 
-from . import outputs, sums
+from . import declare, outputs, sums
 from .cache import CacheStats, ImageCache
 from .errors import DataError
 from .formats import FORMATS, Output, OutputFile
 from .labels import classes
 from .limits import MAX_REPORT_BYTES
-from .options import BuildOptions, size_label
+from .declare import size_label
+from .options import BuildOptions
 from .plan import Plan
 from .progress import Progress
 from .readfile import read_bytes
@@ -51,17 +53,10 @@ def report(plan: Plan, opts: BuildOptions, size: int | None, writers: list[Outpu
         "size": size_label(size),
         "manifest": {"name": m.name, "sha256": m.sha256, "files": m.file_hashes},
         "source": plan.found_in,
-        "options": {
-            "sizes": [size_label(s) for s in opts.sizes],
-            "formats": list(opts.formats),
-            "recipe": opts.recipe.to_json() if size is not None else "original bytes",
-            "jobs": opts.jobs,
-            "backend": opts.backend,
-            "scheduler": opts.scheduler if any(s is not None for s in opts.sizes) else None,  # where it ran
-            "batch_size": opts.batch_size,
-            "mtime": mtime,
-            "skip_broken": opts.skip_broken,
-        },
+        # every option as declared (options.py), and the recipe the four recipe options make
+        "options": {**declare.to_json(opts), "recipe": opts.recipe.to_json() if size is not None else "original bytes",
+                    "scheduler": opts.scheduler if opts.resizes else None},  # (where it ran: full size never goes)
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts.settings).items()},
         "images": len(plan.images),
         "counts": counts,
         # label indices of every loader (torchvision ImageFolder, HF, fastai): sorted WNID order

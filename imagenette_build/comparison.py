@@ -24,6 +24,7 @@ from pathlib import Path
 
 from . import members as member_lists
 from .archive_reader import ArchiveStream
+from .declare import PATH, option
 from .errors import UserError
 from .limits import MAX_MEMBER_BYTES, MAX_MEMBERS
 from .progress import Progress
@@ -234,8 +235,17 @@ def _kind(rel: str, summary: SideSummary) -> str:
     return "image"
 
 
-def compare(a: Path, b: Path, progress: Progress | None = None) -> Comparison:
+@dataclass(frozen=True)
+class CompareOptions:
+    """`compare`'s options, declared once (`declare`)."""
+
+    a: Path = option(type=PATH, argument=True, help="An archive, an extracted folder or a member list.")
+    b: Path = option(type=PATH, argument=True, help="Another.")
+
+
+def compare(opts: CompareOptions, progress: Progress | None = None) -> Comparison:
     """Compare two archives, folders or member lists, image member by image member."""
+    a, b = opts.a, opts.b
     progress = progress or Progress(quiet=True)
     side_a, found_a = _side(a, progress)
     side_b, found_b = _side(b, progress)

@@ -32,34 +32,16 @@ from pathlib import Path
 
 from joblib import Parallel, delayed, parallel_config
 
-from . import procs
+from . import procs, settings
 from .errors import EXIT_DATA, UserError
 from .toolchain import fingerprint
 
 BACKENDS = ("loky", "threading", "multiprocessing")
-SCHEDULER_ENV = "IMAGENETTE_BUILD_SCHEDULER"
-TIMEOUT_ENV = "IMAGENETTE_BUILD_CONNECT_TIMEOUT"  # seconds: to reach the scheduler, and for a first worker
-DEFAULT_CONNECT_TIMEOUT = 10.0
-NO_WORKERS_ENV = "IMAGENETTE_BUILD_NO_WORKERS_TIMEOUT"  # seconds a build waits while the cluster has no worker
-DEFAULT_NO_WORKERS_TIMEOUT = 60.0
+NO_WORKERS_ENV = settings.ENV["no_workers_timeout"]  # seconds a build waits while the cluster has no worker
 DASK_HINT = ("--scheduler needs Dask's distributed scheduler, which is not installed: "
              "pip install 'imagenette-build[dask]'")
 CLUSTER_DOC = "imagenette-build's docs/cluster.md"
 ByteWindow = tuple[int, Callable[[tuple], int]]  # (limit, weigh): see ordered_map
-
-
-def default_jobs() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-JOBS_PER_CORE = 4  # --jobs above this many per core only adds workers' memory (each holds its own decoder)
-
-
-def max_jobs() -> int:
-    return JOBS_PER_CORE * default_jobs()
 
 
 def ordered_map(func: Callable, tasks: Iterable[tuple], jobs: int, backend: str = "loky",
@@ -151,25 +133,13 @@ def import_distributed():
     return distributed
 
 
-def _seconds_from_env(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    if not value:
-        return default
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds < 1e6:
-        raise UserError(f"{name}={value}: not a number of seconds")
-    return seconds
-
-
 def connect_timeout() -> float:
-    return _seconds_from_env(TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT)
+    """Seconds to reach the scheduler, and for a first worker (the run's `settings`)."""
+    return settings.current().connect_timeout
 
 
 def no_workers_timeout() -> float:
-    return _seconds_from_env(NO_WORKERS_ENV, DEFAULT_NO_WORKERS_TIMEOUT)
+    return settings.current().no_workers_timeout
 
 
 _QUIET_LOGS = ("distributed.client", "tornado.application", "asyncio")
@@ -225,8 +195,9 @@ def _differences(theirs: dict, ours: dict) -> str:
     return ", ".join(f"{k} {theirs.get(k)} (here {v})" for k, v in ours.items() if theirs.get(k) != v)
 
 
-def _worker_facts(paths: Sequence[str]) -> dict:
+def _worker_facts(paths: Sequence[str], run: settings.Settings) -> dict:
     """Run on every worker by `check_scheduler`."""
+    settings.install(run)  # (the fingerprint names the resampler the run's settings ask for)
     return {"fingerprint": fingerprint(), "missing": [p for p in paths if not os.path.exists(p)]}
 
 
@@ -238,7 +209,7 @@ def check_scheduler(address: str, must_see: Sequence[tuple[str, Path]] = (),
     with dask_client(address, timeout) as client:
         threads = _cluster_threads(client, address, timeout)
         try:
-            facts = client.run(_worker_facts, [str(p) for _, p in must_see])
+            facts = client.run(_worker_facts, [str(p) for _, p in must_see], settings.current())
         except Exception as exc:  # noqa: BLE001 - e.g. the package is not installed on a worker
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise UserError(f"--scheduler {address}: a worker cannot run imagenette-build ({type(exc).__name__}: "

@@ -23,9 +23,11 @@ import os
 import stat
 import sys
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from .archive_reader import ArchiveStream, stem_of_archive_name
+from .declare import PATH, option
 from .errors import DataError, UserError
 from .limits import MAX_MEMBER_BYTES
 from .outputs import ArchiveLocks, partial_path, put_in_place, remove_replaced, remove_stale_partials, sync_dir
@@ -64,8 +66,24 @@ def load_commands(folder: Path) -> dict[str, str]:
     return lines
 
 
-def extract(archive: Path, into: Path, force: bool = False, quiet: bool = True) -> dict:
-    """Check `archive` and write `<into>/<stem>/`; {"folder", "files", "bytes", "sha256", "load"}."""
+@dataclass(frozen=True)
+class ExtractOptions:
+    """`extract`'s options, declared once (`declare`)."""
+
+    archive: Path = option(type=PATH, argument=True, help="The .tgz to check and unpack.")
+    into: Path = option(Path("."), type=PATH, help="Write <INTO>/<stem>/ (a torchvision root, or ~/.fastai/data for "
+                        "fastai's untar_data); a leading ~ is your home.")
+    force: bool = option(False, is_flag=True, help="Replace an existing <INTO>/<stem>/ (only once the new one is "
+                         "complete).")
+
+    def __post_init__(self):
+        # (os.path's expanduser leaves `~nosuchuser` as it is, where Path's raised RuntimeError)
+        object.__setattr__(self, "into", Path(os.path.expanduser(self.into)))
+
+
+def extract(opts: ExtractOptions, quiet: bool = True) -> dict:
+    """Check the archive and write `<into>/<stem>/`; {"folder", "files", "bytes", "sha256", "load"}."""
+    archive, into, force = opts.archive, opts.into, opts.force
     if not os.path.lexists(archive):
         raise UserError(f"{archive}: no such file")
     stem = stem_of_archive_name(archive.name)

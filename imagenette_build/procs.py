@@ -167,3 +167,20 @@ def worker_setup(client_pid: int, started_by_client: bool = False) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="imagenette-build-parent-watch", daemon=True).start()
+
+
+# --------------------------------------------------------------------------- how many workers
+
+
+def default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+JOBS_PER_CORE = 4  # --jobs above this many per core only adds workers' memory (each holds its own decoder)
+
+
+def max_jobs() -> int:
+    return JOBS_PER_CORE * default_jobs()

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import ctypes
 import math
-import os
 from functools import lru_cache
 
 import numpy as np
 from PIL import Image
+
+from . import settings
 
 # (filter function on a float64 array, support), as in Resample.c
 _PI = math.pi
@@ -201,12 +202,16 @@ class _Numba:
         return out
 
 
-ENGINE_ENV = "IMAGENETTE_BUILD_RESAMPLE_ENGINE"  # numba (default where it imports) or numpy
+ENGINE_ENV = settings.ENV["resample_engine"]  # numba (default where it imports) or numpy
 
 
-@lru_cache(maxsize=1)
 def _engine():
-    if os.environ.get(ENGINE_ENV, "numba") != "numpy":
+    return _engine_named(settings.current().resample_engine)
+
+
+@lru_cache(maxsize=2)
+def _engine_named(name: str):
+    if name != "numpy":
         try:
             from . import _resample_jit
         except ImportError:  # no numba for this Python or machine: the same bytes, slower

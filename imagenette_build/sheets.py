@@ -16,9 +16,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
 from PIL import Image, ImageDraw, ImageFont
 
 from .archive_reader import ArchiveStream
+from .declare import PATH, option
 from .errors import UserError
 from .transform import open_image
 
@@ -161,16 +163,33 @@ def save_png(img: Image.Image, out: Path) -> None:
         raise UserError(f"{out}: cannot write: {exc.strerror or exc}") from None
 
 
-def sheet_of(out: Path, archive: Path | None = None, imagenet: Path | None = None, wnids: tuple[str, ...] = (),
-             manifest: str | None = None, per_class: int = 8) -> Path:
+@dataclass(frozen=True)
+class PreviewOptions:
+    """`preview`'s options, declared once (`declare`)."""
+
+    out: Path = option(type=PATH, flag="--output", short="-o", help="The PNG to write.")
+    archive: Path | None = option(None, type=PATH, argument=True, help="The archive to show.")
+    imagenet: Path | None = option(None, type=PATH, help="Show classes of this ImageNet copy instead of an archive.")
+    wnids: tuple[str, ...] = option((), multiple=True, flag="--wnid", help="A class to show (repeat it); with "
+                                    "--imagenet.")
+    manifest: str | None = option(None, help="With --imagenet and no --wnid: show the manifest's classes; with an "
+                                  "archive: its class names.")
+    per_class: int = option(8, type=click.IntRange(1, MAX_PER_CLASS), help="Images a class.")
+
+    def __post_init__(self):
+        if (self.archive is None) == (self.imagenet is None):
+            raise UserError("give an ARCHIVE or --imagenet DIR (not both)")
+
+
+def sheet_of(opts: PreviewOptions) -> Path:
     """Write the contact sheet of an archive, or of classes (`wnids`, else the manifest's) of an
     ImageNet copy, to `out` (PNG); returns `out`."""
     from . import classes as imagenet_classes
     from . import manifest as manifests
     from .newdataset import check_wnid
 
-    if (archive is None) == (imagenet is None):
-        raise UserError("give an archive or --imagenet, not both or neither")
+    out, archive, imagenet, wnids, manifest, per_class = (opts.out, opts.archive, opts.imagenet, opts.wnids,
+                                                           opts.manifest, opts.per_class)
     table = {c.wnid: c.names[0] for c in imagenet_classes.all_classes()}
     if archive is not None:
         if manifest is not None:

@@ -8,7 +8,6 @@ report records it (with the compressor, which the archive's compressed bytes dep
 from __future__ import annotations
 
 import hashlib
-import os
 import platform
 import sys
 from functools import lru_cache
@@ -17,9 +16,10 @@ from pathlib import Path
 import PIL
 from PIL import features
 
+from . import settings
 from ._version import __version__
 
-RESAMPLER_ENV = "IMAGENETTE_BUILD_RESAMPLER"  # "portable" computes pillow-simd's arithmetic here even on pillow-simd
+RESAMPLER_ENV = settings.ENV["resampler"]  # "portable" computes pillow-simd's arithmetic here even on pillow-simd
 # The modules whose code decides a resized image's bytes (their sha256 is part of the fingerprint).
 _BYTES_CODE = ("transform.py", "resample.py", "_resample_jit.py")
 
@@ -48,8 +48,8 @@ def pillow_description() -> str:
 
 def resampler_is_native() -> bool:
     """Does the installed PIL resize with pillow-simd's arithmetic itself? Otherwise `resample`
-    computes it. (Read each call: a test may set the variable.)"""
-    return pillow_flavour() == "pillow-simd" and os.environ.get(RESAMPLER_ENV, "native") != "portable"
+    computes it (the run's `settings`: IMAGENETTE_BUILD_RESAMPLER=portable asks for the port)."""
+    return pillow_flavour() == "pillow-simd" and settings.current().resampler != "portable"
 
 
 def resampler_description() -> str:

@@ -1,7 +1,8 @@
 """The worker's task: read a batch of source images, make each requested size (from the cache where it
 has them), and return bytes or a one-line error per image.
 
-A `Task` is plain data (`SourceRef`s, sizes, a `Recipe`, the cache's folder and fingerprint), and so is
+A `Task` is plain data (`SourceRef`s, sizes, a `Recipe`, the cache's folder and fingerprint, the run's
+`settings`), and so is
 its `BatchResult` (bytes or an error string, and cache counters), so a task runs in any process or on
 any machine. A bad image never raises here: the build decides whether it stops or skips the image.
 """
@@ -12,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from . import procs
+from . import procs, settings
 from .cache import CacheStats, ImageCache, PendingPack
 from .sources import SourceRef
 from .transform import Recipe, check_full_size, describe_error, make_jpegs
@@ -28,6 +29,8 @@ class Task:
     # Ask the kernel to read every file of the batch first (a cluster's workers; a local build reads
     # ahead of its workers in the building process, prefetch.py).
     prefetch: bool = False
+    # The run's settings (the resampler, its engine): a worker uses the parent's, not its own environment's.
+    settings: settings.Settings | None = None
 
 
 class ImageResult(NamedTuple):
@@ -46,6 +49,8 @@ def process_batch(task: Task) -> BatchResult:
     toolchain) and written there when it had to be made."""
     if task.client_pid is not None:
         procs.worker_setup(task.client_pid)
+    if task.settings is not None:
+        settings.install(task.settings)
     sizes, cache = task.sizes, task.cache
     pixel_sizes = tuple(s for s in sizes if s is not None)
     stats = {s: CacheStats() for s in pixel_sizes} if cache is not None else {}

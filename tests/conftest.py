@@ -33,6 +33,19 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "fuzz: a property test of a reader of untrusted input (fuzzkit.py)")
 
 
+@pytest.fixture
+def use_settings():
+    """`use_settings(direct_io="1", ...)` installs those settings (settings.py) for this test: the
+    stages read them, never the environment."""
+    from dataclasses import replace
+
+    from imagenette_build import settings
+
+    before = settings._installed
+    yield lambda **kw: settings.install(replace(settings.Settings(), **kw))
+    settings.install(before)
+
+
 def run_cli(*args, env=None, cwd=None, timeout=None):
     """The real command line in a subprocess: real exit codes, real stderr."""
     return subprocess.run([sys.executable, "-m", "imagenette_build.cli", *map(str, args)],

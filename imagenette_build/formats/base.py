@@ -48,7 +48,7 @@ class Context:
     size: int | None  # None: full size
     mtime: int  # every file's modification time inside the outputs (SOURCE_DATE_EPOCH)
     labels: Labels | None  # class indices, names and noisy labels (formats that carry them)
-    shard_bytes: int = SHARD_BYTES
+    shard_size: int = SHARD_BYTES
     images: PlanImages | None = None  # every image the outputs will hold (formats whose names depend on them all)
 
 

@@ -9,8 +9,8 @@ of each member's path alone: the same on every run, --jobs, backend, layout and 
 left out (--skip-broken) leaves the others in the same order.
 
 Shards. A split of n images is cut, in that order, into max(min(n, MIN_SHARDS), ceil(image bytes /
-shard_bytes)) runs of equal image counts (as equal as integers allow); a run holding more than
-shard_bytes of images is cut again the same way, into ceil(its bytes / shard_bytes) runs, until none
+shard_size)) runs of equal image counts (as equal as integers allow); a run holding more than
+shard_size of images is cut again the same way, into ceil(its bytes / shard_size) runs, until none
 does or it holds a single image (`shard_counts`). WebDataset gives each DataLoader worker, and each
 node, whole shards (round robin), as Hugging Face's streaming datasets do: a split needs at least
 as many shards as workers, and equal shards end the workers' epochs together.
@@ -136,7 +136,7 @@ class Shards(Output):
             for split, number in self._splits.items():
                 mine = np.flatnonzero(rows["split"] == number)
                 order = mine[np.argsort(rows["key"][mine], kind="stable")]
-                counts = shard_counts(rows["image"][order], self.ctx.shard_bytes)
+                counts = shard_counts(rows["image"][order], self.ctx.shard_size)
                 first = 0
                 for i, count in enumerate(counts):
                     name = self.shard_name(split, i, len(counts))
@@ -161,7 +161,7 @@ class Shards(Output):
 
     def describe(self) -> dict:
         return {"order": {"seed": SEED, "how": ORDER},
-                "shards": {"min_per_split": MIN_SHARDS, "max_image_bytes": self.ctx.shard_bytes, "how": CUTS}}
+                "shards": {"min_per_split": MIN_SHARDS, "max_image_bytes": self.ctx.shard_size, "how": CUTS}}
 
     def commit(self) -> None:
         """The old folder (an earlier build's) is moved aside, the new one renamed in, the old one

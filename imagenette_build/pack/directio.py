@@ -13,7 +13,8 @@ import os
 import re
 from pathlib import Path
 
-DIRECT_ENV = "IMAGENETTE_BUILD_DIRECT_IO"  # "0": never O_DIRECT; "1": wherever it is taken; else "auto"
+from .. import settings
+
 # Where full-size archives get O_DIRECT by default: filesystems on a local block device, where a
 # direct write goes from the buffer to the disk. Network, cluster and FUSE filesystems (nfs, cifs,
 # lustre, gpfs, ceph, sshfs...) and tmpfs keep the page cache: on the first each direct write waits
@@ -55,9 +56,9 @@ def _unescape_mount(field: str) -> str:
 
 def direct_io_wanted(folder: Path) -> bool:
     """Whether a full-size archive in `folder` should be written with O_DIRECT: by
-    $IMAGENETTE_BUILD_DIRECT_IO ("0" no, "1" yes), else (unset, "auto", anything else) when the
+    $IMAGENETTE_BUILD_DIRECT_IO (the run's `settings`: "0" no, "1" yes), else ("auto") when the
     folder's filesystem is one of DIRECT_FILESYSTEMS."""
-    setting = os.environ.get(DIRECT_ENV, "auto").strip()
+    setting = settings.current().direct_io
     if setting in ("0", "1"):
         return setting == "1"
     return filesystem_type(folder) in DIRECT_FILESYSTEMS

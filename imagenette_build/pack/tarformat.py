@@ -17,7 +17,6 @@ too: it is the same whatever the compressor.
 
 from __future__ import annotations
 
-import os
 import struct
 import tarfile
 from functools import lru_cache
@@ -35,7 +34,6 @@ except ImportError:  # pragma: no cover - depends on the platform
 
 import zlib
 
-DEFAULT_MTIME = 1612569600  # 2021-02-06 00:00:00 UTC, the date of the current imagenette2 file list
 FILE_MODE = 0o644
 DIR_MODE = 0o755
 BLOCK = tarfile.BLOCKSIZE  # 512
@@ -45,23 +43,6 @@ STORED_END = b"\x01\x00\x00\xff\xff"  # an empty stored block with BFINAL set: t
 GZIP_HEADER = b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + b"\x00\xff"  # no name, mtime 0, XFL 0, OS 255
 
 
-# The tar header's mtime field holds 11 octal digits; GNU tar reads nothing larger from it.
-MAX_MTIME = 8 ** 11 - 1  # 2242-03-16
-
-
-def source_date_epoch() -> int:
-    """SOURCE_DATE_EPOCH when set (reproducible-builds.org), else DEFAULT_MTIME. Only plain ASCII
-    digits that fit the tar header's mtime field: str.isdigit() also took "²" (then int() raised),
-    and 10**20 made an archive GNU tar refuses."""
-    value = os.environ.get("SOURCE_DATE_EPOCH")
-    if value is None or value == "":
-        return DEFAULT_MTIME
-    if not (value.isascii() and value.isdigit()) or len(value) > 20 or int(value) > MAX_MTIME:
-        from ..errors import UserError
-
-        raise UserError(f"SOURCE_DATE_EPOCH={value[:40]!r}: must be a whole number of seconds from 0 to "
-                        f"{MAX_MTIME} (what a tar header holds)")
-    return int(value)
 
 
 def stored_blocks(chunk: memoryview) -> bytes:

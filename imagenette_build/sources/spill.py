@@ -21,21 +21,21 @@ from array import array
 from collections.abc import Iterator
 from pathlib import Path
 
+from .. import settings
 from ..errors import DataError, UserError
 from .base import SourceImage, SourceRef
 
-TMPDIR_ENV = "IMAGENETTE_BUILD_TMPDIR"
+TMPDIR_ENV = settings.ENV["tmpdir"]
 
 
 def spill_parent() -> Path:
-    configured = os.environ.get(TMPDIR_ENV)
-    if not configured:
+    configured = settings.current().tmpdir
+    if configured is None:
         return Path(tempfile.gettempdir())
-    parent = Path(configured)
-    if not parent.is_dir():
+    if not configured.is_dir():
         raise UserError(f"{TMPDIR_ENV}={configured}: no such folder (it holds the images read from "
                         "compressed shards during a build)")
-    return parent
+    return configured
 
 
 class Spill:

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+import click
 
 from .. import manifest as manifests
 from .. import members as member_lists
-from ..archive_reader import stem_of_archive_name, clip
-from ..engine import default_jobs
+from ..archive_reader import clip, stem_of_archive_name
+from ..declare import PATH, JobsType, option
 from ..errors import UserError
 from ..limits import MAX_REPORT_BYTES
 from ..manifest import Manifest
+from ..procs import default_jobs
 from ..readfile import read_bytes
 from ..transform import ROUNDINGS, Recipe
 
@@ -41,14 +44,27 @@ class RecipeGrid:
 
 @dataclass(frozen=True)
 class VerifyOptions:
-    archive: Path
-    manifest: str | None = None  # name or path; None: inferred from the archive's name
-    imagenet: Path | None = None
-    strict: bool = False  # junk files (.DS_Store, ._*) fail the structure level
-    jobs: int = field(default_factory=default_jobs)
+    """`verify`'s options, declared once (`declare`): the command line and the API are made from them."""
+
+    archive: Path = option(type=PATH, argument=True, help="The archive, output folder or shard to check.")
+    manifest: str | None = option(None, help="Built-in manifest name or path to a .toml [default: inferred from the "
+                                  "archive's name].")
+    imagenet: Path | None = option(None, type=PATH, help="Also compare every member with its source image in this "
+                                   "ImageNet copy.")
+    strict: bool = option(False, is_flag=True, help="Junk files (.DS_Store, ._*) fail the structure level.")
+    jobs: int | None = option(None, type=JobsType(), short="-j", help="Worker processes for decoding and comparing "
+                              "[default: all cores].")
+    recipe_sample: int = option(20, type=click.IntRange(min=0), help="With --imagenet, sized: images on which every "
+                                "resize recipe is tried (0: none).")
+    # Not options: what the caller decides
     quiet: bool = False
-    grid: RecipeGrid = RecipeGrid()
+    grid: RecipeGrid | None = None  # None: the default grid, on `recipe_sample` images
     published_csv: Path | None = None  # None: the table shipped in manifests/
+
+    def __post_init__(self):
+        object.__setattr__(self, "jobs", self.jobs or default_jobs())
+        if self.grid is None:
+            object.__setattr__(self, "grid", RecipeGrid(sample=self.recipe_sample))
 
 
 @dataclass(frozen=True)

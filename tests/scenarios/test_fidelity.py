@@ -12,13 +12,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from imagenette_build import resample, toolchain
+from imagenette_build import toolchain
+from imagenette_build.settings import ENV
 from imagenette_build.transform import Recipe, make_jpegs
 from imagenette_build.verifier import RecipeGrid, VerifyOptions, verify
 
@@ -50,15 +52,22 @@ def published_digests() -> dict[str, str]:
 
 
 @pytest.fixture(params=["native", "portable-numba", "portable-numpy"])
-def resampler(request, monkeypatch):
+def resampler(request, use_settings):
     """Every way this machine can compute pillow-simd's resampling."""
     if request.param == "native" and not toolchain.pillow_flavour() == "pillow-simd":
         pytest.skip("pillow-simd is not installed here (CI's other environment has it)")
-    monkeypatch.setenv(toolchain.RESAMPLER_ENV, "native" if request.param == "native" else "portable")
-    monkeypatch.setenv(resample.ENGINE_ENV, request.param.rpartition("-")[2])
-    resample._engine.cache_clear()
+    use_settings(**_resampler_settings(request.param))
     yield request.param
-    resample._engine.cache_clear()
+
+
+def _resampler_settings(resampler: str) -> dict:
+    return {"resampler": "native" if resampler == "native" else "portable",
+            "resample_engine": resampler.rpartition("-")[2]}
+
+
+def _resampler_environment(resampler: str) -> dict:
+    """The environment that asks a command line for `resampler` (it reads it once, settings.py)."""
+    return {**os.environ, **{ENV[k]: v for k, v in _resampler_settings(resampler).items()}}
 
 
 # ----------------------------------------------------------------------------- the ten published members
@@ -260,6 +269,8 @@ def test_every_resampler_builds_the_same_archive(built, resampler, tmp_path, mon
     (CI's scripts/same_bytes.py compares the two Pillows the same way)."""
     root, manifest_path, out = built
     r = run_cli("--imagenet", root, "--manifest", manifest_path, "--size", "160", "--out", tmp_path, "-q",
-                "--no-cache")
+                "--no-cache", env=_resampler_environment(resampler))
     assert r.returncode == 0, r.stderr
     assert fk.parse_sums(tmp_path / "SHA256SUMS")[f"{STEM}.tgz"] == fk.parse_sums(out / "SHA256SUMS")[f"{STEM}.tgz"]
+    expected = "numpy" if resampler.endswith("numpy") else "pillow-simd" if resampler == "native" else "numba"
+    assert expected in json.loads((tmp_path / f"{STEM}.json").read_text())["toolchain"]["resampler"]

@@ -17,7 +17,7 @@ import click
 import pytest
 from hypothesis import given, strategies as st
 
-from imagenette_build.clitypes import ByteSize
+from imagenette_build.declare import ByteSize
 from imagenette_build.errors import EXIT_PIPE_CLOSED
 
 from .. import faultkit as fk

@@ -20,7 +20,7 @@ MAX_LINES = 420  # "about 400"
 # stage or of an earlier one; a stage's prefix ("sources.") covers its subpackage.
 STAGES = [
     # leaves: no module of the package
-    ["errors", "limits", "procs", "progress", "readfile", "safepath", "shipped", "_version", "_resample_jit"],
+    ["errors", "limits", "procs", "progress", "readfile", "safepath", "settings", "declare", "shipped", "_version", "_resample_jit"],
     # facts and the utilities every stage uses
     ["classes", "resample", "toolchain", "outputs", "sums", "members", "published"],
     ["filelist", "manifest", "newdataset"],
@@ -32,7 +32,7 @@ STAGES = [
     ["options", "commit", "builder"],
     ["archive_bytes", "archive_reader", "verifier.", "extractor", "sheets", "comparison"],
     ["samplelayouts", "samplegen"],
-    ["api", "clitypes", "cli_design", "cli", ""],  # "": the package's __init__
+    ["api", "cli_design", "cli", ""],  # "": the package's __init__
 ]
 
 

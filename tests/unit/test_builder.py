@@ -57,7 +57,7 @@ def test_prepare_plans_every_member_and_writes_nothing(sample, tmp_path):
 def test_write_leaves_temporary_names_only_and_commit_puts_them_in_place(sample, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    opts = _opts(sample, out, use_cache=False)
+    opts = _opts(sample, out, no_cache=True)
     progress = Recording()
     plan = builder.prepare(opts, progress)
     written = builder.write(opts, plan, [], progress)

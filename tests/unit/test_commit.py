@@ -29,7 +29,8 @@ def test_fidelity_names_each_field_that_departs_from_the_published_recipe(monkey
                      "problems": ["not the published recipe (filter lanczos, quality 90)"]}
 
 
-REPORT_KEYS = ["archive", "stem", "size", "manifest", "source", "options", "images", "counts", "classes", "skipped",
+REPORT_KEYS = ["archive", "stem", "size", "manifest", "source", "options", "settings", "images", "counts", "classes",
+               "skipped",
                "root_files", "outputs", "fidelity", "cache", "archive_bytes", "sha256", "md5", "md5_first_mib",
                "tar_sha256", "tar_members", "members_sha256", "toolchain"]
 
@@ -51,6 +52,7 @@ def test_the_report_of_a_small_build(sample, tmp_path):
     assert resized["images"] == 50 and resized["skipped"] == [] and resized["cache"] is None
     assert [c["wnid"] for c in resized["classes"]] == sorted(c["wnid"] for c in resized["classes"])
     assert resized["options"]["sizes"] == ["8", "full"] and resized["options"]["recipe"]["name"] == "fastai-2018"
+    assert resized["options"]["no_cache"] is True and resized["settings"]["mtime"] == 1612569600
     assert resized["fidelity"]["recipe"] == "fastai-2018"
     # full size: the sources' bytes, no recipe and no fidelity to speak of
     assert full["options"]["recipe"] == "original bytes" and full["fidelity"] is None

@@ -95,21 +95,3 @@ def test_batches_cover_every_item_in_order():
     assert list(batches([], 4)) == []
 
 
-def test_most_jobs_is_four_per_core():
-    assert engine.max_jobs() == engine.JOBS_PER_CORE * engine.default_jobs() == 4 * len(os.sched_getaffinity(0))
-
-
-@pytest.mark.parametrize("value,expected", [
-    (None, engine.DEFAULT_CONNECT_TIMEOUT), ("", engine.DEFAULT_CONNECT_TIMEOUT), ("2.5", 2.5),
-    ("abc", None), ("0", None), ("-1", None), ("1e7", None),  # None: refused
-])
-def test_connect_timeout_from_the_environment(monkeypatch, value, expected):
-    if value is None:
-        monkeypatch.delenv(engine.TIMEOUT_ENV, raising=False)
-    else:
-        monkeypatch.setenv(engine.TIMEOUT_ENV, value)
-    if expected is None:
-        with pytest.raises(UserError, match=rf"^{engine.TIMEOUT_ENV}={re.escape(value)}: not a number of seconds$"):
-            engine.connect_timeout()
-    else:
-        assert engine.connect_timeout() == expected

@@ -12,7 +12,7 @@ def test_cache_dir_is_under_out_unless_given_and_none_when_nothing_is_resized():
     assert opts.cache_dir() == Path("dist/.imagenette-cache")
     given = BuildOptions(imagenet=Path("/in"), out=Path("dist"), cache=Path("/shared/c"))
     assert given.cache_dir() == Path("/shared/c")
-    assert BuildOptions(imagenet=Path("/in"), use_cache=False).cache_dir() is None  # --no-cache
+    assert BuildOptions(imagenet=Path("/in"), no_cache=True).cache_dir() is None  # --no-cache
     # full size only: the bytes are the sources', nothing to cache
     assert BuildOptions(imagenet=Path("/in"), sizes=(None,), cache=Path("/shared/c")).cache_dir() is None
     assert BuildOptions(imagenet=Path("/in"), sizes=(None, 64)).cache_dir() == Path("dist/.imagenette-cache")

@@ -40,11 +40,9 @@ def photo_like(width: int, height: int, mode: str, seed: int) -> Image.Image:
 
 
 @pytest.fixture(params=["numba", "numpy"])
-def engine(request, monkeypatch):
-    monkeypatch.setenv(resample.ENGINE_ENV, request.param)
-    resample._engine.cache_clear()
+def engine(request, use_settings):
+    use_settings(resample_engine=request.param)
     yield request.param
-    resample._engine.cache_clear()
 
 
 sizes = st.integers(min_value=1, max_value=420)

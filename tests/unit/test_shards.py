@@ -55,11 +55,11 @@ class _Labels:
         return None, {}
 
 
-def _written(out, images: list[str], shard_bytes: int = 1 << 20) -> dict[str, list[str]]:
+def _written(out, images: list[str], shard_size: int = 1 << 20) -> dict[str, list[str]]:
     """`images` (member paths) written as WebDataset shards: {shard name: its samples' members, in
     order}; each sample's image must be its own (the record read back from the spool)."""
     out.mkdir()
-    shards = WebDatasetShards(Context(out, "s", 8, 0, _Labels(), shard_bytes))
+    shards = WebDatasetShards(Context(out, "s", 8, 0, _Labels(), shard_size))
     for member in images:
         shards.add_image(PlannedImage(member, member.split("/")[0], member.split("/")[1], None), member.encode() * 50)
     got = {}

@@ -49,18 +49,18 @@ def _stored_archive(folder, name: str, payloads: list[bytes]) -> tuple[bytes, Ar
 
 
 @pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this platform")
-def test_full_size_archive_bypasses_the_page_cache_and_has_the_same_bytes(tmp_path, monkeypatch):
+def test_full_size_archive_bypasses_the_page_cache_and_has_the_same_bytes(tmp_path, monkeypatch, use_settings):
     """Written with O_DIRECT (several whole aligned buffers, then an unaligned tail written
     without it) or through the page cache ($IMAGENETTE_BUILD_DIRECT_IO=0): the same bytes."""
     from imagenette_build.pack import directio
 
     payloads = _payloads(190, 100_003)  # 19 MB: two whole DIRECT_BUFFERs and a part
-    monkeypatch.setenv(directio.DIRECT_ENV, "1")  # (whatever filesystem tmp_path is on)
+    use_settings(direct_io="1")  # (whatever filesystem tmp_path is on)
     direct, w = _stored_archive(tmp_path, "a.tgz", payloads)
     assert (w._direct is not None) == _direct_io_works(tmp_path)
     if w._direct is not None:
         assert len(direct) > 2 * directio.DIRECT_BUFFER and len(direct) % directio.DIRECT_ALIGN
-    monkeypatch.setenv(directio.DIRECT_ENV, "0")
+    use_settings(direct_io="0")
     buffered, w = _stored_archive(tmp_path, "b.tgz", payloads)
     assert w._direct is None
     assert direct == buffered
@@ -69,16 +69,16 @@ def test_full_size_archive_bypasses_the_page_cache_and_has_the_same_bytes(tmp_pa
 
 
 @pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this platform")
-def test_direct_file_refused_at_open_or_at_a_write_falls_back_to_plain_writes(tmp_path, monkeypatch):
+def test_direct_file_refused_at_open_or_at_a_write_falls_back_to_plain_writes(tmp_path, monkeypatch, use_settings):
     """A filesystem that refuses the O_DIRECT open: the archive is written as usual. One that
     refuses a write (EINVAL: it wants another alignment): the file goes on without O_DIRECT, and
     the bytes are the same."""
     from imagenette_build.pack import directio
 
     payloads = _payloads(30, 77_777)
-    monkeypatch.setenv(directio.DIRECT_ENV, "0")
+    use_settings(direct_io="0")
     expected, _ = _stored_archive(tmp_path, "plain.tgz", payloads)
-    monkeypatch.setenv(directio.DIRECT_ENV, "1")
+    use_settings(direct_io="1")
 
     real_open, real_write = os.open, os.write
 
@@ -112,14 +112,14 @@ def test_direct_file_refused_at_open_or_at_a_write_falls_back_to_plain_writes(tm
 
 
 @pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this platform")
-def test_the_direct_descriptor_is_never_opened_through_a_symlink_put_at_the_temporary_name(tmp_path, monkeypatch):
+def test_the_direct_descriptor_is_never_opened_through_a_symlink_put_at_the_temporary_name(tmp_path, monkeypatch, use_settings):
     """The archive's temporary name is guessable (host and pid): made afresh (create_new), it was then
     opened a second time by name for O_DIRECT, following whatever was there by then. A symlink put
     there in between had the archive written into the file it points to. Now that open is of the
     very file made, or none (and the archive is written through the first descriptor)."""
     from imagenette_build.pack import directio, writer
 
-    monkeypatch.setenv(directio.DIRECT_ENV, "1")
+    use_settings(direct_io="1")
     victim = tmp_path / "victim"
     victim.write_bytes(b"theirs")
     real_create_new = writer.create_new
@@ -192,16 +192,16 @@ def test_filesystem_type_agrees_with_findmnt(tmp_path):
     ("fuse.sshfs", "", False), ("tmpfs", None, False), (None, None, False),  # not Linux: unknown
     ("ext4", "0", False), ("nfs4", "1", True),
 ])
-def test_direct_io_by_default_only_on_local_disk_filesystems(tmp_path, monkeypatch, fstype, setting, direct):
+def test_direct_io_by_default_only_on_local_disk_filesystems(tmp_path, monkeypatch, fstype, setting, direct, use_settings):
     """O_DIRECT was measured on a local disk; a network or FUSE filesystem keeps the page cache
     unless $IMAGENETTE_BUILD_DIRECT_IO=1 asks for it, and =0 turns it off everywhere."""
     from imagenette_build.pack import directio
 
     monkeypatch.setattr(directio, "filesystem_type", lambda folder: fstype)
     if setting is None:
-        monkeypatch.delenv(directio.DIRECT_ENV, raising=False)
+        use_settings()
     else:
-        monkeypatch.setenv(directio.DIRECT_ENV, setting)
+        use_settings(direct_io=setting)
     assert directio.direct_io_wanted(tmp_path) is direct
     payloads = _payloads(5, 5000)
     raw, w = _stored_archive(tmp_path, "a.tgz", payloads)

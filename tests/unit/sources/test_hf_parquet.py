@@ -14,11 +14,11 @@ from imagenette_build.sources import hf_parquet, open_source
 IMAGENETTE = manifests.load("imagenette2").wnids
 
 
-def test_parquet_reads_only_row_groups_with_planned_classes(archived_layouts, tmp_path, monkeypatch):
+def test_parquet_reads_only_row_groups_with_planned_classes(archived_layouts, tmp_path, use_settings, monkeypatch):
     import pyarrow.parquet as pq
 
     root, _ = archived_layouts["hf-parquet"]
-    monkeypatch.setenv("IMAGENETTE_BUILD_TMPDIR", str(tmp_path))
+    use_settings(tmpdir=tmp_path)
     wanted = {classes.by_wnid()[w].index for w in IMAGENETTE}
     groups = {}  # (file, row group) -> labels, read independently
     for path in sorted((root / "data").glob("*.parquet")):
@@ -54,7 +54,7 @@ def test_parquet_reads_only_row_groups_with_planned_classes(archived_layouts, tm
 
 
 def test_a_row_group_declaring_more_than_a_shard_holds_is_refused_before_it_is_read(archived_layouts, tmp_path,
-                                                                                     monkeypatch):
+                                                                                     use_settings, monkeypatch):
     """Parquet reads a row group's column whole: a hostile shard declaring gigabytes in one row group
     was read whole. The footer's sizes are checked first (the bound lowered here to the sample's)."""
     import pyarrow.parquet as pq
@@ -63,7 +63,7 @@ def test_a_row_group_declaring_more_than_a_shard_holds_is_refused_before_it_is_r
     from imagenette_build.errors import DataError
 
     root, _ = archived_layouts["hf-parquet"]
-    monkeypatch.setenv("IMAGENETTE_BUILD_TMPDIR", str(tmp_path))
+    use_settings(tmpdir=tmp_path)
     biggest = max(pq.ParquetFile(p).metadata.row_group(0).total_byte_size for p in (root / "data").glob("*.parquet"))
     monkeypatch.setattr(hf_parquet, "MAX_ROW_GROUP_BYTES", biggest // 2)
     source = open_source(root)

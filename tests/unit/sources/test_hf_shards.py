@@ -26,9 +26,9 @@ def test_hugging_face_names_map_back_to_imagenet_names():
         imagenet_name("n01440764_10026_n02102040.JPEG", "s")
 
 
-def test_hf_shards_spill_only_the_planned_classes(archived_layouts, tmp_path, monkeypatch):
+def test_hf_shards_spill_only_the_planned_classes(archived_layouts, tmp_path, use_settings, monkeypatch):
     root, _ = archived_layouts["hf-shards"]
-    monkeypatch.setenv("IMAGENETTE_BUILD_TMPDIR", str(tmp_path))
+    use_settings(tmpdir=tmp_path)
     source = open_source(root)
     source.select(IMAGENETTE, Progress(quiet=True))
     spill = source.spill.path

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 
-def test_spill_gives_back_each_class_s_images_with_their_bytes(tmp_path, monkeypatch):
+def test_spill_gives_back_each_class_s_images_with_their_bytes(tmp_path, use_settings):
     """The one-pass layouts keep what they spilled per class compactly (names in one bytearray,
     ranges in one array), not as objects: the same images, split and bytes come back."""
-    from imagenette_build.sources.spill import TMPDIR_ENV, Spill
+    from imagenette_build.sources.spill import Spill
 
-    monkeypatch.setenv(TMPDIR_ENV, str(tmp_path))
+    use_settings(tmpdir=tmp_path)
     spill = Spill("test")
     added = [("train", "n01440764", "n01440764_1.JPEG", b"a" * 10), ("val", "n01443537", "ILSVRC2012_val_1.JPEG", b""),
              ("train", "n01440764", "odd \udcff name.JPEG", b"bb"), ("val", "n01440764", "ILSVRC2012_val_2.JPEG", b"c")]
