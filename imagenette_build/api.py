@@ -7,7 +7,7 @@
 
 Options are the command's, as keyword arguments named as the options are declared
 (`options.BuildOptions`, `verifier.VerifyOptions`, `extractor.ExtractOptions`,
-`sheets.PreviewOptions`, `comparison.CompareOptions`): each is checked as the command line checks
+`contactsheet.PreviewOptions`, `comparison.CompareOptions`): each is checked as the command line checks
 it, by the same click types (`declare.parse`), so both accept and refuse the same values. Each
 function returns what the command prints with --json (plain dicts). Errors are exceptions, never
 an exit: `UserError` (a bad option or input file: the command's exit code 2) and its subclass
@@ -99,10 +99,10 @@ def verify(archive: str | Path | None = None, /, *, quiet: bool = True, **option
 def verify_report(archive: str | Path | None = None, /, *, quiet: bool = True, **options):
     """`verify`, as the report object (`verifier.Report`: `.passed`, `.lines()`, `.to_json()`)."""
     from .verifier import VerifyOptions
-    from .verifier import verify as run_verify
+    from .verifier import check
 
     read_settings()
-    return run_verify(parse(VerifyOptions, _given("archive", archive, options), quiet=quiet))
+    return check(parse(VerifyOptions, _given("archive", archive, options), quiet=quiet))
 
 
 def extract(archive: str | Path | None = None, /, *, quiet: bool = True, **options) -> dict:
@@ -133,8 +133,8 @@ def compare_report(a: str | Path | None = None, b: str | Path | None = None, /, 
 
 def preview(out: str | Path | None = None, /, **options) -> Path:
     """A PNG contact sheet (a row per class) of an archive, or of classes of an ImageNet copy.
-    Options: `archive`, `imagenet`, `wnids`, `manifest`, `per_class` (`sheets.PreviewOptions`)."""
-    from .sheets import PreviewOptions, sheet_of
+    Options: `archive`, `imagenet`, `wnids`, `manifest`, `per_class` (`contactsheet.PreviewOptions`)."""
+    from .contactsheet import PreviewOptions, sheet_of
 
     read_settings()
     return sheet_of(parse(PreviewOptions, _given("out", out, options)))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import manifest as manifests
-from . import outputs
+from . import safewrite
 from .cache import CacheStats, CacheUse, ImageCache, open_cache, remove_stale_temp
 from .commit import commit, final_names, final_names_problem, report
 from .engine import batches, ordered_map
@@ -112,12 +112,12 @@ def build(opts: BuildOptions, plan: Plan, progress: Progress) -> list[dict]:
         _check_cache_outside(opts, names)
         for sums_file, digest_len in SUM_FILES.items():  # one the commit could not merge into: said now
             read_sums(opts.out / sums_file, digest_len)
-        outputs.remove_stale_partials(opts.out)
+        safewrite.remove_stale_partials(opts.out)
         written = write(opts, plan, skipped, progress)
         reports = commit_all(opts, written, progress)
         done = True
     except OSError as exc:
-        where = outputs.final_path(Path(exc.filename)) if exc.filename else " and ".join(map(str, paths))
+        where = safewrite.final_path(Path(exc.filename)) if exc.filename else " and ".join(map(str, paths))
         raise DataError(f"{where}: cannot write: {exc.strerror or exc}") from None
     finally:
         if written is not None:
@@ -137,7 +137,7 @@ def build(opts: BuildOptions, plan: Plan, progress: Progress) -> list[dict]:
                 if fmt not in opts.formats:
                     continue  # kept from an earlier build
                 total = sum(f["bytes"] for f in out["files"])
-                what = out["files"][0]["path"] if fmt == "tgz" else f"{out['folder']}/ ({len(out['files'])} shards)"
+                what = f"{out['folder']}/ ({len(out['files'])} shards)" if "folder" in out else out["files"][0]["path"]
                 progress.result(f"wrote {opts.out / what} ({total:,} bytes, {r['images']} images) in {elapsed:.1f} s"
                               f"{cached}")
     finally:
@@ -200,7 +200,7 @@ def commit_all(opts: BuildOptions, written: Written, progress: Progress) -> list
     lock (the sums files are shared with other builds into --out); the reports."""
     progress.stage("commit")
     reports = []
-    with outputs.folder_lock(opts.out):
+    with safewrite.folder_lock(opts.out):
         sizes = list(written.writers)
         for i, size in enumerate(sizes):
             r = report(written.plan, opts, size, written.writers[size], written.files[size], written.mtime,
@@ -212,7 +212,7 @@ def commit_all(opts: BuildOptions, written: Written, progress: Progress) -> list
 
 def _open_outputs(plan: Plan, opts: BuildOptions, mtime: int) -> dict[int | None, list[Output]]:
     """Every output of every size, opened under temporary names, the root files added."""
-    labels = Labels(plan, plan.manifest) if set(opts.formats) - {"tgz"} else None
+    labels = Labels(plan, plan.manifest) if any(FORMATS[f].carries_labels for f in opts.formats) else None
     root_files = root_file_contents(plan)
     writers: dict[int | None, list[Output]] = {}
     try:
@@ -264,9 +264,9 @@ def _prepare_out_dir(out: Path) -> None:
         raise DataError(f"--out {out}: cannot create the folder: {exc.strerror or exc}") from None
 
 
-def _lock_outputs(out: Path, paths: Iterable[Path]) -> outputs.ArchiveLocks:  # (any output: file or folder)
+def _lock_outputs(out: Path, paths: Iterable[Path]) -> safewrite.ArchiveLocks:  # (any output: file or folder)
     try:
-        return outputs.ArchiveLocks(paths)
+        return safewrite.ArchiveLocks(paths)
     except OSError as exc:
         raise DataError(f"{exc.filename or out}: cannot write: {exc.strerror or exc}") from None
 

@@ -58,7 +58,7 @@ from pathlib import Path
 import numpy as np
 
 from . import procs
-from .outputs import create_new, partial_path, remove_any
+from .safewrite import create_new, partial_path, remove_any
 from .readfile import open_regular
 
 FORMAT = "imagenette-build image cache 2"

@@ -161,10 +161,10 @@ def verify_command(as_json, quiet, **values):
     """
     from .errors import EXIT_DATA
 
-    from .verifier import verify
+    from .verifier import check
 
     api.read_settings()
-    report = verify(from_cli(VerifyOptions, values, quiet=quiet))
+    report = check(from_cli(VerifyOptions, values, quiet=quiet))
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:

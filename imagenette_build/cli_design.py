@@ -14,7 +14,7 @@ from . import api
 from .declare import JobsType, click_params, from_cli
 from .procs import default_jobs
 from .samplelayouts import LAYOUTS
-from .sheets import PreviewOptions, sheet_of
+from .contactsheet import PreviewOptions, sheet_of
 from .errors import UserError
 
 
@@ -137,7 +137,7 @@ def new_manifest_command(name, wnids, classes_file, random_k, split, val_fractio
     text = NewManifest(name, tuple(chosen), split, val_fraction, seed, description).to_toml()
     out = out or Path(f"{name}.toml")
     from .errors import DataError
-    from .outputs import write_user_file
+    from .safewrite import write_user_file
 
     try:
         write_user_file(out, text.encode(), replace=force)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
-from . import declare, outputs, sums
+from . import declare, safewrite, sums
 from .cache import CacheStats, ImageCache
 from .errors import DataError
 from .formats import FORMATS, Output, OutputFile
@@ -72,8 +72,8 @@ def report(plan: Plan, opts: BuildOptions, size: int | None, writers: list[Outpu
     }
     for fmt, entry in report["outputs"].items():
         report.update(FORMATS[fmt].top_level(entry))
-    tgz = by_format.get("tgz")
-    compressor = tgz.describe()["compressor"] if tgz is not None else None
+    # the deflate library, where an output compresses (its bytes depend on that library's version)
+    compressor = next((o.describe()["compressor"] for o in writers if "compressor" in o.describe()), None)
     report["toolchain"] = toolchain(compressor)
     return report
 
@@ -89,8 +89,8 @@ def final_names(out: Path, stems: Iterable[str], formats: Iterable[str]) -> list
 
 
 def final_names_problem(names: Iterable[tuple[Path, bool]]) -> str | None:
-    """The first final name the build may not put in place (`outputs.final_name_problem`), if any."""
-    return next((p for path, folder in names if (p := outputs.final_name_problem(path, folder))), None)
+    """The first final name the build may not put in place (`safewrite.final_name_problem`), if any."""
+    return next((p for path, folder in names if (p := safewrite.final_name_problem(path, folder))), None)
 
 
 def _earlier_report(path: Path) -> dict | None:
@@ -185,7 +185,7 @@ def commit(writers: list[Output], files: dict[str, list[OutputFile]], report: di
         try:
             o.commit()
         except OSError as exc:
-            where = outputs.final_path(Path(exc.filename)) if exc.filename else o.final
+            where = safewrite.final_path(Path(exc.filename)) if exc.filename else o.final
             failed = f"{where}: cannot put it in place: {exc.strerror or exc}"
             break
         placed.append(o)
@@ -212,7 +212,7 @@ def commit(writers: list[Output], files: dict[str, list[OutputFile]], report: di
         lines = "SHA256SUMS and MD5SUMS" if failed_sums.name == "SHA256SUMS" else failed_sums.name
         raise DataError(f"{done}{failed_sums}: cannot write: {exc.strerror or exc}; {placed_text} with its report, "
                         f"without its line in {lines} (build again){unwritten}") from None
-    outputs.sync_dir(out)
+    safewrite.sync_dir(out)
     if failed:
         raise DataError(f"{failed}; {placed_text} with its report and its lines in SHA256SUMS and MD5SUMS"
                         f"{unwritten}")
@@ -223,4 +223,4 @@ def _put_report(path: Path, report: dict | None) -> None:
     if report is None:
         path.unlink(missing_ok=True)
     else:
-        outputs.write_report(path, report)
+        safewrite.write_report(path, report)

@@ -30,7 +30,7 @@ from .archive_reader import ArchiveStream, stem_of_archive_name
 from .declare import PATH, option
 from .errors import DataError, UserError
 from .limits import MAX_MEMBER_BYTES
-from .outputs import ArchiveLocks, partial_path, put_in_place, remove_replaced, remove_stale_partials, sync_dir
+from .safewrite import ArchiveLocks, partial_path, put_in_place, remove_replaced, remove_stale_partials, sync_dir
 from .sums import read_sums
 from .readfile import kind_of
 from .safepath import SafeTree, UnsafeName, below, ordinary_name, printable

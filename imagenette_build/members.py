@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .limits import MAX_LIST_BYTES, MAX_MEMBERS, MAX_NAME_BYTES
-from .outputs import create_new
+from .safewrite import create_new
 from .sums import sums_line, sums_lines
 from .readfile import read_bytes
 
@@ -76,7 +76,7 @@ class Writer:
     def __init__(self, final_path: Path, tmp_path: Path):
         self.final_path = final_path
         self.tmp_path = tmp_path
-        # never through a symlink planted at the temporary name (outputs.create_new)
+        # never through a symlink planted at the temporary name (safewrite.create_new)
         self._file = open(create_new(tmp_path), "w", encoding="utf-8", newline="\n")
         self._digest = hashlib.sha256()
         self.count = 0

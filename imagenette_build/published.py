@@ -14,13 +14,10 @@ import io
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .errors import UserError
 from .shipped import read_shipped
 
-if TYPE_CHECKING:  # (manifest imports this module)
-    from .manifest import Manifest
 
 TABLE = "published_archives.csv"
 
@@ -65,7 +62,7 @@ def with_shipped_checksums(entry: Published) -> Published:
                    md5_first_mib=entry.md5_first_mib or row.md5_first_mib, sha256=entry.sha256 or row.sha256)
 
 
-def published_uploads(csv_path: Path | None, manifest: Manifest | None) -> list[Published]:
+def published_uploads(csv_path: Path | None, own: tuple[Published, ...] = ()) -> list[Published]:
     """The shipped table (or `csv_path`), each upload once: a manifest's [[published]] entry takes the
     place of the table's row for the same archive and upload date (it carries that row's checksums
     and adds its root files and member list), and uploads the table lacks come last."""
@@ -76,6 +73,6 @@ def published_uploads(csv_path: Path | None, manifest: Manifest | None) -> list[
             rows = read_published(csv_path.read_text("utf-8"), str(csv_path))
         except OSError as exc:
             raise UserError(f"{csv_path}: cannot read: {exc.strerror or exc}") from None
-    own = {(p.archive, p.uploaded): p for p in (manifest.published if manifest else ())}
+    own = {(p.archive, p.uploaded): p for p in own}  # (a manifest's [[published]])
     merged = [own.pop((r.archive, r.uploaded), r) for r in rows]
     return merged + list(own.values())

@@ -1,7 +1,7 @@
 """Names from outside become paths here, and only here: an archive member's name, the stem of an
 archive's file name. `extract`, verify's structure level and preview read names through
 `member_parts`; `extract` writes through `SafeTree`; every other file a user names is written by
-`outputs.write_user_file`.
+`safewrite.write_user_file`.
 
 A dataset archive has no reason for a name out of normal form, so such a name is refused, not
 repaired: an empty name, an empty part (a doubled `/`), a `.` or `..` part, a leading `/`, a

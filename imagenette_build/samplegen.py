@@ -35,7 +35,7 @@ from .engine import batches, ordered_map
 from .manifest import Manifest
 from .samplelayouts import (ARCHIVE_WRITERS, FOLDER_LAYOUTS, LAYOUTS, SampleImage, archive_order, claim_folder,
                             image_path, name_seed, need_pyarrow, write_file, write_labels)
-from .sources.labels import VAL_IMAGES, VAL_PER_CLASS, val_filename
+from .sources.groundtruth import VAL_IMAGES, VAL_PER_CLASS, val_filename
 from .transform import resize
 
 DECOY_CLASSES = ("n03888605", "n02119789")  # parallel bars (parachute's neighbour), kit fox (devkit ID 1)

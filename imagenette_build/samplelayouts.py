@@ -23,10 +23,10 @@ from pathlib import Path
 
 from . import classes
 from .errors import UserError
-from .outputs import create_new
+from .safewrite import create_new
 from .sources.folders import KAGGLE_SUBDIR
 from .sources.ilsvrc_tars import TRAIN_TAR, VAL_TAR
-from .sources.labels import DEVKIT_ARCHIVE, DEVKIT_DIR, DEVKIT_GROUND_TRUTH, KAGGLE_SOLUTION
+from .sources.groundtruth import DEVKIT_ARCHIVE, DEVKIT_DIR, DEVKIT_GROUND_TRUTH, KAGGLE_SOLUTION
 
 FOLDER_LAYOUTS = ("folders", "flat-devkit", "flat-devkit-archive", "flat-kaggle-csv", "kaggle")
 ARCHIVE_LAYOUTS = ("ilsvrc-tars", "hf-shards", "hf-parquet")
@@ -46,7 +46,7 @@ class SampleImage:
 
 
 def new_file(path: Path):
-    """`path` made afresh for writing, never through a link planted there (`outputs.create_new`)."""
+    """`path` made afresh for writing, never through a link planted there (`safewrite.create_new`)."""
     return open(create_new(path), "wb")
 
 

@@ -6,9 +6,9 @@ test sets a `Settings`, not the environment.
 
 | variable | setting | used by |
 | --- | --- | --- |
-| SOURCE_DATE_EPOCH | mtime: the members' modification time | pack, formats |
+| SOURCE_DATE_EPOCH | mtime: the members' modification time | tarwriter, formats |
 | IMAGENETTE_BUILD_TMPDIR | tmpdir: where the spill file of compressed shards goes | sources.spill |
-| IMAGENETTE_BUILD_DIRECT_IO | direct_io: 0, 1 or auto (O_DIRECT for full-size archives) | pack.directio |
+| IMAGENETTE_BUILD_DIRECT_IO | direct_io: 0, 1 or auto (O_DIRECT for full-size archives) | tarwriter.directio |
 | IMAGENETTE_BUILD_RESAMPLER | resampler: native, or portable (the port even on pillow-simd) | toolchain |
 | IMAGENETTE_BUILD_RESAMPLE_ENGINE | resample_engine: numba, or numpy (the port without numba) | resample |
 | IMAGENETTE_BUILD_CONNECT_TIMEOUT | connect_timeout: seconds to reach a Dask scheduler | engine |

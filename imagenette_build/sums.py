@@ -1,5 +1,5 @@
 """SHA256SUMS and MD5SUMS: read as GNU coreutils reads them, written in its canonical form, merged
-line by line and never clobbered (each rewrite is `outputs.atomic_write`). The one parser of sums
+line by line and never clobbered (each rewrite is `safewrite.atomic_write`). The one parser of sums
 lines that the build, `verify`, `extract` and the member lists share."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import DataError
-from .outputs import atomic_write
+from .safewrite import atomic_write
 from .readfile import MAX_TEXT_FILE, read_bytes
 
 SUM_FILES = {"SHA256SUMS": 64, "MD5SUMS": 32}

@@ -1,7 +1,7 @@
 """Shared fixtures: small synthetic ImageNet copies made by the project's own generator, the
 command line in a subprocess, and the settings of the property tests (fuzzkit.py).
 
-tests/unit/ holds a test file per module of the package (tests/unit/sources/ and tests/unit/pack/
+tests/unit/ holds a test file per module of the package (tests/unit/sources/ and tests/unit/tarwriter/
 for the subpackages); tests/scenarios/ the whole-CLI and multi-module runs."""
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from PIL import Image
 FINAL_NAMES = re.compile(r"^(SHA256SUMS|MD5SUMS|.+\.tgz|.+\.json|.+\.members\.sha256)$")
 MEMBERS_SUFFIX = ".members.sha256"
 PARTIAL = re.compile(r"^\..+\.partial-.+-[0-9]+$")
-LOCK = re.compile(r"^\..+\.lock$")  # a build's locks (outputs.py); left only by a kill -9, harmless
+LOCK = re.compile(r"^\..+\.lock$")  # a build's locks (safewrite.py); left only by a kill -9, harmless
 CACHE = ".imagenette-cache"
 TEN_CLASSES = ["n01440764", "n02102040", "n02979186", "n03000684", "n03028079", "n03394916",
                "n03417042", "n03425413", "n03445777", "n03888257"]  # imagenette2's

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..labels import Labels
-from ..outputs import create_new
+from ..safewrite import create_new
 from ..plan import PlanImages, PlannedImage
 
 SHARD_BYTES = 256 << 20  # the images a shard holds, at most (a single larger image gets a shard of its own)
@@ -55,6 +55,7 @@ class Context:
 class Output(ABC):
     format: str = "?"
     folder: bool = False  # what `final_name` is: a folder (of shards) or one file
+    carries_labels: bool = False  # its samples hold class indices and noisy labels (`Context.labels`)
     top_level_fields: tuple[str, ...] = ()  # what `top_level` sets in the report
 
     def __init__(self, ctx: Context):

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..outputs import create_new, new_dir, partial_path, remove_any, sync_dir
+from ..safewrite import create_new, new_dir, partial_path, remove_any, sync_dir
 from ..plan import PlannedImage
 from .base import Context, Output, OutputFile
 
@@ -87,6 +87,7 @@ class Shards(Output):
     suffix = "?"  # the folder is <stem>-<suffix>/
     ext = "?"
     folder = True
+    carries_labels = True
 
     def __init__(self, ctx: Context):
         super().__init__(ctx)

@@ -1,5 +1,5 @@
 """The published layout: `<stem>.tgz` with the single top folder `<stem>/`, the root files, then
-`train/<wnid>/<file>` and `val/<wnid>/<file>` (`pack.ArchiveWriter`), and beside it the sha256 of
+`train/<wnid>/<file>` and `val/<wnid>/<file>` (`tarwriter.ArchiveWriter`), and beside it the sha256 of
 every member (`<stem>.members.sha256`)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import members
 from ..noisy import NoisyCsv
-from ..pack import ArchiveInfo, ArchiveWriter
+from ..tarwriter import ArchiveInfo, ArchiveWriter
 from ..plan import PlannedImage
 from .base import Context, Output, OutputFile
 

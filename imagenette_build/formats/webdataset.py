@@ -4,7 +4,7 @@ Each sample is three members sharing a key: `<key>.jpg` (the image bytes), `<key
 index, ASCII) and `<key>.json` (WNID, name, split, class index, the noisy labels, and `member`, the
 member's path as in the tgz). Samples are in the seeded order of `shards.order_key` (classes mixed),
 in at least 8 shards a split (`shards`). `webdataset.WebDataset` and Hugging Face's
-`load_dataset("webdataset", ...)` read them as they are. Tar headers are made by `pack.tar_header`,
+`load_dataset("webdataset", ...)` read them as they are. Tar headers are made by `tarwriter.tar_header`,
 so the bytes are those of the inputs alone.
 
 The key (`sample_key`) is the member path without its extension
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..pack.tarformat import BLOCK, RECORD, tar_header
+from ..tarwriter.tarformat import BLOCK, RECORD, tar_header
 from ..plan import PlannedImage
 from .base import Context, HashingFile, OutputFile
 from .shards import Shards

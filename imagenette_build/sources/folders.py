@@ -18,7 +18,7 @@ from pathlib import Path
 from .. import classes
 from ..errors import UserError
 from .base import Source, SourceImage, SourceRef, is_image_name
-from .labels import DEVKIT_ARCHIVE, DEVKIT_DIR, DEVKIT_GROUND_TRUTH, KAGGLE_SOLUTION, read_label_file
+from .groundtruth import DEVKIT_ARCHIVE, DEVKIT_DIR, DEVKIT_GROUND_TRUTH, KAGGLE_SOLUTION, read_label_file
 
 KAGGLE_SUBDIR = Path("ILSVRC", "Data", "CLS-LOC")
 

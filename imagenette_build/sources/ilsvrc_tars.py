@@ -21,7 +21,7 @@ from .. import classes
 from ..errors import DataError, UserError
 from ..progress import Progress
 from .base import Source, SourceImage, SourceRef, is_image_name
-from .labels import DEVKIT_ARCHIVE, DEVKIT_GROUND_TRUTH, KAGGLE_SOLUTION, find_val_labels
+from .groundtruth import DEVKIT_ARCHIVE, DEVKIT_GROUND_TRUTH, KAGGLE_SOLUTION, find_val_labels
 from .tarscan import TarMember, scan_members
 
 TRAIN_TAR = "ILSVRC2012_img_train.tar"

@@ -14,17 +14,17 @@ come from that one pass; nothing is extracted or written. The modules, in the or
 - `checks`: the per-member work in the workers (decode, regenerate, compare);
 - `tally`: levels 4 and 5, from the workers' results, and the recipe sweep's ranking;
 - `checking`: levels 4 and 5 for any output: the plan, the spec, the workers' pass and tallies;
-- `run`: the pass itself (`verify`), member bytes to the workers in batches bounded in bytes.
+- `run`: the pass itself (`check`), member bytes to the workers in batches bounded in bytes.
 
-A folder of parquet or WebDataset shards, or one shard (`run.verify` sends it on), has the same
+A folder of parquet or WebDataset shards, or one shard (`run.check` sends it on), has the same
 levels, the shards being its identity: `shardtarget` (what the sums, report and member list beside
 the folder say), `shardread` (a shard as rows, bounded), `shardlevels` (identity and structure)
 and `shards` (the pass, row by row).
 """
 
 from .report import FIRST_FEW, LevelResult, Report, printable
-from .run import verify
+from .run import check
 from .target import RecipeGrid, VerifyOptions
 
 __all__ = ["FIRST_FEW", "LevelResult", "RecipeGrid", "Report", "VerifyOptions", "printable",
-           "verify"]
+           "check"]

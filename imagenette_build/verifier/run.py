@@ -15,7 +15,7 @@ from .checking import BATCH_IMAGES, Checking
 from .identity import identity_level
 from .memberlists import members_level, published_member_lists
 from .report import Report
-from .shards import verify_shards
+from .shards import check_shards
 from .shardtarget import shard_target
 from .structure import StructureScan, structure_level
 from .target import VerifyOptions, resolve_target
@@ -38,14 +38,14 @@ def _tasks(stream: ArchiveStream, scan: StructureScan, checking: Checking) -> It
         yield batch, checking.spec
 
 
-def verify(opts: VerifyOptions) -> Report:
+def check(opts: VerifyOptions) -> Report:
     """Every level of `opts.archive` (a .tgz, a folder of shards or a shard); a UserError for what
     is not a verdict (no such file, an unknown manifest, an I/O error while reading)."""
     shards = shard_target(opts)
     if shards is not None:
-        return verify_shards(shards, opts)
+        return check_shards(shards, opts)
     target = resolve_target(opts)
-    published = published_uploads(opts.published_csv, target.manifest)
+    published = published_uploads(opts.published_csv, target.manifest.published if target.manifest else ())
     published_members = published_member_lists(target.manifest, target.stem)
     checking = Checking.of(target, opts)
     noisy = target.manifest.noisy_labels_file if target.manifest is not None else None

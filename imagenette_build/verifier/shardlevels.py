@@ -4,16 +4,13 @@ as the build names them, each row's split, class and label, and the counts)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..sums import SUM_FILES
 from .report import FIRST_FEW, LevelResult, counted
+from .shardtarget import ShardTarget
 from .structure import diff_against_list, is_junk
 
-if TYPE_CHECKING:
-    from .shards import ShardScan
-    from .shardtarget import ShardTarget
-
+# The levels read a `shards.ShardScan` (what the pass over the shards found), passed in as `scan`:
+# shards imports this module, so the type is not imported here (no loop, not even a typing one).
 
 def _shards(n: int) -> str:
     return f"{n} shard" if n == 1 else f"{n} shards"
@@ -35,7 +32,7 @@ def _differences(target: ShardTarget, name: str, digests) -> list[str]:
     return out
 
 
-def identity_level(target: ShardTarget, scan: ShardScan) -> LevelResult:
+def identity_level(target: ShardTarget, scan) -> LevelResult:
     """Every shard listed is there, a regular file, of the listed size and hashes; nothing else is."""
     problems = list(target.problems)
     notes = []
@@ -91,7 +88,7 @@ def identity_level(target: ShardTarget, scan: ShardScan) -> LevelResult:
     return LevelResult("identity", not problems, summary, problems, notes, data)
 
 
-def _count_problems(scan: ShardScan) -> list[str]:
+def _count_problems(scan) -> list[str]:
     """The rows per split and class against the report's `counts` (and its `images`)."""
     report = scan.target.report or {}
     counts, images = report.get("counts"), report.get("images")
@@ -111,7 +108,7 @@ def _count_problems(scan: ShardScan) -> list[str]:
     return problems
 
 
-def _numbering_problems(scan: ShardScan) -> list[str]:
+def _numbering_problems(scan) -> list[str]:
     """Shard names as the build names them; each split's numbers 0..N-1 of the same N."""
     names = (set(scan.read) | {n for n in scan.unread if n in scan.files}
              | (set() if scan.target.only else set(scan.extra())))  # what the folder holds
@@ -137,7 +134,7 @@ def _numbering_problems(scan: ShardScan) -> list[str]:
     return problems
 
 
-def structure_level(scan: ShardScan) -> LevelResult:
+def structure_level(scan) -> LevelResult:
     target = scan.target
     problems, notes = [], []
     for label, items in (("shards that do not read whole", scan.broken),

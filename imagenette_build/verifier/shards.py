@@ -256,7 +256,7 @@ def _tasks(scan: ShardScan, checking: Checking) -> Iterator[tuple]:
         yield batch, checking.spec
 
 
-def verify_shards(target: ShardTarget, opts: VerifyOptions) -> Report:
+def check_shards(target: ShardTarget, opts: VerifyOptions) -> Report:
     """Every level of a folder of shards or of one shard (`shardtarget.shard_target`)."""
     published = published_member_lists(target.manifest, target.stem)
     checking = Checking.of(target, opts)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import imagenette_build as ib
 from imagenette_build import extractor, procs
-from imagenette_build.outputs import partial_path
+from imagenette_build.safewrite import partial_path
 
 from .. import faultkit as fk
 from ..conftest import run_cli

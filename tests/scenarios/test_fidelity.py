@@ -22,7 +22,7 @@ import pytest
 from imagenette_build import toolchain
 from imagenette_build.settings import ENV
 from imagenette_build.transform import Recipe, make_jpegs
-from imagenette_build.verifier import RecipeGrid, VerifyOptions, verify
+from imagenette_build.verifier import RecipeGrid, VerifyOptions, check
 
 from .. import faultkit as fk
 from ..conftest import REFERENCE, run_cli
@@ -111,7 +111,7 @@ def test_the_ten_built_as_imagewoof2_members_are_the_published_bytes(ten_as_imag
     built = fk.parse_member_list(out / "imagewoof2-320.members.sha256")
     published = published_digests()
     assert {m: built[m] for m in TEN.values()} == {m: published[m] for m in TEN.values()}
-    report = verify(VerifyOptions(out / "imagewoof2-320.tgz", manifest=str(manifest), jobs=1, quiet=True,
+    report = check(VerifyOptions(out / "imagewoof2-320.tgz", manifest=str(manifest), jobs=1, quiet=True,
                                   grid=RecipeGrid(sample=0)))
     members = next(lv for lv in report.levels if lv.name == "members")
     assert "10 of 12954 members identical to the published imagewoof2-320 (uploaded 2021-02, 2019-12-09)" \
@@ -196,7 +196,7 @@ def test_published_member_list_counts_and_names_differences(built, tmp_path):
     _, manifest_path, out = built
     images = {m: d for m, d in fk.parse_member_list(out / f"{STEM}.members.sha256").items() if "/" in m}
     manifest = _published_manifest(manifest_path, tmp_path, images)
-    report = verify(VerifyOptions(out / f"{STEM}.tgz", manifest=str(manifest), jobs=1, quiet=True,
+    report = check(VerifyOptions(out / f"{STEM}.tgz", manifest=str(manifest), jobs=1, quiet=True,
                                   grid=RecipeGrid(sample=0)))
     members = next(lv for lv in report.levels if lv.name == "members")
     assert members.passed and "50 of 50 members identical to the published imagenette2-sample-160" in members.summary
@@ -206,7 +206,7 @@ def test_published_member_list_counts_and_names_differences(built, tmp_path):
     download.mkdir()
     _rewrite(out / f"{STEM}.tgz", download / f"{STEM}.tgz",
              lambda name, data: _flip_late_byte(data) if name == VICTIM else data)
-    report = verify(VerifyOptions(download / f"{STEM}.tgz", manifest=str(manifest), jobs=1, quiet=True,
+    report = check(VerifyOptions(download / f"{STEM}.tgz", manifest=str(manifest), jobs=1, quiet=True,
                                   grid=RecipeGrid(sample=0)))
     members = next(lv for lv in report.levels if lv.name == "members")
     assert not members.passed and "49 of 50 members identical" in members.summary
@@ -222,7 +222,7 @@ def test_a_build_with_another_recipe_is_not_failed_for_differing(built, tmp_path
     r = run_cli("--imagenet", root, "--manifest", manifest, "--size", "160", "--out", other, "-q",
                 "--filter", "lanczos")
     assert r.returncode == 0, r.stderr
-    report = verify(VerifyOptions(other / f"{STEM}.tgz", manifest=str(manifest), jobs=1, quiet=True,
+    report = check(VerifyOptions(other / f"{STEM}.tgz", manifest=str(manifest), jobs=1, quiet=True,
                                   grid=RecipeGrid(sample=0)))
     members = next(lv for lv in report.levels if lv.name == "members")
     assert members.passed and "0 of 50 members identical" in members.summary
@@ -237,13 +237,13 @@ def test_the_2019_12_layout_without_root_files_is_that_uploads_layout(built, tmp
         for info in tin:
             if not info.name.endswith(".csv"):
                 tout.addfile(info, tin.extractfile(info) if info.isfile() else None)
-    plain = verify(VerifyOptions(bare / f"{STEM}.tgz", manifest=str(manifest_path), jobs=1, quiet=True))
+    plain = check(VerifyOptions(bare / f"{STEM}.tgz", manifest=str(manifest_path), jobs=1, quiet=True))
     assert next(lv for lv in plain.levels if lv.name == "structure").problems == [
         f"root file {STEM}/noisy_imagenette.csv is missing"]
     declared = tmp_path / "declared"
     declared.mkdir()
     manifest = _published_manifest(manifest_path, declared, {}, root_files=[])
-    report = verify(VerifyOptions(bare / f"{STEM}.tgz", manifest=str(manifest), jobs=1, quiet=True))
+    report = check(VerifyOptions(bare / f"{STEM}.tgz", manifest=str(manifest), jobs=1, quiet=True))
     structure = next(lv for lv in report.levels if lv.name == "structure")
     assert structure.passed
     assert f"root files (none) as in the published {STEM}.tgz uploaded 2030-01" in structure.notes

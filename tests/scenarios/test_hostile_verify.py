@@ -31,7 +31,7 @@ from PIL import Image
 from imagenette_build import archive_reader
 from imagenette_build.archive_reader import ArchiveStream
 from imagenette_build.engine import ordered_map
-from imagenette_build.verifier import FIRST_FEW, RecipeGrid, VerifyOptions, verify
+from imagenette_build.verifier import FIRST_FEW, RecipeGrid, VerifyOptions, check as run_check
 from imagenette_build.verifier.checks import MemberCheck
 from imagenette_build.verifier.tally import ImageTally
 
@@ -173,7 +173,7 @@ def read_stream(path: Path) -> tuple[list, str | None]:
 
 
 def check(path: Path, **kw):
-    return verify(VerifyOptions(path, jobs=1, quiet=True, grid=RecipeGrid(sample=0), **kw))
+    return run_check(VerifyOptions(path, jobs=1, quiet=True, grid=RecipeGrid(sample=0), **kw))
 
 
 def level(report, name):

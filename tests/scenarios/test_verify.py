@@ -18,7 +18,7 @@ from PIL import Image
 from imagenette_build.archive_reader import Digests
 from imagenette_build.published import read_published
 from imagenette_build.transform import Recipe
-from imagenette_build.verifier import RecipeGrid, VerifyOptions, verify
+from imagenette_build.verifier import RecipeGrid, VerifyOptions, check as run_check
 from imagenette_build.verifier.checks import pixel_difference
 from imagenette_build.verifier.identity import matches_upload, published_match_message
 from imagenette_build.verifier.target import infer_manifest, variant_size
@@ -34,7 +34,7 @@ VAL_VICTIM = f"{STEM}/val/n03888257/n03888257_4842.JPEG"
 def check(archive, manifest_path, imagenet=None, **kw):
     """verify in-process: one job, no bar, no recipe sweep unless asked."""
     kw.setdefault("grid", RecipeGrid(sample=0))
-    return verify(VerifyOptions(Path(archive), manifest=str(manifest_path), imagenet=imagenet, jobs=1,
+    return run_check(VerifyOptions(Path(archive), manifest=str(manifest_path), imagenet=imagenet, jobs=1,
                                 quiet=True, **kw))
 
 
@@ -128,7 +128,7 @@ def test_full_size_reports_sizes_only(built):
 def test_parallel_and_serial_agree(built):
     _, manifest_path, out = built
     serial = check(out / f"{STEM}.tgz", manifest_path).to_json()
-    parallel = verify(VerifyOptions(out / f"{STEM}.tgz", manifest=str(manifest_path), jobs=2, quiet=True)).to_json()
+    parallel = check(VerifyOptions(out / f"{STEM}.tgz", manifest=str(manifest_path), jobs=2, quiet=True)).to_json()
     assert serial == parallel
 
 
@@ -297,7 +297,7 @@ def test_junk_is_reported_and_fails_only_with_strict(built, tmp_path):
 
 
 def digests_of(path):
-    report = verify(VerifyOptions(path, jobs=1, quiet=True))
+    report = check(VerifyOptions(path, jobs=1, quiet=True))
     d = level(report, "identity").data
     return Digests(d["size"], d["sha256"], d["md5"], d["md5_first_mib"])
 
@@ -391,7 +391,7 @@ def test_exit_codes(built, tmp_path):
 
 def test_without_a_manifest_structure_counts_only(built):
     _, _, out = built
-    report = verify(VerifyOptions(out / f"{STEM}.tgz", jobs=1, quiet=True))
+    report = check(VerifyOptions(out / f"{STEM}.tgz", jobs=1, quiet=True))
     assert report.target.manifest is None and report.passed
     assert "no manifest: member list and root files not checked (give --manifest)" in level(report, "structure").notes
 

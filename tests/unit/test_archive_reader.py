@@ -17,7 +17,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from imagenette_build.archive_reader import ArchiveStream
-from imagenette_build.pack import ArchiveWriter
+from imagenette_build.tarwriter import ArchiveWriter
 
 from ..fuzzkit import SAMPLE_CSV, WNIDS, event, mutated
 

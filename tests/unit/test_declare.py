@@ -19,7 +19,7 @@ from imagenette_build.errors import UserError
 from imagenette_build.extractor import ExtractOptions
 from imagenette_build.options import BuildOptions
 from imagenette_build.settings import Settings
-from imagenette_build.sheets import PreviewOptions
+from imagenette_build.contactsheet import PreviewOptions
 from imagenette_build.verifier import VerifyOptions
 
 COMMANDS = {"build": BuildOptions, "verify": VerifyOptions, "extract": ExtractOptions, "preview": PreviewOptions,

@@ -3,17 +3,13 @@ order, a bounded window of them held at once."""
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import threading
 import time
 
 import pytest
 
-from imagenette_build import engine
 from imagenette_build.engine import batches, ordered_map
-from imagenette_build.errors import UserError
 
 
 @pytest.mark.parametrize("backend", ["loky", "multiprocessing"])

@@ -42,9 +42,9 @@ def test_each_upload_is_listed_once_with_what_its_manifest_adds():
     from imagenette_build.published import published_uploads
 
     m = manifests.load("imagewoof2")
-    uploads = published_uploads(None, m)
+    uploads = published_uploads(None, m.published)
     keys = [(p.archive, p.uploaded) for p in uploads]
     assert len(keys) == len(set(keys)) == len(shipped_uploads())
     [p] = [p for p in uploads if (p.archive, p.uploaded) == ("imagewoof2-320.tgz", "2019-12-09")]
     assert p.root_files == () and p.members == "imagewoof2-320_2019-12.sha256" and p.size == 328288506
-    assert published_uploads(None, None) == list(shipped_uploads())
+    assert published_uploads(None) == list(shipped_uploads())

@@ -354,7 +354,7 @@ def test_only_the_listed_formats_are_opened_so_eps_never_runs_ghostscript(monkey
     opened now, everywhere an image is."""
     from PIL import EpsImagePlugin
 
-    from imagenette_build.sheets import thumbnail
+    from imagenette_build.contactsheet import thumbnail
     from imagenette_build.transform import check_full_size, describe_error, load_pixels
 
     ran = tmp_path / "gs-ran"

@@ -67,7 +67,7 @@ def test_a_symlink_planted_at_the_temporary_folder_is_removed_as_a_link(tmp_path
     """The shards' temporary folder has a guessable name: a symlink to a folder put there made
     the build fail (rmtree refuses a link) and a dangling one too (mkdir); it is now removed as a
     link, the folder it points to untouched, and the folder made afresh."""
-    from imagenette_build.outputs import partial_path
+    from imagenette_build.safewrite import partial_path
 
     theirs = tmp_path / "theirs"
     theirs.mkdir()

@@ -1,4 +1,4 @@
-"""The deflate, hash and write threads (pack/pipeline.py): the stored stream framed here, and
+"""The deflate, hash and write threads (tarwriter/pipeline.py): the stored stream framed here, and
 compressed bytes that depend only on the tar's bytes."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from imagenette_build.pack.pipeline import CHUNK
+from imagenette_build.tarwriter.pipeline import CHUNK
 
 
 def _payloads(n: int, size: int) -> list[bytes]:
@@ -19,8 +19,8 @@ def _payloads(n: int, size: int) -> list[bytes]:
 def test_stored_stream_is_full_blocks_cut_per_chunk_and_ends_with_an_empty_final_block(tmp_path):
     """The stored deflate stream is framed here (not by zlib, whose cuts vary by version): every
     block stored, 65,535 bytes but the last of each CHUNK of tar, then an empty block with BFINAL."""
-    from imagenette_build.pack.pipeline import Pipeline
-    from imagenette_build.pack.tarformat import STORED_BLOCK
+    from imagenette_build.tarwriter.pipeline import Pipeline
+    from imagenette_build.tarwriter.tarformat import STORED_BLOCK
 
     stream = b"".join(_payloads(25, 100_003))  # 2.5 MB: two whole chunks and a part
     path = tmp_path / "s.gz"
@@ -50,7 +50,7 @@ def test_stored_stream_is_full_blocks_cut_per_chunk_and_ends_with_an_empty_final
 def test_compressed_bytes_depend_only_on_the_tar_bytes_not_on_how_they_were_written(tmp_path, stored):
     """ISA-L's output depends on where its input is cut: the pipeline cuts the tar stream into fixed
     CHUNK-sized pieces, so the same bytes written in any pieces give the same archive."""
-    from imagenette_build.pack.pipeline import Pipeline
+    from imagenette_build.tarwriter.pipeline import Pipeline
 
     stream = b"".join(_payloads(30, 123_457))  # ~3.7 MB, not a multiple of CHUNK
     outputs = set()

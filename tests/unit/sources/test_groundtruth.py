@@ -1,4 +1,4 @@
-"""The flat val folder's label files (sources/labels.py): the devkit's ground truth, checked
+"""The flat val folder's label files (sources/groundtruth.py): the devkit's ground truth, checked
 against ILSVRC-2012's 50 images a class."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from imagenette_build.errors import UserError
-from imagenette_build.sources.labels import parse_devkit_ground_truth
+from imagenette_build.sources.groundtruth import parse_devkit_ground_truth
 
 from ... import faultkit as fk
 

@@ -151,9 +151,9 @@ def _title(wnid: str, names: dict[str, str]) -> str:
 
 
 def save_png(img: Image.Image, out: Path) -> None:
-    """Written as every file a user names is (`outputs.write_user_file`): a file is whole or absent,
+    """Written as every file a user names is (`safewrite.write_user_file`): a file is whole or absent,
     a device or a pipe is written into, never replaced."""
-    from .outputs import write_user_file
+    from .safewrite import write_user_file
 
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=False)

@@ -1,4 +1,4 @@
-"""O_DIRECT writes of full-size archives (pack/directio.py): the same bytes with and without it, a
+"""O_DIRECT writes of full-size archives (tarwriter/directio.py): the same bytes with and without it, a
 fallback when the filesystem refuses it, and on by default only on local disk filesystems (the
 filesystem type read from /proc/self/mountinfo)."""
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from imagenette_build.pack import ArchiveWriter
+from imagenette_build.tarwriter import ArchiveWriter
 
 
 def _payloads(n: int, size: int) -> list[bytes]:
@@ -52,7 +52,7 @@ def _stored_archive(folder, name: str, payloads: list[bytes]) -> tuple[bytes, Ar
 def test_full_size_archive_bypasses_the_page_cache_and_has_the_same_bytes(tmp_path, monkeypatch, use_settings):
     """Written with O_DIRECT (several whole aligned buffers, then an unaligned tail written
     without it) or through the page cache ($IMAGENETTE_BUILD_DIRECT_IO=0): the same bytes."""
-    from imagenette_build.pack import directio
+    from imagenette_build.tarwriter import directio
 
     payloads = _payloads(190, 100_003)  # 19 MB: two whole DIRECT_BUFFERs and a part
     use_settings(direct_io="1")  # (whatever filesystem tmp_path is on)
@@ -73,7 +73,7 @@ def test_direct_file_refused_at_open_or_at_a_write_falls_back_to_plain_writes(tm
     """A filesystem that refuses the O_DIRECT open: the archive is written as usual. One that
     refuses a write (EINVAL: it wants another alignment): the file goes on without O_DIRECT, and
     the bytes are the same."""
-    from imagenette_build.pack import directio
+    from imagenette_build.tarwriter import directio
 
     payloads = _payloads(30, 77_777)
     use_settings(direct_io="0")
@@ -117,7 +117,7 @@ def test_the_direct_descriptor_is_never_opened_through_a_symlink_put_at_the_temp
     opened a second time by name for O_DIRECT, following whatever was there by then. A symlink put
     there in between had the archive written into the file it points to. Now that open is of the
     very file made, or none (and the archive is written through the first descriptor)."""
-    from imagenette_build.pack import directio, writer
+    from imagenette_build.tarwriter import directio, writer
 
     use_settings(direct_io="1")
     victim = tmp_path / "victim"
@@ -168,7 +168,7 @@ a line that is not a mount
     ("/mnt/disk/x", "btrfs"),  # mounted over the same mount point: the last one is seen
 ])
 def test_filesystem_type_is_that_of_the_longest_mount_point(tmp_path, path, fstype):
-    from imagenette_build.pack.directio import filesystem_type
+    from imagenette_build.tarwriter.directio import filesystem_type
 
     info = tmp_path / "mountinfo"
     info.write_text(MOUNTINFO)
@@ -179,7 +179,7 @@ def test_filesystem_type_is_that_of_the_longest_mount_point(tmp_path, path, fsty
 @pytest.mark.skipif(not Path("/proc/self/mountinfo").exists() or not shutil.which("findmnt"),
                     reason="needs Linux's /proc/self/mountinfo and util-linux's findmnt to compare with")
 def test_filesystem_type_agrees_with_findmnt(tmp_path):
-    from imagenette_build.pack.directio import filesystem_type
+    from imagenette_build.tarwriter.directio import filesystem_type
 
     for folder in (tmp_path, Path.cwd(), Path("/")):
         out = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "-T", str(folder)], capture_output=True, text=True)
@@ -195,7 +195,7 @@ def test_filesystem_type_agrees_with_findmnt(tmp_path):
 def test_direct_io_by_default_only_on_local_disk_filesystems(tmp_path, monkeypatch, fstype, setting, direct, use_settings):
     """O_DIRECT was measured on a local disk; a network or FUSE filesystem keeps the page cache
     unless $IMAGENETTE_BUILD_DIRECT_IO=1 asks for it, and =0 turns it off everywhere."""
-    from imagenette_build.pack import directio
+    from imagenette_build.tarwriter import directio
 
     monkeypatch.setattr(directio, "filesystem_type", lambda folder: fstype)
     if setting is None:

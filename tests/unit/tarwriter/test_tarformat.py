@@ -1,4 +1,4 @@
-"""Tar headers (pack/tarformat.py): one template, byte for byte what tarfile makes."""
+"""Tar headers (tarwriter/tarformat.py): one template, byte for byte what tarfile makes."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from hypothesis import strategies as st
 def test_tar_header_is_what_tarfile_makes(name, size, mtime, is_dir):
     """The filled-in ustar template and tarfile agree byte for byte, and past the template's limits
     (names over 100 bytes, sizes of 8 GiB, an mtime past 2242) tarfile's own pax header is used."""
-    from imagenette_build.pack.tarformat import _tarfile_header, tar_header
+    from imagenette_build.tarwriter.tarformat import _tarfile_header, tar_header
 
     full = name + "/" if is_dir and not name.endswith("/") else name
     assert tar_header(name, size, mtime, is_dir) == _tarfile_header(full, size, mtime, is_dir)
 
 
 def test_tar_header_non_ascii_name_uses_pax():
-    from imagenette_build.pack.tarformat import tar_header
+    from imagenette_build.tarwriter.tarformat import tar_header
 
     header = tar_header("x/café.JPEG", 10, 0)
     assert len(header) > 512  # a pax extended header before the ustar one

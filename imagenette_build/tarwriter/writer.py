@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import members
-from ..outputs import create_new, partial_path
+from ..safewrite import create_new, partial_path
 from .directio import DirectFile
 from .pipeline import Pipeline
 from .tarformat import BLOCK, RECORD, compressor_name, tar_header

@@ -1,4 +1,4 @@
-"""The archive writer (pack/writer.py): a plain .tgz whose hashes match its bytes, stored or
+"""The archive writer (tarwriter/writer.py): a plain .tgz whose hashes match its bytes, stored or
 compressed, a file given whole or in pieces; a write error surfaces in the caller without hanging,
 and an abort leaves nothing."""
 
@@ -13,8 +13,8 @@ import tarfile
 
 import pytest
 
-from imagenette_build.pack import ArchiveWriter
-from imagenette_build.pack.pipeline import CHUNK
+from imagenette_build.tarwriter import ArchiveWriter
+from imagenette_build.tarwriter.pipeline import CHUNK
 
 
 def _payloads(n: int, size: int) -> list[bytes]:

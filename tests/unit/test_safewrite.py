@@ -1,4 +1,4 @@
-"""Files beside the archives (outputs.py): sums files merged, never clobbered; every file written
+"""Files beside the archives (safewrite.py): sums files merged, never clobbered; every file written
 under a temporary name that is made afresh and renamed into place; the temporary files of dead
 processes of this host removed, and only those."""
 
@@ -15,9 +15,9 @@ import sys
 import pytest
 from hypothesis import given, strategies as st
 
-from imagenette_build import members, outputs, procs, sums
+from imagenette_build import members, procs, safewrite, sums
 from imagenette_build.errors import DataError, UserError
-from imagenette_build.outputs import ArchiveLocks, atomic_write, final_path, partial_path, remove_stale_partials
+from imagenette_build.safewrite import ArchiveLocks, atomic_write, final_path, partial_path, remove_stale_partials
 from imagenette_build.sums import read_sums, update_sums
 
 from .. import faultkit as fk
@@ -268,7 +268,7 @@ def test_atomic_write_that_fails_leaves_nothing_and_names_the_file(tmp_path, mon
     assert exc.value.filename == str(path)
     assert os.listdir(tmp_path) == ["report.json"] and path.is_dir()
     # interrupted (Ctrl-C) in the middle of the write: nothing left either, the interrupt goes on
-    monkeypatch.setattr(outputs.os, "fsync", lambda fd: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(safewrite.os, "fsync", lambda fd: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         atomic_write(tmp_path / "other.json", b"{}\n")
     assert os.listdir(tmp_path) == ["report.json"]
@@ -310,8 +310,8 @@ def test_temporary_files_are_never_written_through_a_planted_symlink(tmp_path):
     """The temporary names (`.<name>.partial-<host>-<pid>`) can be guessed in a shared folder: a
     symlink planted there had the report, the sums files and the archive written through it, outside
     the output folder. They are now made afresh (O_EXCL | O_NOFOLLOW, after removing the name)."""
-    from imagenette_build.outputs import atomic_write, partial_path
-    from imagenette_build.pack import ArchiveWriter
+    from imagenette_build.safewrite import atomic_write, partial_path
+    from imagenette_build.tarwriter import ArchiveWriter
 
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
