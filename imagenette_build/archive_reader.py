@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .archive_bytes import RAW_CHUNK, Digests, GunzipStream, HashingReader, PlainStream, StreamProblem
-from .errors import UserError
+from .errors import UserError, cannot, why
 from .limits import (
     MAX_GLOBAL_HEADER_BYTES, MAX_HEADER_BYTES, MAX_HEADER_CHAIN, MAX_MEMBER_BYTES, MAX_MEMBERS, MAX_NAME_BYTES,
     MAX_NAMES_BYTES,
@@ -198,7 +198,7 @@ class ArchiveStream:
         except FileNotFoundError:
             raise UserError(f"{path}: no such file") from None
         except OSError as exc:
-            raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+            raise cannot(path, "read", exc, UserError) from None
         self._raw = HashingReader(self._file)
         self._tar_bytes = GunzipStream(self._raw) if gzip else PlainStream(self._raw)
         self.problem: str | None = None
@@ -238,7 +238,7 @@ class ArchiveStream:
             inside = " inside the gzip" if self._tar_bytes.gzip else ""
             self.problem = self._where(f"not a valid tar stream{inside}: {exc}")
         except OSError as exc:
-            self.io_error = f"{self.path}: cannot read: {exc.strerror or exc}"
+            self.io_error = f"{self.path}: cannot read: {why(exc)}"
         finally:
             self._finish_hashing()
 
@@ -297,5 +297,5 @@ class ArchiveStream:
         try:
             self._raw.drain()
         except OSError as exc:
-            self.io_error = self.io_error or f"{self.path}: cannot read: {exc.strerror or exc}"
+            self.io_error = self.io_error or f"{self.path}: cannot read: {why(exc)}"
 

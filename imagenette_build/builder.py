@@ -20,7 +20,7 @@ from . import safewrite
 from .cache import CacheStats, CacheUse, ImageCache, open_cache, remove_stale_temp
 from .commit import commit, final_names, final_names_problem, report
 from .engine import batches, ordered_map
-from .errors import DataError, UserError
+from .errors import DataError, UserError, cannot, why
 from .formats import FORMATS, Context, Output, OutputFile
 from .labels import Labels
 from .noisy import NoisyCsv
@@ -118,7 +118,7 @@ def build(opts: BuildOptions, plan: Plan, progress: Progress) -> list[dict]:
         done = True
     except OSError as exc:
         where = safewrite.final_path(Path(exc.filename)) if exc.filename else " and ".join(map(str, paths))
-        raise DataError(f"{where}: cannot write: {exc.strerror or exc}") from None
+        raise cannot(where, "write", exc) from None
     finally:
         if written is not None:
             _abort(written.writers)
@@ -261,14 +261,14 @@ def _prepare_out_dir(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DataError(f"--out {out}: cannot create the folder: {exc.strerror or exc}") from None
+        raise cannot(f"--out {out}", "create the folder", exc) from None
 
 
 def _lock_outputs(out: Path, paths: Iterable[Path]) -> safewrite.ArchiveLocks:  # (any output: file or folder)
     try:
         return safewrite.ArchiveLocks(paths)
     except OSError as exc:
-        raise DataError(f"{exc.filename or out}: cannot write: {exc.strerror or exc}") from None
+        raise cannot(exc.filename or out, "write", exc) from None
 
 
 def _check_cache_outside(opts: BuildOptions, names: list[tuple[Path, bool]]) -> None:
@@ -292,8 +292,8 @@ def _open_cache(opts: BuildOptions, progress: Progress) -> CacheUse | None:
         return open_cache(where, fingerprint(), own=opts.cache is None)
     except OSError as exc:
         if opts.cache is not None:  # asked for by name: the user must fix it
-            raise UserError(f"--cache {where}: cannot use it as the cache folder: {exc.strerror or exc}") from None
-        progress.warn(f"{where}: cannot make the cache folder ({exc.strerror or exc}); building without a cache")
+            raise cannot(f"--cache {where}", "use it as the cache folder", exc, UserError) from None
+        progress.warn(f"{where}: cannot make the cache folder ({why(exc)}); building without a cache")
         return None
 
 

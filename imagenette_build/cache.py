@@ -60,6 +60,7 @@ import numpy as np
 from . import procs
 from .safewrite import create_new, partial_path, remove_any
 from .readfile import open_regular
+from .errors import why
 
 FORMAT = "imagenette-build image cache 2"
 DEFAULT_DIRNAME = ".imagenette-cache"  # under --out
@@ -199,7 +200,7 @@ class PendingPack:
             for _, _, stats in self.entries:
                 stats.write_errors += 1
                 if stats.first_write_error is None:
-                    stats.first_write_error = f"{exc.filename or tmp}: {exc.strerror or exc}"
+                    stats.first_write_error = f"{exc.filename or tmp}: {why(exc)}"
             try:
                 os.unlink(tmp)
             except OSError:
@@ -384,7 +385,7 @@ class CacheUse:
                 remove_any(aside)
                 os.replace(self.root, aside)
             except OSError as exc:
-                return None, f"cannot remove it: {exc.strerror or exc}"
+                return None, f"cannot remove it: {why(exc)}"
             size = sum(os.lstat(os.path.join(d, f)).st_size for d, _, files in os.walk(aside) for f in files)
             shutil.rmtree(aside, ignore_errors=True)
             return size, ""

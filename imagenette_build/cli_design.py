@@ -15,7 +15,7 @@ from .declare import JobsType, click_params, from_cli
 from .procs import default_jobs
 from .samplelayouts import LAYOUTS
 from .contactsheet import PreviewOptions, sheet_of
-from .errors import UserError
+from .errors import UserError, cannot
 
 
 @click.command("sample-imagenet")
@@ -136,7 +136,6 @@ def new_manifest_command(name, wnids, classes_file, random_k, split, val_fractio
         chosen = random_classes(random_k, seed)
     text = NewManifest(name, tuple(chosen), split, val_fraction, seed, description).to_toml()
     out = out or Path(f"{name}.toml")
-    from .errors import DataError
     from .safewrite import write_user_file
 
     try:
@@ -144,7 +143,7 @@ def new_manifest_command(name, wnids, classes_file, random_k, split, val_fractio
     except FileExistsError:
         raise UserError(f"{out}: already exists (use --force to overwrite)") from None
     except OSError as exc:
-        raise DataError(f"{out}: cannot write: {exc.strerror or exc}") from None
+        raise cannot(out, "write", exc) from None
     click.echo(f"wrote {out} ({len(chosen)} classes, split {split})", err=True)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import declare, safewrite, sums
 from .cache import CacheStats, ImageCache
-from .errors import DataError
+from .errors import DataError, why
 from .formats import FORMATS, Output, OutputFile
 from .labels import classes
 from .limits import MAX_REPORT_BYTES
@@ -186,7 +186,7 @@ def commit(writers: list[Output], files: dict[str, list[OutputFile]], report: di
             o.commit()
         except OSError as exc:
             where = safewrite.final_path(Path(exc.filename)) if exc.filename else o.final
-            failed = f"{where}: cannot put it in place: {exc.strerror or exc}"
+            failed = f"{where}: cannot put it in place: {why(exc)}"
             break
         placed.append(o)
     unwritten = [o.final for o in writers if o not in placed] + rest
@@ -201,7 +201,7 @@ def commit(writers: list[Output], files: dict[str, list[OutputFile]], report: di
     try:
         _put_report(report_path, final)
     except OSError as exc:
-        raise DataError(f"{done}{report_path}: cannot write the build report: {exc.strerror or exc}; "
+        raise DataError(f"{done}{report_path}: cannot write the build report: {why(exc)}; "
                         f"{placed_text}, without its report and its lines in SHA256SUMS and MD5SUMS (build again)"
                         f"{unwritten}") from None
     progress.stage("commit-sums")
@@ -210,7 +210,7 @@ def commit(writers: list[Output], files: dict[str, list[OutputFile]], report: di
     except OSError as exc:
         failed_sums = Path(exc.filename or out / "SHA256SUMS")
         lines = "SHA256SUMS and MD5SUMS" if failed_sums.name == "SHA256SUMS" else failed_sums.name
-        raise DataError(f"{done}{failed_sums}: cannot write: {exc.strerror or exc}; {placed_text} with its report, "
+        raise DataError(f"{done}{failed_sums}: cannot write: {why(exc)}; {placed_text} with its report, "
                         f"without its line in {lines} (build again){unwritten}") from None
     safewrite.sync_dir(out)
     if failed:

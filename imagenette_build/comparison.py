@@ -25,7 +25,7 @@ from pathlib import Path
 from . import members as member_lists
 from .archive_reader import ArchiveStream
 from .declare import PATH, option
-from .errors import UserError
+from .errors import UserError, cannot, why
 from .limits import MAX_MEMBER_BYTES, MAX_MEMBERS
 from .progress import Progress
 from .readfile import kind_of, sha256_of
@@ -171,7 +171,7 @@ def _folder(root: Path, summary: SideSummary, progress: Progress) -> Iterator[Fo
             try:
                 entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
             except OSError as exc:
-                summary.problems.append(f"{folder}: cannot list: {exc.strerror or exc}")
+                summary.problems.append(f"{folder}: cannot list: {why(exc)}")
                 continue
             for entry in entries:
                 rel = prefix + entry.name
@@ -209,7 +209,7 @@ def _side(path: Path, progress: Progress) -> tuple[SideSummary, Iterator[Found]]
     except FileNotFoundError:
         raise UserError(f"{path}: no such file or folder") from None
     except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise cannot(path, "read", exc, UserError) from None
     if stat.S_ISDIR(st.st_mode):
         summary = SideSummary(str(path), "folder")
         return summary, _folder(path, summary, progress)

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .archive_reader import ArchiveStream
 from .declare import PATH, option
-from .errors import UserError
+from .errors import UserError, cannot
 from .transform import open_image
 
 THUMB = 128  # px, the longest side of a thumbnail
@@ -160,7 +160,7 @@ def save_png(img: Image.Image, out: Path) -> None:
     try:
         write_user_file(out, buf.getvalue())
     except OSError as exc:
-        raise UserError(f"{out}: cannot write: {exc.strerror or exc}") from None
+        raise cannot(out, "write", exc, UserError) from None
 
 
 @dataclass(frozen=True)

@@ -41,3 +41,14 @@ class PipeClosed(Exception):
     """The reader of stdout or stderr went away (`verify ... | head`): the run ends, exit
     EXIT_PIPE_CLOSED. Not an OSError, which a stage would take for a failed write of its own (a
     build said `<archive>: cannot write: Broken pipe`) and click's main for exit 1."""
+
+
+def why(exc: OSError) -> str:
+    """What went wrong with a file, in words (`strerror`: "No space left on device")."""
+    return exc.strerror or str(exc)
+
+
+def cannot(where, doing: str, exc: OSError, error: type[UserError] = None) -> UserError:
+    """The one line every failed file operation becomes: `<where>: cannot <doing>: <why>`, a
+    DataError (exit 1) unless `error` says otherwise. `raise cannot(path, "write", exc) from None`."""
+    return (error or DataError)(f"{where}: cannot {doing}: {why(exc)}")

@@ -28,12 +28,13 @@ from pathlib import Path
 
 from .archive_reader import ArchiveStream, stem_of_archive_name
 from .declare import PATH, option
-from .errors import DataError, UserError
+from .errors import DataError, UserError, cannot
 from .limits import MAX_MEMBER_BYTES
-from .safewrite import ArchiveLocks, partial_path, put_in_place, remove_replaced, remove_stale_partials, sync_dir
-from .sums import read_sums
 from .readfile import kind_of
 from .safepath import SafeTree, UnsafeName, below, ordinary_name, printable
+from .safewrite import (ArchiveLocks, new_dir, partial_path, put_in_place, remove_any, remove_stale_partials,
+                        sync_dir)
+from .sums import read_sums
 
 SUM_FILES = (("SHA256SUMS", "sha256", 64), ("MD5SUMS", "md5", 32))
 
@@ -62,7 +63,8 @@ def load_commands(folder: Path) -> dict[str, str]:
     }
     published = {"imagenette2": "full", "imagenette2-320": "320px", "imagenette2-160": "160px"}
     if name in published:  # the folder names torchvision's Imagenette class knows
-        lines["torchvision"] = f"torchvision.datasets.Imagenette({str(root)!r}, size={published[name]!r}, download=False)"
+        lines["torchvision"] = (f"torchvision.datasets.Imagenette({str(root)!r}, size={published[name]!r}, "
+                                "download=False)")
     return lines
 
 
@@ -100,7 +102,7 @@ def extract(opts: ExtractOptions, quiet: bool = True) -> dict:
         locks = ArchiveLocks([dest], "another extract is writing it", "wait for it to end")  # (at once: refused)
     except OSError as exc:
         _remove_made(made)
-        raise DataError(f"{into}: cannot write: {exc.strerror or exc}") from None
+        raise cannot(into, "write", exc) from None
     except BaseException:
         _remove_made(made)
         raise
@@ -109,7 +111,7 @@ def extract(opts: ExtractOptions, quiet: bool = True) -> dict:
     try:
         remove_stale_partials(into, prefix=f".{stem}.")
         _check_destination(dest, archive, force)  # again, now that no other extract of it runs
-        _fresh_folder(tmp)
+        new_dir(tmp)  # (anything at this process's temporary name is removed, never followed)
         files, written, digests = _unpack(archive, stem, tmp, expected)
         sync_dir(tmp)
         try:
@@ -117,11 +119,11 @@ def extract(opts: ExtractOptions, quiet: bool = True) -> dict:
         except FileExistsError:
             raise UserError(f"{dest}: appeared while extracting; nothing replaced (--force replaces it)") from None
         if old is not None:
-            remove_replaced(old)
+            remove_any(old)
         sync_dir(into)
         done = True
     except OSError as exc:
-        raise DataError(f"{into}: cannot write: {exc.strerror or exc}") from None
+        raise cannot(into, "write", exc) from None
     finally:
         locks.release()
         if not done:
@@ -143,7 +145,7 @@ def _check_destination(dest: Path, archive: Path, force: bool) -> None:
     except (FileNotFoundError, NotADirectoryError):  # (--into a file: said when it is made)
         return
     except OSError as exc:
-        raise DataError(f"{dest}: cannot look at it: {exc.strerror or exc}") from None
+        raise cannot(dest, "look at it", exc) from None
     if not force:
         raise UserError(f"{dest}: already exists (--force replaces it)")
     if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
@@ -168,7 +170,7 @@ def _make_folder(into: Path) -> list[Path]:
         into.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         _remove_made(made)
-        raise DataError(f"--into {into}: cannot create the folder: {exc.strerror or exc}") from None
+        raise cannot(f"--into {into}", "create the folder", exc) from None
     if not into.is_dir():
         raise UserError(f"--into {into}: not a folder")
     return made
@@ -177,22 +179,12 @@ def _make_folder(into: Path) -> list[Path]:
 def _remove_made(made: list[Path], tmp: Path | None = None) -> None:
     """After a failure: the temporary folder, then the folders this run made, if still empty."""
     if tmp is not None and os.path.lexists(tmp):
-        remove_replaced(tmp)
+        remove_any(tmp)
     for folder in made:
         try:
             folder.rmdir()
         except OSError:
             break
-
-
-def _fresh_folder(tmp: Path) -> None:
-    """A new, empty temporary folder. The name holds this process's id: anything already there was
-    left by a dead process of the same id, or planted, and is removed (never followed)."""
-    try:
-        tmp.mkdir()
-    except FileExistsError:
-        remove_replaced(tmp)
-        tmp.mkdir()
 
 
 def _file_mode(archive: Path, name: str, relative: tuple[str, ...], mode: int, tmp: Path) -> int:

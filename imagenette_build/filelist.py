@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, cannot
 from .readfile import opened
 
 # Names that end up as archive members or file names: no separators, no dot-only names.
@@ -58,7 +58,7 @@ def read_file_list(path: Path, splits: tuple[str, ...], wnids: set[str]) -> list
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a UTF-8 text file") from None
     except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise cannot(path, "read", exc, UserError) from None
     except csv.Error as exc:
         raise UserError(f"{path}: not a valid CSV file: {exc}") from None
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import classes as imagenet_classes
-from .errors import UserError
+from .errors import UserError, cannot
 from .filelist import MAX_FILE_LIST, SAFE_NAME_RE, ListedImage, read_file_list
 from .published import Published, with_shipped_checksums
 from .readfile import MAX_TEXT_FILE, kind_of, read_bytes, sha256_of
@@ -116,7 +116,7 @@ class Manifest:
         try:
             data = read_bytes(path, MAX_TEXT_FILE, "a manifest's file", follow_symlinks=False)
         except OSError as exc:
-            raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+            raise cannot(path, "read", exc, UserError) from None
         if name in self.file_hashes and hashlib.sha256(data).hexdigest() != self.file_hashes[name]:
             raise UserError(f"{path}: changed since the manifest {self.path} was read; build again")
         return data
@@ -196,7 +196,7 @@ def load_path(path: Path) -> Manifest:
     try:
         raw = read_bytes(path, MAX_TEXT_FILE, "a manifest")
     except OSError as exc:
-        raise UserError(f"{path}: cannot read manifest: {exc.strerror or exc}") from None
+        raise cannot(path, "read manifest", exc, UserError) from None
     return load_text(raw, path)
 
 
@@ -262,7 +262,7 @@ def _hash_named_file(where: str, folder: Path, fname: str, limit: int) -> str:
     except FileNotFoundError:
         raise UserError(f"{where}: names {fname!r}, but {fpath} does not exist") from None
     except OSError as exc:
-        raise UserError(f"{fpath}: cannot read: {exc.strerror or exc}") from None
+        raise cannot(fpath, "read", exc, UserError) from None
     if stat.S_ISLNK(info.st_mode):
         raise UserError(f"{fpath}: is a symbolic link; the files a manifest names must be regular files "
                         f"in its folder {folder}")
@@ -273,7 +273,7 @@ def _hash_named_file(where: str, folder: Path, fname: str, limit: int) -> str:
     try:  # (no symlink followed here either: it may have been swapped in since the lstat)
         return sha256_of(fpath, limit, "a manifest's file", follow_symlinks=False)
     except OSError as exc:
-        raise UserError(f"{fpath}: cannot read: {exc.strerror or exc}") from None
+        raise cannot(fpath, "read", exc, UserError) from None
 
 
 def _parse_classes(where: str, items: list) -> tuple[ClassEntry, ...]:

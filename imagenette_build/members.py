@@ -17,7 +17,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, cannot
 from .limits import MAX_LIST_BYTES, MAX_MEMBERS, MAX_NAME_BYTES
 from .safewrite import create_new
 from .sums import sums_line, sums_lines
@@ -61,7 +61,7 @@ def read(path: Path) -> tuple[dict[str, str], str]:
     try:
         data = read_bytes(path, MAX_LIST_BYTES, "a member list")
     except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise cannot(path, "read", exc, UserError) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import classes as imagenet
-from .errors import UserError
+from .errors import UserError, cannot
 from .manifest import SAFE_NAME_RE, is_val_fraction, load_text
 from .readfile import MAX_TEXT_FILE, read_bytes
 
@@ -46,7 +46,7 @@ def read_classes_file(path: Path) -> list[str]:
     try:
         lines = read_bytes(path, MAX_TEXT_FILE, "a classes file").decode("utf-8").splitlines()
     except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise cannot(path, "read", exc, UserError) from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a UTF-8 text file") from None
     out = []

@@ -60,14 +60,16 @@ class BuildOptions:
                              help=f"Images per worker task (at most {MAX_BATCH_SIZE}: up to 32 tasks per worker are "
                              "held at once).")
     cache: Path | None = option(None, type=PATH, help="Keep resized images in this folder [default: "
-                                "OUT/.imagenette-cache], so a rerun after an interruption only does what was not finished.")
+                                "OUT/.imagenette-cache], so a rerun after an interruption only does what was not "
+                                "finished.")
     no_cache: bool = option(False, is_flag=True, help="Do not read or write the cache of resized images.")
     keep_cache: bool = option(False, is_flag=True, help="Keep OUT/.imagenette-cache after a successful build (it is "
                               "removed otherwise; a --cache DIR is always kept).")
     shard_size: int = option(
         SHARD_BYTES, type=ByteSize(), cli_default=f"{SHARD_BYTES >> 20}M",
-        help=f"Parquet and WebDataset: image bytes per shard, at most (K, M, G: KiB, MiB, GiB). Each split is also cut into at least {MIN_SHARDS} shards of "
-        "equal image counts (DataLoader workers and nodes each read whole shards); a smaller size gives more.")
+        help=f"Parquet and WebDataset: image bytes per shard, at most (K, M, G: KiB, MiB, GiB). Each split is also "
+        f"cut into at least {MIN_SHARDS} shards of equal image counts (DataLoader workers and nodes each read whole "
+        "shards); a smaller size gives more.")
     skip_broken: bool = option(False, is_flag=True, help="Build without listed images that are missing or cannot be "
                                "read (named on stderr and in the report) instead of stopping.")
     scheduler: str | None = option(None, metavar="ADDRESS", envvar=SCHEDULER_ENV,

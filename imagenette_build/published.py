@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, cannot
 from .shipped import read_shipped
 
 
@@ -72,7 +72,7 @@ def published_uploads(csv_path: Path | None, own: tuple[Published, ...] = ()) ->
         try:
             rows = read_published(csv_path.read_text("utf-8"), str(csv_path))
         except OSError as exc:
-            raise UserError(f"{csv_path}: cannot read: {exc.strerror or exc}") from None
+            raise cannot(csv_path, "read", exc, UserError) from None
     own = {(p.archive, p.uploaded): p for p in own}  # (a manifest's [[published]])
     merged = [own.pop((r.archive, r.uploaded), r) for r in rows]
     return merged + list(own.values())

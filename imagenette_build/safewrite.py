@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import procs
-from .errors import DataError
+from .errors import DataError, why
 from .readfile import kind_of, read_bytes
 
 _PARTIAL_RE = re.compile(r"^\..+\.partial-(?P<host>.+)-(?P<pid>[0-9]+)$")
@@ -114,7 +114,7 @@ def final_name_problem(path: Path, folder: bool) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        return f"{path}: cannot look at it: {exc.strerror or exc}"
+        return f"{path}: cannot look at it: {why(exc)}"
     if stat.S_ISLNK(mode):
         try:
             target = os.readlink(path)
@@ -183,7 +183,8 @@ def put_in_place(new: Path, final: Path, replace: bool) -> Path | None:
     at `final`, even what appeared a moment ago, is a FileExistsError (RENAME_NOREPLACE; where the
     filesystem lacks it, a check just before the rename). With `replace`, what was at `final` is
     exchanged with `new` (RENAME_EXCHANGE: `final` is never absent) and its new path returned, for
-    the caller to remove with `remove_replaced`; None when nothing was there."""
+    the caller to remove with `remove_any`; None when nothing was there. The one way a finished
+    file or folder takes its final name (`extract`, the shard folders)."""
     if replace:
         try:
             if _renameat2(new, final, _RENAME_EXCHANGE):
@@ -191,28 +192,21 @@ def put_in_place(new: Path, final: Path, replace: bool) -> Path | None:
         except FileNotFoundError:
             pass  # nothing at `final` after all
         else:
-            if os.path.lexists(final):  # no exchange here: move the old one aside first
+            if os.path.lexists(final):  # no exchange here: move the old one aside first, back on failure
                 aside = partial_path(final.with_name(final.name + ".old"))
+                remove_any(aside)  # (left by a dead process whose pid this one has now)
                 os.rename(final, aside)
-                os.rename(new, final)
+                try:
+                    os.rename(new, final)
+                except OSError:
+                    os.rename(aside, final)
+                    raise
                 return aside
     if not _renameat2(new, final, _RENAME_NOREPLACE):
         if os.path.lexists(final):
             raise FileExistsError(errno.EEXIST, "already exists", str(final))
         os.rename(new, final)
     return None
-
-
-def remove_replaced(path: Path) -> None:
-    """Remove what `put_in_place` moved out of the way: a folder with what it holds, a file or a
-    link itself (never what a link points to)."""
-    try:
-        if stat.S_ISDIR(os.lstat(path).st_mode):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 # --------------------------------------------------------------------- files a user names

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import classes
-from .errors import UserError
+from .errors import UserError, cannot
 from .safewrite import create_new
 from .sources.folders import KAGGLE_SUBDIR
 from .sources.ilsvrc_tars import TRAIN_TAR, VAL_TAR
@@ -69,7 +69,7 @@ def claim_folder(out: Path) -> None:
                             "or empty folder (a sample would overwrite the files of the same names)")
         write_file(out / SAMPLE_MARK, "A synthetic ImageNet written by imagenette-build sample-imagenet.\n")
     except OSError as exc:
-        raise UserError(f"{out}: cannot write the sample there: {exc.strerror or exc}") from None
+        raise cannot(out, "write the sample there", exc, UserError) from None
 
 
 def name_seed(filename: str) -> int:

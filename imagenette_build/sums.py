@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import DataError
+from .errors import DataError, cannot
 from .safewrite import atomic_write
 from .readfile import MAX_TEXT_FILE, read_bytes
 
@@ -127,7 +127,7 @@ def read_sums(path: Path, digest_len: int, only: str | Callable[[str], bool] | N
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not a UTF-8 text file (byte {exc.start}); move the file away or fix it") from None
     except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise cannot(path, "read", exc) from None
     out: dict[str, str] = {}
     try:
         for lineno, name, digest in sums_lines(text, digest_len):

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..safewrite import create_new, new_dir, partial_path, remove_any, sync_dir
 from ..plan import PlannedImage
+from ..safewrite import create_new, new_dir, partial_path, put_in_place, remove_any, sync_dir
 from .base import Context, Output, OutputFile
 
 SEED = 0  # of the samples' order (`order_key`); the report names it
@@ -165,26 +165,13 @@ class Shards(Output):
                 "shards": {"min_per_split": MIN_SHARDS, "max_image_bytes": self.ctx.shard_size, "how": CUTS}}
 
     def commit(self) -> None:
-        """The old folder (an earlier build's) is moved aside, the new one renamed in, the old one
-        removed: at every instant the final name holds a complete folder or nothing. If the new one
-        cannot be renamed in, the old one is put back. (The build refused anything but a folder at
-        the final name; a symlink swapped in since is moved as a link, and never removed through.)"""
-        old = partial_path(self.final.with_name(self.final.name + ".old"))  # a stale one is removed by a later run
-        moved = os.path.lexists(self.final)
-        if moved:
-            remove_any(old)  # (left by a dead process whose pid this one has now)
-            os.replace(self.final, old)
-        try:
-            os.replace(self._tmp, self.final)
-        except OSError:
-            if moved:
-                try:
-                    os.replace(old, self.final)
-                except OSError:
-                    pass
-            raise
-        if moved and os.path.isdir(old) and not os.path.islink(old):
-            shutil.rmtree(old, ignore_errors=True)
+        """The new folder takes the final name in one step (`safewrite.put_in_place`: exchanged with
+        an earlier build's folder, which is then removed), so at every instant the final name holds
+        a complete folder. (The build refused anything but a folder at the final name; a symlink
+        swapped in since is exchanged as a link, and never removed through.)"""
+        old = put_in_place(self._tmp, self.final, replace=True)
+        if old is not None:
+            remove_any(old)
 
     def abort(self) -> None:
         if not self._closed and self._writing:

@@ -16,7 +16,7 @@ from itertools import islice
 from pathlib import Path
 
 from .. import classes
-from ..errors import UserError
+from ..errors import UserError, cannot
 from .base import Source, SourceImage, SourceRef, is_image_name
 from .groundtruth import DEVKIT_ARCHIVE, DEVKIT_DIR, DEVKIT_GROUND_TRUTH, KAGGLE_SOLUTION, read_label_file
 
@@ -114,7 +114,7 @@ class FolderSource(Source):
         except NotADirectoryError:
             raise UserError(f"{folder}: expected a class folder, found a file") from None
         except OSError as exc:
-            raise UserError(f"{folder}: cannot list: {exc.strerror or exc}") from None
+            raise cannot(folder, "list", exc, UserError) from None
         with it:  # one entry at a time: a class is never held whole
             while True:
                 try:
@@ -122,7 +122,7 @@ class FolderSource(Source):
                 except StopIteration:
                     return
                 except OSError as exc:
-                    raise UserError(f"{folder}: cannot list: {exc.strerror or exc}") from None
+                    raise cannot(folder, "list", exc, UserError) from None
                 if is_image_name(e.name):
                     yield SourceImage(split, wnid, e.name, SourceRef(e.path))
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from isal import igzip_threaded
 
 from .. import classes
-from ..errors import DataError, UserError
+from ..errors import DataError, UserError, cannot
 from ..progress import Progress
 from .base import Source, SourceImage, is_image_name
 from .spill import Spill
@@ -93,7 +93,7 @@ class HFShardsSource(Source):
         try:
             raw = open(path, "rb")
         except OSError as exc:
-            raise UserError(f"{path}: cannot open: {exc.strerror or exc}") from None
+            raise cannot(path, "open", exc, UserError) from None
         done = 0
         try:
             # ISA-L decompresses in its own thread while this one parses and spills: ~1.5x faster

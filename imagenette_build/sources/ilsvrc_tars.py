@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .. import classes
-from ..errors import DataError, UserError
+from ..errors import DataError, UserError, cannot
 from ..progress import Progress
 from .base import Source, SourceImage, SourceRef, is_image_name
 from .groundtruth import DEVKIT_ARCHIVE, DEVKIT_GROUND_TRUTH, KAGGLE_SOLUTION, find_val_labels
@@ -34,7 +34,7 @@ def _open(path: Path):
     try:
         return open(path, "rb", buffering=0)  # unbuffered: a 512-byte header read reads 512 bytes
     except OSError as exc:
-        raise UserError(f"{path}: cannot open: {exc.strerror or exc}") from None
+        raise cannot(path, "open", exc, UserError) from None
 
 
 class OriginalTarsSource(Source):

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .. import settings
-from ..errors import DataError, UserError
+from ..errors import DataError, UserError, why
 from .base import SourceImage, SourceRef
 
 TMPDIR_ENV = settings.ENV["tmpdir"]
@@ -46,7 +46,7 @@ class Spill:
         try:
             self.folder = Path(tempfile.mkdtemp(prefix=f"imagenette-build-spill-{tag}-", dir=parent))
         except OSError as exc:
-            raise UserError(f"{parent}: cannot make the spill folder: {exc.strerror or exc}; "
+            raise UserError(f"{parent}: cannot make the spill folder: {why(exc)}; "
                             f"set {TMPDIR_ENV} to a writable folder") from None
         self.path = self.folder / "images.bin"
         self._owner = os.getpid()
@@ -82,7 +82,7 @@ class Spill:
             self._file.write(data)
         except OSError as exc:
             self.remove()
-            raise DataError(f"{self.path}: cannot write the spill file ({exc.strerror or exc}); it needs "
+            raise DataError(f"{self.path}: cannot write the spill file ({why(exc)}); it needs "
                             f"room for every image the build takes; set {TMPDIR_ENV} to a bigger disk") from None
         self.size += len(data)
         return offset, len(data)
@@ -94,7 +94,7 @@ class Spill:
                 self._file.close()
             except OSError as exc:
                 self.remove()
-                raise DataError(f"{self.path}: cannot write the spill file ({exc.strerror or exc})") from None
+                raise DataError(f"{self.path}: cannot write the spill file ({why(exc)})") from None
 
     def remove(self) -> None:
         if os.getpid() != self._owner:  # a forked worker inherits atexit handlers: not its folder

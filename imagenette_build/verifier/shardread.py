@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..archive_bytes import RAW_CHUNK, Digests, HashingReader
 from ..archive_reader import ArchiveStream, clip
-from ..errors import UserError
+from ..errors import UserError, why
 from ..limits import MAX_MEMBER_BYTES, MAX_MEMBERS, MAX_PARQUET_FOOTER_BYTES, MAX_ROW_GROUP_BYTES, \
     MAX_SAMPLE_META_BYTES
 from ..readfile import open_regular
@@ -59,7 +59,7 @@ class ShardReader:
 
 
 def _cannot_read(path: Path, exc: OSError) -> UserError:
-    return UserError(f"{path}: cannot read: {exc.strerror or exc}")
+    return UserError(f"{path}: cannot read: {why(exc)}")
 
 
 class ParquetReader(ShardReader):

@@ -22,7 +22,7 @@ import stat
 from collections import Counter
 from collections.abc import Iterator
 
-from ..errors import UserError
+from ..errors import UserError, cannot, why
 from ..formats.webdataset import sample_key
 from ..labels import classes as manifest_classes
 from ..limits import BATCH_BYTES, MAX_MEMBERS, MAX_NAME_BYTES, MAX_NAMES_BYTES, MAX_SHARDS
@@ -91,7 +91,7 @@ class ShardScan:
                     self.files[entry.name] = ("file" if stat.S_ISREG(mode) else
                                               "a symbolic link" if stat.S_ISLNK(mode) else kind_of(mode))
         except OSError as exc:
-            raise UserError(f"{folder}: cannot read: {exc.strerror or exc}") from None
+            raise cannot(folder, "read", exc, UserError) from None
         return None
 
     def to_read(self) -> list[str]:
@@ -247,7 +247,7 @@ def _tasks(scan: ShardScan, checking: Checking) -> Iterator[tuple]:
                     yield batch, checking.spec
                     batch, size = [], 0
         except OSError as exc:  # opening it (a file swapped for a FIFO since the folder was listed)
-            scan.unread[shard] = f"cannot read: {exc.strerror or exc}"
+            scan.unread[shard] = f"cannot read: {why(exc)}"
             continue
         finally:
             rows.close()

@@ -19,7 +19,7 @@ from .. import manifest as manifests
 from .. import members as member_lists
 from ..archive_reader import clip, stem_of_archive_name
 from ..declare import PATH, JobsType, option
-from ..errors import UserError
+from ..errors import UserError, why
 from ..limits import MAX_REPORT_BYTES
 from ..manifest import Manifest
 from ..procs import default_jobs
@@ -147,7 +147,7 @@ def read_build_report(path: Path) -> tuple[dict | None, str | None]:
     except FileNotFoundError:
         return None, None
     except OSError as exc:  # a FIFO, a device, too large: refused before it is read
-        return None, f"{path.name}: cannot read: {exc.strerror or exc}"
+        return None, f"{path.name}: cannot read: {why(exc)}"
     except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deep, a number of 5,000 digits
         return None, f"{path.name}: not a readable build report ({clip(str(exc) or type(exc).__name__)})"
     if not isinstance(report, dict):

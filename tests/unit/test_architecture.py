@@ -138,7 +138,7 @@ def test_cache_and_transform_import_nothing_of_the_pipeline():
     graph = import_graph()
     # pure: no files, no processes, no cache (limits holds only the bounds it shares with verify)
     assert graph["transform"] <= {"resample", "toolchain", "limits"}
-    assert graph["cache"] <= {"procs", "readfile", "safewrite"}  # the fingerprint is given to it
+    assert graph["cache"] <= {"errors", "procs", "readfile", "safewrite"}  # the fingerprint is given to it
 
 
 @pytest.mark.parametrize("module", sorted(_modules()))
