@@ -1,46 +1,10 @@
-"""A cache of resized images, so that a rerun after an interruption redoes only what was not finished.
+""""""A cache of resized images, so that a rerun after an interruption redoes only what was not finished.
 
-Each entry is one resized image (one source, one size), stored under a key that is the sha256 of:
-the entry format version, the toolchain that makes the bytes (`toolchain.fingerprint`, given by the
-build: this package's version and the code that makes the bytes, Pillow flavour and version, libjpeg
-version, the resampler; a cluster's workers are checked to have the same), the recipe, the size, and
-the identity of the source file the worker read (`SourceRef.read_identified`: path, byte range,
-device, inode, size, modification and change times, from the file read). A changed source (any write changes its change
-time; a replaced file has a new inode), recipe or toolchain therefore never finds a stale entry: it
-finds no entry. Full-size outputs are the source bytes themselves and are never cached.
-
-Lookups and writes happen in the workers (`worker.process_batch`), so the cache also works when
-the workers run on other machines that see the cache folder at the same path.
-
-Storage: the entries a task made are written together, as one *pack* file per task (a batch of
-images), not one file per image: creating a small file costs kernel time comparable to a resize on
-some disks, and a million-image cache would be millions of files. But
-entries are found by their own key, whatever pack holds them, so they survive anything that moves
-batch boundaries (another --batch-size, an image added or removed, another manifest over the same
-classes, --size 160 then --size 160 --size 320).
-
-    <root>/packs/<name>.pack   MAGIC, u32 n, n x (key 32 B, record offset u64, payload length u32),
-                               then n records: key 32 B, sha256(key + payload) 32 B, payload
-    <root>/tmp/<host>-<pid>-*  packs being written, renamed into packs/ when complete
-
-    <root>/in-use.lock         every build using the cache holds a shared flock on it (`CacheUse`)
-
-Integers are little-endian; <name> is the start of the pack's sha256, so two processes that make the
-same pack write the same file. A worker reads the index of every pack once per build (a `generation`
-the build sets; about 40 bytes an entry are read, 24 kept in memory, sorted by the key's first 8
-bytes) and then reads only the records it needs. A record whose check fails is reported as damaged
-and made again (the new copy goes into a new pack; the damaged one is ignored from then on); a pack
-whose index cannot be read is removed (a file that does not start as a pack is ignored: it is not
-the cache's, in a --cache DIR of the user's). Packs are written to `tmp/` and renamed into place, so a
-killed worker never leaves a partial pack under a final name; its temporary file is removed by the
-next run on the same host (`remove_stale_temp`). Writes are not fsynced (a lost entry is only made
-again, and the checks catch one damaged by a power cut).
-
-A failed cache write (disk full, read-only folder) never fails the build: the images are used, the
-failure counted and reported once at the end.
-
-A build removes the default cache folder after it succeeds (`CacheUse.remove`), but only when no
-other build uses it (holds the lock) and it holds nothing the cache did not make.
+Each entry is one resized image (one source, one size) under a key that names everything its bytes
+depend on (the toolchain's fingerprint, the recipe, the size, the identity of the source file
+read), so a changed source, recipe or toolchain finds no entry, never a stale one. The entries a
+task made are written together as one *pack* file; lookups and writes happen in the workers. The
+file format, the key and the rules for damaged, stale and shared caches: docs/cache-format.md.
 """
 
 from __future__ import annotations
