@@ -1,4 +1,4 @@
-""""""A cache of resized images, so that a rerun after an interruption redoes only what was not finished.
+"""A cache of resized images, so that a rerun after an interruption redoes only what was not finished.
 
 Each entry is one resized image (one source, one size) under a key that names everything its bytes
 depend on (the toolchain's fingerprint, the recipe, the size, the identity of the source file
