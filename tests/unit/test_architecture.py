@@ -23,7 +23,7 @@ STAGES = [
     ["errors", "limits", "procs", "progress", "readfile", "safepath", "shipped", "_version", "_resample_jit"],
     # facts and the utilities every stage uses
     ["classes", "resample", "toolchain", "outputs", "sums", "members", "published"],
-    ["filelist", "manifest", "newdataset"],
+    ["filelist", "manifest_tables", "manifest", "newdataset"],
     ["sources."],
     ["plan", "labels", "noisy", "prefetch"],
     ["transform", "cache"],
