@@ -11,7 +11,7 @@ endif
 
 SIMD_VENV ?= .venv-simd
 
-.PHONY: install simd test demo cluster-demo bench bench-layouts bench-cluster bench-classmix clean
+.PHONY: install simd test demo cluster-demo bench bench-layouts bench-cluster bench-classmix bench-scale bench-train-tar clean
 
 install: $(VENV)/.installed
 
@@ -63,3 +63,9 @@ bench-layouts: $(SETUP)  ## the same images from extracted folders and from the 
 
 bench-classmix: $(SETUP)  ## classes in the first batches of 64 of the WebDataset output of the whole imagenette2 list at 160 (minutes the first time; never in CI)
 	$(PYTHON) bench/classmix.py
+
+bench-scale: $(SETUP)  ## all 1000 classes at 15, 60, 150 images a class, built at 160 px (an hour or more, ~20 GB in bench/out/scale; never in CI)
+	$(PYTHON) bench/scale.py
+
+bench-train-tar: $(SETUP)  ## the bytes a build of imagenette2's classes reads from a synthetic ILSVRC2012_img_train.tar of 1000 class tars (needs strace; never in CI)
+	$(PYTHON) bench/train_tar_reads.py

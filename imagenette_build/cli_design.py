@@ -64,11 +64,14 @@ def sample_imagenet_command(out, manifest, layout, per_class, photos, jobs, quie
               help="The ImageNet copy the --preview images come from.")
 @click.option("--per-class", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Images a class on the --preview sheet.")
-def classes_command(pattern, as_json, preview_png, imagenet, per_class):
+@click.option("--manifests", "list_manifests", is_flag=True,
+              help="List the built-in manifests instead: classes, split policy, description, source.")
+def classes_command(pattern, as_json, preview_png, imagenet, per_class, list_manifests):
     """Search the 1000 ILSVRC-2012 classes by name, synonym or WNID (case-insensitive).
 
     Prints WNID, index in sorted-WNID order (the usual 0..999 label) and names. Names repeat in
-    ImageNet ("crane" is a bird and a machine): use the WNID, never the name.
+    ImageNet ("crane" is a bird and a machine): use the WNID, never the name. With --manifests,
+    lists the built-in manifests (the subsets --manifest NAME builds) and where each list comes from.
 
     \b
     Examples:
@@ -76,9 +79,15 @@ def classes_command(pattern, as_json, preview_png, imagenet, per_class):
       imagenette-build classes n0144
       imagenette-build classes terrier --json
       imagenette-build classes crane --preview cranes.png --imagenet /data/imagenet
+      imagenette-build classes --manifests
     """
     from .newdataset import search
 
+    if list_manifests:
+        if pattern is not None or preview_png is not None:
+            raise click.UsageError("--manifests lists every built-in manifest: give no PATTERN or --preview")
+        _print_manifests(as_json)
+        return
     found = search(pattern)
     if preview_png is not None:
         if imagenet is None:
@@ -93,6 +102,24 @@ def classes_command(pattern, as_json, preview_png, imagenet, per_class):
             click.echo(f"{c.wnid}  {c.index:4d}  {', '.join(c.names)}")
     if not found:
         raise UserError(f"no class matches {pattern!r}", exit_code=1)
+
+
+def _print_manifests(as_json: bool) -> None:
+    from .newdataset import builtin_manifests, manifest_summary
+
+    found = builtin_manifests()
+    if as_json:
+        click.echo(json.dumps([manifest_summary(m) for m in found], indent=2))
+        return
+    for i, m in enumerate(found):
+        if i:
+            click.echo()
+        click.echo(f"{m.name}  {len(m.classes)} classes, split {m.split.policy}")
+        click.echo(f"  {m.description}")
+        click.echo(f"  source: {m.source.location() if m.source else '(none given)'}")
+        for key in ("paper", "note"):
+            if m.source and getattr(m.source, key):
+                click.echo(f"  {key}: {getattr(m.source, key)}")
 
 
 @click.command("new-manifest")

@@ -51,7 +51,8 @@ def report(plan: Plan, opts: BuildOptions, size: int | None, writers: list[Outpu
         "archive": None,
         "stem": m.archive_stem(size),
         "size": size_label(size),
-        "manifest": {"name": m.name, "sha256": m.sha256, "files": m.file_hashes},
+        "manifest": {"name": m.name, "sha256": m.sha256, "files": m.file_hashes,
+                     "source": m.source.to_json() if m.source else None},  # where its class list comes from
         "source": plan.found_in,
         # every option as declared (options.py), and the recipe the four recipe options make
         "options": {**declare.to_json(opts), "recipe": opts.recipe.to_json() if size is not None else "original bytes",

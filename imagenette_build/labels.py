@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .manifest import Manifest
@@ -39,34 +40,55 @@ def classes(manifest: Manifest) -> list[ClassInfo]:
 class Labels:
     """Per member: its class (None for an unlabelled split such as Imagewang's `unsup/`) and its
     noisy labels as class indices (empty when the dataset has none): from the published list for
-    `files` manifests, from the generated noisy-labels CSV otherwise."""
+    `files` manifests, from the generated noisy-labels CSV otherwise.
+
+    A published list's rows are held (at most the list's images). Generated rows are made as they
+    are asked for: the outputs ask in member order, the rows' order, so one row is held at a time (a
+    dict of every member's labels held ~200 bytes an image, 270 MB for all of ImageNet-1k)."""
 
     def __init__(self, plan: Plan, manifest: Manifest):
         self.classes = classes(manifest)
         self._index = {c.wnid: c.index for c in self.classes}
         self._unlabelled = {e.name for e in manifest.split.extra}
         self._noisy: dict[str, tuple[int, ...]] = {}
+        self._generated: NoisyCsv | None = None
+        self._rows: Iterator[list[str]] | None = None
+        self._row: list[str] | None = None
+        self._asked = ""  # the member last asked for
         if manifest.split.policy == "files" and manifest.split.list_file:
             self._read_rows(manifest.read_root_file(manifest.split.list_file).decode("utf-8-sig"))
-        elif manifest.noisy_labels_file:
-            for row in NoisyCsv(plan, manifest).rows():
-                self._add(row[0], row[1:1 + len(NOISY_COLUMNS)])
-        self.columns = list(NOISY_COLUMNS) if self._noisy else []
+        elif manifest.noisy_labels_file and any(s in ("train", "val") for s, _ in plan.images.counts()):
+            self._generated = NoisyCsv(plan, manifest)
+        self.columns = list(NOISY_COLUMNS) if self._noisy or self._generated else []
 
     def _read_rows(self, text: str) -> None:
         rows = csv.DictReader(io.StringIO(text, newline=""))
         if not set(NOISY_COLUMNS) <= set(rows.fieldnames or ()):
             return
         for row in rows:
-            self._add(row["path"], [row[c] for c in NOISY_COLUMNS])
+            labels = self._indices([row[c] for c in NOISY_COLUMNS])
+            if labels is not None:
+                self._noisy[row["path"]] = labels
 
-    def _add(self, member: str, wnids: list[str]) -> None:
-        if all(w in self._index for w in wnids):
-            self._noisy[member] = tuple(self._index[w] for w in wnids)
+    def _indices(self, wnids: list[str]) -> tuple[int, ...] | None:
+        return tuple(self._index[w] for w in wnids) if all(w in self._index for w in wnids) else None
+
+    def _generated_row(self, member: str) -> tuple[int, ...] | None:
+        """The generated labels of `member`: the rows after the last one asked for are read up to
+        it; a member before the last one asked for reads the rows again from the first."""
+        if self._rows is None or member < self._asked:
+            self._rows = self._generated.rows()
+            self._row = next(self._rows, None)
+        self._asked = member
+        while self._row is not None and self._row[0] < member:
+            self._row = next(self._rows, None)
+        if self._row is None or self._row[0] != member:
+            return None
+        return self._indices(self._row[1:1 + len(NOISY_COLUMNS)])
 
     def of(self, member: str, split: str, wnid: str) -> tuple[ClassInfo | None, dict[str, int]]:
         """(the member's class or None, {noisy column: class index})."""
         labelled = split not in self._unlabelled and wnid in self._index
         cls = self.classes[self._index[wnid]] if labelled else None
-        noisy = self._noisy.get(member)
+        noisy = self._generated_row(member) if self._generated is not None else self._noisy.get(member)
         return cls, (dict(zip(self.columns, noisy)) if noisy is not None and cls is not None else {})

@@ -18,7 +18,9 @@ from typing import Any
 from . import classes as imagenet_classes
 from .errors import UserError, cannot
 from .filelist import MAX_FILE_LIST, SAFE_NAME_RE, ListedImage, read_file_list
-from .published import Published, with_shipped_checksums
+from .manifest_tables import (PUBLISHED_KEYS, SOURCE_KEYS, ListSource, check_keys, get, parse_published, parse_source,
+                              shown)
+from .published import Published
 from .readfile import MAX_TEXT_FILE, kind_of, read_bytes, sha256_of
 from .shipped import shipped_dir
 
@@ -30,13 +32,14 @@ else:  # pragma: no cover - exercised on Python < 3.11 only
 SPLIT_POLICIES = ("files", "imagenet", "random")
 DEFAULT_SPLITS = ("train", "val")
 
-_TOP_KEYS = {"name", "description", "stem", "root_files", "split", "classes", "published", "noisy_labels"}
+_TOP_KEYS = {"name", "description", "stem", "root_files", "split", "classes", "published", "noisy_labels", "source"}
 _SPLIT_KEYS = {"policy", "list", "splits", "val_fraction", "seed", "extra"}
 _EXTRA_KEYS = {"name", "from", "fraction", "classes"}
 _NOISY_KEYS = {"seed", "enabled"}
 NOISE_PERCENTS = (1, 5, 25, 50)
 _CLASS_KEYS = {"wnid", "name"}
-_PUBLISHED_KEYS = {"archive", "uploaded", "size", "md5", "md5_first_mib", "sha256", "members", "root_files"}
+_PUBLISHED_KEYS = PUBLISHED_KEYS
+_SOURCE_KEYS = SOURCE_KEYS
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class Manifest:
     noisy_labels: NoisyLabels
     path: Path  # the TOML file
     file_hashes: dict[str, str] = field(default_factory=dict)  # TOML and every file it names
+    source: ListSource | None = None  # where the class list comes from ([source])
 
     @property
     def noisy_labels_file(self) -> str | None:
@@ -165,33 +169,6 @@ def load(spec: str) -> Manifest:
 # --------------------------------------------------------------------------- parsing
 
 
-def _shown(value: Any) -> str:
-    """A manifest's value in a message: a list or table by its kind only (the repr of one nested
-    5,000 deep by dotted table headers raised RecursionError), anything else clipped."""
-    if isinstance(value, (list, dict)):
-        return "(a list)" if isinstance(value, list) else "(a table)"
-    return repr(value) if len(repr(value)) <= 100 else f"{repr(value)[:100]}..."
-
-
-def _check_keys(where: str, table: dict[str, Any], known: set[str]) -> None:
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise UserError(f"{where}: unknown key {_shown(unknown[0])} (known: {', '.join(sorted(known))})")
-
-
-def _get(where: str, table: dict[str, Any], key: str, kind: type | tuple[type, ...], required: bool = True):
-    if key not in table:
-        if required:
-            raise UserError(f"{where}: missing key {key!r}")
-        return None
-    value = table[key]
-    # bool is an int in Python; a TOML `true` is never a valid number here.
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float, (int, float))):
-        kind_name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise UserError(f"{where}: {key!r} must be a {kind_name}, not {type(value).__name__}")
-    return value
-
-
 def load_path(path: Path) -> Manifest:
     try:
         raw = read_bytes(path, MAX_TEXT_FILE, "a manifest")
@@ -210,32 +187,33 @@ def load_text(raw: bytes, path: Path) -> Manifest:
         raise UserError(f"{where}: not valid TOML: {exc}") from None
     except RecursionError:  # (tomllib recurses once per level: some 400 levels of arrays or inline tables)
         raise UserError(f"{where}: not a manifest: arrays or tables nested too deeply to be read") from None
-    _check_keys(where, doc, _TOP_KEYS)
+    check_keys(where, doc, _TOP_KEYS)
 
-    name = _get(where, doc, "name", str)
-    stem = _get(where, doc, "stem", str)
+    name = get(where, doc, "name", str)
+    stem = get(where, doc, "stem", str)
     if not SAFE_NAME_RE.match(stem):
-        raise UserError(f"{where}: stem {_shown(stem)} must be letters, digits, '.', '_', '+' or '-'")
-    description = _get(where, doc, "description", str, required=False) or ""
+        raise UserError(f"{where}: stem {shown(stem)} must be letters, digits, '.', '_', '+' or '-'")
+    description = get(where, doc, "description", str, required=False) or ""
 
-    classes = _parse_classes(where, _get(where, doc, "classes", list))
-    split = _parse_split(where, _get(where, doc, "split", dict), {c.wnid for c in classes})
+    classes = _parse_classes(where, get(where, doc, "classes", list))
+    split = _parse_split(where, get(where, doc, "split", dict), {c.wnid for c in classes})
 
-    root_files = tuple(_get(where, doc, "root_files", list, required=False) or ())
+    root_files = tuple(get(where, doc, "root_files", list, required=False) or ())
     for rf in root_files:
         if not isinstance(rf, str) or not SAFE_NAME_RE.match(rf):
-            raise UserError(f"{where}: root_files entry {_shown(rf)} must be a plain file name")
+            raise UserError(f"{where}: root_files entry {shown(rf)} must be a plain file name")
         if rf in split.splits:
-            raise UserError(f"{where}: root file {_shown(rf)} has the name of a split")
+            raise UserError(f"{where}: root file {shown(rf)} has the name of a split")
     if len(set(root_files)) != len(root_files):
         raise UserError(f"{where}: root_files lists a file twice")
 
-    published = tuple(_parse_published(f"{where} [[published]] #{i + 1}", p)
-                      for i, p in enumerate(_get(where, doc, "published", list, required=False) or ()))
+    source = parse_source(where, doc.get("source"))
+    published = tuple(parse_published(f"{where} [[published]] #{i + 1}", p)
+                      for i, p in enumerate(get(where, doc, "published", list, required=False) or ()))
 
-    noisy = _parse_noisy(where, _get(where, doc, "noisy_labels", dict, required=False), split)
+    noisy = _parse_noisy(where, get(where, doc, "noisy_labels", dict, required=False), split)
     if noisy.enabled and not SAFE_NAME_RE.match(f"noisy_{name}.csv"):
-        raise UserError(f"{where}: name {_shown(name)} must be a plain name (it names noisy_<name>.csv)")
+        raise UserError(f"{where}: name {shown(name)} must be a plain name (it names noisy_<name>.csv)")
 
     hashes = {path.name: hashlib.sha256(raw).hexdigest()}
     named = list(root_files) + ([split.list_file] if split.list_file else [])
@@ -246,7 +224,7 @@ def load_text(raw: bytes, path: Path) -> Manifest:
 
     manifest = Manifest(name=name, description=description, stem=stem, classes=classes, split=split,
                         root_files=root_files, published=published, noisy_labels=noisy, path=path,
-                        file_hashes=hashes)
+                        file_hashes=hashes, source=source)
     if split.policy == "files":
         manifest.listed_images()  # validate the list now, not half way through a build
     return manifest
@@ -286,56 +264,56 @@ def _parse_classes(where: str, items: list) -> tuple[ClassEntry, ...]:
         here = f"{where} [[classes]] #{i + 1}"
         if not isinstance(item, dict):
             raise UserError(f"{here}: must be a table with 'wnid' and 'name'")
-        _check_keys(here, item, _CLASS_KEYS)
-        wnid = _get(here, item, "wnid", str)
+        check_keys(here, item, _CLASS_KEYS)
+        wnid = get(here, item, "wnid", str)
         if not imagenet_classes.is_wnid(wnid):
-            raise UserError(f"{here}: malformed WNID {_shown(wnid)} (expected 'n' and 8 digits, like n01440764)")
+            raise UserError(f"{here}: malformed WNID {shown(wnid)} (expected 'n' and 8 digits, like n01440764)")
         if wnid not in known:
             raise UserError(f"{here}: {wnid} is not one of the 1000 ILSVRC-2012 classes "
                             "(search them with `imagenette-build classes`)")
         if wnid in seen:
             raise UserError(f"{here}: duplicate class {wnid}")
         seen.add(wnid)
-        name = _get(here, item, "name", str, required=False) or known[wnid].names[0]
+        name = get(here, item, "name", str, required=False) or known[wnid].names[0]
         out.append(ClassEntry(wnid, name))
     return tuple(out)
 
 
 def _parse_split(where: str, table: dict, wnids: set[str]) -> SplitPolicy:
     here = f"{where} [split]"
-    _check_keys(here, table, _SPLIT_KEYS)
-    policy = _get(here, table, "policy", str)
+    check_keys(here, table, _SPLIT_KEYS)
+    policy = get(here, table, "policy", str)
     if policy not in SPLIT_POLICIES:
-        raise UserError(f"{here}: unknown policy {_shown(policy)} (one of {', '.join(SPLIT_POLICIES)})")
+        raise UserError(f"{here}: unknown policy {shown(policy)} (one of {', '.join(SPLIT_POLICIES)})")
 
     def only_for(keys: set[str]) -> None:
         extra = sorted((set(table) - {"policy", "splits"}) - keys)
         if extra:
-            raise UserError(f"{here}: key {_shown(extra[0])} does not apply to policy {_shown(policy)}")
+            raise UserError(f"{here}: key {shown(extra[0])} does not apply to policy {shown(policy)}")
 
     if policy == "files":
         only_for({"list"})
-        splits = tuple(_get(here, table, "splits", list, required=False) or DEFAULT_SPLITS)
+        splits = tuple(get(here, table, "splits", list, required=False) or DEFAULT_SPLITS)
         _check_split_names(here, splits)
-        list_file = _get(here, table, "list", str)
+        list_file = get(here, table, "list", str)
         if not SAFE_NAME_RE.match(list_file):
-            raise UserError(f"{here}: list {_shown(list_file)} must be a file name beside the manifest")
+            raise UserError(f"{here}: list {shown(list_file)} must be a file name beside the manifest")
         return SplitPolicy(policy, splits, list_file=list_file)
     if "splits" in table:
-        raise UserError(f"{here}: 'splits' applies to policy 'files'; policy {_shown(policy)} makes train and val "
+        raise UserError(f"{here}: 'splits' applies to policy 'files'; policy {shown(policy)} makes train and val "
                         "(add unlabelled splits with [[split.extra]])")
     fraction = seed = None
     if policy == "imagenet":
         only_for({"seed", "extra"})
     else:
         only_for({"val_fraction", "seed", "extra"})
-        fraction = _get(here, table, "val_fraction", (int, float))
+        fraction = get(here, table, "val_fraction", (int, float))
         if not is_val_fraction(fraction):
             raise UserError(f"{here}: val_fraction must be between 0 and 1, not {fraction}")
         fraction = float(fraction)
-    seed = _get(here, table, "seed", int, required=policy == "random")
+    seed = get(here, table, "seed", int, required=policy == "random")
     extra = tuple(_parse_extra(f"{here} [[split.extra]] #{i + 1}", e, wnids)
-                  for i, e in enumerate(_get(here, table, "extra", list, required=False) or ()))
+                  for i, e in enumerate(get(here, table, "extra", list, required=False) or ()))
     if extra and seed is None:
         raise UserError(f"{here}: [[split.extra]] needs a 'seed' in [split]")
     splits = DEFAULT_SPLITS + tuple(e.name for e in extra)
@@ -352,7 +330,7 @@ def is_val_fraction(value: Any) -> bool:
 def _check_split_names(here: str, splits: tuple) -> None:
     for s in splits:
         if not isinstance(s, str) or not SAFE_NAME_RE.match(s):
-            raise UserError(f"{here}: split name {_shown(s)} must be a plain name like 'train'")
+            raise UserError(f"{here}: split name {shown(s)} must be a plain name like 'train'")
     if len(set(splits)) != len(splits):
         raise UserError(f"{here}: a split is named twice")
 
@@ -360,18 +338,18 @@ def _check_split_names(here: str, splits: tuple) -> None:
 def _parse_extra(where: str, table: Any, wnids: set[str]) -> ExtraSplit:
     if not isinstance(table, dict):
         raise UserError(f"{where}: must be a table")
-    _check_keys(where, table, _EXTRA_KEYS)
-    name = _get(where, table, "name", str)
-    source = _get(where, table, "from", str, required=False) or "train"
+    check_keys(where, table, _EXTRA_KEYS)
+    name = get(where, table, "name", str)
+    source = get(where, table, "from", str, required=False) or "train"
     if source != "train":
         raise UserError(f"{where}: 'from' must be 'train' (val stays whole)")
-    fraction = _get(where, table, "fraction", (int, float))
+    fraction = get(where, table, "fraction", (int, float))
     if not 0 < fraction <= 1:
         raise UserError(f"{where}: fraction must be in (0, 1], not {fraction}")
-    chosen = tuple(_get(where, table, "classes", list, required=False) or ())
+    chosen = tuple(get(where, table, "classes", list, required=False) or ())
     for w in chosen:
         if not isinstance(w, str) or w not in wnids:  # (a list or table here is unhashable: a TypeError)
-            raise UserError(f"{where}: class {_shown(w)} is not among the manifest's classes")
+            raise UserError(f"{where}: class {shown(w)} is not among the manifest's classes")
     return ExtraSplit(name, source, float(fraction), chosen)
 
 
@@ -379,35 +357,12 @@ def _parse_noisy(where: str, table: dict | None, split: SplitPolicy) -> NoisyLab
     """Generated noisy labels: on by default for manifests without a published file list."""
     table = table or {}
     here = f"{where} [noisy_labels]"
-    _check_keys(here, table, _NOISY_KEYS)
-    enabled = _get(here, table, "enabled", bool, required=False)
+    check_keys(here, table, _NOISY_KEYS)
+    enabled = get(here, table, "enabled", bool, required=False)
     if enabled is None:
         enabled = split.policy != "files"
     if enabled and split.policy == "files":
         raise UserError(f"{here}: a 'files' manifest ships its own list; noisy labels are generated "
                         "only for policies imagenet and random")
-    seed = _get(here, table, "seed", int, required=False)
+    seed = get(here, table, "seed", int, required=False)
     return NoisyLabels(enabled, seed if seed is not None else (split.seed or 0))
-
-
-def _parse_published(where: str, table: Any) -> Published:
-    if not isinstance(table, dict):
-        raise UserError(f"{where}: must be a table")
-    _check_keys(where, table, _PUBLISHED_KEYS)
-    size = _get(where, table, "size", int, required=False)
-    members = _get(where, table, "members", str, required=False) or ""
-    if members and not SAFE_NAME_RE.match(members):
-        raise UserError(f"{where}: members {_shown(members)} must be a plain file name beside the manifest")
-    root_files = _get(where, table, "root_files", list, required=False)
-    if root_files is not None and not all(isinstance(r, str) and SAFE_NAME_RE.match(r) for r in root_files):
-        raise UserError(f"{where}: root_files must be a list of plain file names")
-    return with_shipped_checksums(Published(
-        archive=_get(where, table, "archive", str),
-        uploaded=_get(where, table, "uploaded", str),
-        size=size,
-        md5=_get(where, table, "md5", str, required=False) or "",
-        md5_first_mib=_get(where, table, "md5_first_mib", str, required=False) or "",
-        sha256=_get(where, table, "sha256", str, required=False) or "",
-        members=members,
-        root_files=tuple(root_files) if root_files is not None else None,
-    ))

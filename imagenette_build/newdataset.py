@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import classes as imagenet
 from .errors import UserError, cannot
-from .manifest import SAFE_NAME_RE, is_val_fraction, load_text
+from .manifest import SAFE_NAME_RE, Manifest, builtin_names, is_val_fraction, load, load_text
 from .readfile import MAX_TEXT_FILE, read_bytes
 
 
@@ -31,6 +31,18 @@ def search(pattern: str | None) -> list[imagenet.ImageNetClass]:
         if any(needle in t.lower() for t in texts):
             out.append(c)
     return out
+
+
+def builtin_manifests() -> list[Manifest]:
+    """Every built-in manifest, by name."""
+    return [load(name) for name in builtin_names()]
+
+
+def manifest_summary(m: Manifest) -> dict:
+    """What `classes --manifests --json` says of a manifest: its class count, split policy,
+    description and `[source]` (None where it gives none)."""
+    return {"name": m.name, "classes": len(m.classes), "split": m.split.policy, "description": m.description,
+            "source": m.source.to_json() if m.source else None}
 
 
 def random_classes(k: int, seed: int) -> list[str]:

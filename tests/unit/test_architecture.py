@@ -24,7 +24,7 @@ STAGES = [
      "_resample_jit"],
     # facts and the utilities every stage uses
     ["classes", "resample", "toolchain", "safewrite", "sums", "members", "published"],
-    ["filelist", "manifest", "newdataset"],
+    ["filelist", "manifest_tables", "manifest", "newdataset"],
     ["sources."],
     ["plan", "labels", "noisy", "prefetch"],
     ["transform", "cache"],

@@ -103,7 +103,8 @@ _scalars = st.one_of(st.text(max_size=12), st.integers(-5, 10 ** 12), st.floats(
 
 
 _keys = st.sampled_from(sorted(manifests._TOP_KEYS | manifests._SPLIT_KEYS | manifests._CLASS_KEYS
-                               | manifests._PUBLISHED_KEYS | manifests._EXTRA_KEYS | {"x"}))
+                               | manifests._PUBLISHED_KEYS | manifests._EXTRA_KEYS | manifests._SOURCE_KEYS
+                               | {"x"}))
 
 
 _values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
@@ -205,6 +206,17 @@ EXTRA = ('[[classes]]\nwnid = "n01440764"\n[split]\npolicy = "random"\nval_fract
     ('name = "one"\nstem = "' + "x/" * 100_000 + '"\n' + ONE_CLASS, "stem 'x/x/x/"),
     (NAMED + '[split]\npolicy = "random"\nval_fraction = nan\nseed = 1\n[[classes]]\nwnid = "n01440764"\n',
      "val_fraction must be between 0 and 1, not nan"),
+    # [source]: where the class list comes from
+    (NAMED + 'source = "github"\n' + ONE_CLASS, "[source]: must be a table (url, file, commit, paper, note)"),
+    (NAMED + '[source]\nfile = "eval.py"\n' + ONE_CLASS, "[source]: missing key 'url'"),
+    (NAMED + '[source]\nurl = "https://x.org"\nlicense = "MIT"\n' + ONE_CLASS,
+     "[source]: unknown key 'license' (known: commit, file, note, paper, url)"),
+    (NAMED + '[source]\nurl = "github.com/x/y"\n' + ONE_CLASS, "url 'github.com/x/y' must be an http:// or https://"),
+    (NAMED + '[source]\nurl = "https://x.org"\ncommit = "3131cace"\n' + ONE_CLASS,
+     "commit '3131cace' must be a full git commit hash"),
+    (NAMED + '[source]\nurl = "https://x.org"\npaper = 2021\n' + ONE_CLASS, "'paper' must be a str, not int"),
+    (NAMED + '[source]\nurl = "https://x.org"\nnote = "a\\u001b[2Jb"\n' + ONE_CLASS,
+     "[source]: note holds a line break or another control character"),
 ])
 def test_every_mistake_is_one_line_naming_the_manifest(tmp_path, toml, needle):
     (tmp_path / "list.csv").write_text(SAMPLE_CSV)
