@@ -25,7 +25,7 @@ STAGES = [
     ["classes", "resample", "toolchain", "outputs", "sums", "members", "published"],
     ["filelist", "manifest", "newdataset"],
     ["sources."],
-    ["plan", "labels", "noisy", "prefetch"],
+    ["plan", "labels", "noisy", "prefetch", "leakage"],
     ["transform", "cache"],
     ["worker", "engine"],
     ["pack.", "formats."],
