@@ -26,7 +26,7 @@ STAGES = [
     ["filelist", "manifest", "newdataset"],
     ["sources."],
     ["plan", "labels", "noisy", "prefetch", "leakage"],
-    ["transform", "cache"],
+    ["transform", "cache", "duplicates"],
     ["worker", "engine"],
     ["pack.", "formats."],
     ["options", "commit", "builder"],
