@@ -30,7 +30,7 @@ STAGES = [
     ["worker", "engine"],
     ["pack.", "formats."],
     ["options", "commit", "builder"],
-    ["archive_reader", "verifier.", "extractor", "sheets", "comparison"],
+    ["archive_reader", "verifier.", "extractor", "sheets", "comparison", "card", "croissant"],
     ["samplelayouts", "samplegen"],
     ["api", "clitypes", "cli_design", "cli", ""],  # "": the package's __init__
 ]
