@@ -11,9 +11,10 @@ too. Two parts, shaped for the build:
 
 Exact duplicates share their decoded pixels (a group whose files are also byte-identical says so:
 `same_bytes`). Near duplicates are members whose pHashes differ in at most `threshold` bits
-(NEAR_THRESHOLD, 8 of 64: re-encoded, slightly resized or cropped copies of a photo stay within 6,
-different photos are 20 or more apart; tests/unit/test_duplicates.py measures both), chained into
-groups; a near group holds at least two different pixel contents.
+(NEAR_THRESHOLD, 6 of 64: re-encoded or resized copies of a photo stay within 4, 1 % crops mostly
+within 6, different photos are 20 or more apart, and no two of 13,394 synthetic images are within
+6; tests/unit/test_duplicates.py measures these), chained into groups; a near group holds at least
+two different pixel contents.
 
 The pHash (as pHash.org's): the image resized to 32x32 with the box filter by `transform.resize`
 (the same arithmetic on every Pillow), as 8-bit luma (integer ITU-R 601 weights), its 2-D DCT-II,
@@ -24,8 +25,8 @@ so the bits are the same on every machine, BLAS and numpy.
 The search is exact, not sampled: multi-index hashing (Norouzi et al., 2012). The 64 bits are cut
 into BANDS substrings; two hashes within `threshold` bits agree within threshold // BANDS bits on
 at least one substring (pigeonhole), so each hash is looked up, per substring, under every key
-that close to its own in a sorted array (`numpy.searchsorted`), and each candidate is then checked
-on all 64 bits. Plain banding (candidates share a substring exactly) would miss pairs more than
+that close to its own (a table says where each key's hashes start in the sorted order), and each
+candidate is then checked on all 64 bits. Plain banding (candidates share a substring exactly) would miss pairs more than
 BANDS - 1 bits apart.
 """
 
