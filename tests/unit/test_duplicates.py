@@ -96,7 +96,7 @@ def test_fingerprint_of_an_image_and_of_its_pixels_agree_and_the_pixel_hash_sees
     assert fingerprint(changed)[1] == fingerprint(pixels)[1]  # one value moves no pHash bit
     gray = img.convert("L")
     assert fingerprint(gray) == fingerprint(np.asarray(gray)) == fingerprint(np.asarray(gray)[..., None])
-    for mode in ("CMYK", "P", "RGBA", "I;16"):
+    for mode in ("CMYK", "P", "RGBA", "LA"):  # (converted as every Pillow and pillow-simd can)
         assert isinstance(fingerprint(img.convert(mode))[1], int)
 
 
@@ -133,7 +133,7 @@ _codes = st.lists(_cluster, max_size=10).map(
     lambda cs: [c ^ sum({1 << b for b in flips}) for c, members in cs for flips in members])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(_codes, st.integers(0, 12), st.integers(3, 6))
 def test_the_bucketed_search_finds_exactly_what_brute_force_finds(codes, threshold, bands):
     got = near_pairs(np.array(codes, dtype=np.uint64), threshold, bands)
