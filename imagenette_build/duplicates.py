@@ -12,8 +12,9 @@ too. Two parts, shaped for the build:
 Exact duplicates share their decoded pixels (a group whose files are also byte-identical says so:
 `same_bytes`). Near duplicates are members whose pHashes differ in at most `threshold` bits
 (NEAR_THRESHOLD, 6 of 64: re-encoded or resized copies of a photo stay within 4, 1 % crops mostly
-within 6, different photos are 20 or more apart, and no two of 13,394 synthetic images are within
-6; tests/unit/test_duplicates.py measures these), chained into groups; a near group holds at least
+within 6, different photos are 20 or more apart; of the synthetic images of imagenette2's and
+imagewoof2's lists, one pair in 26,348 images is within 6 (docs/datasets.md);
+tests/unit/test_duplicates.py measures these), chained into groups; a near group holds at least
 two different pixel contents.
 
 The pHash (as pHash.org's): the image resized to 32x32 with the box filter by `transform.resize`
