@@ -26,12 +26,12 @@ STAGES = [
     ["classes", "resample", "toolchain", "safewrite", "sums", "members", "published"],
     ["filelist", "manifest_tables", "manifest", "newdataset"],
     ["sources."],
-    ["plan", "labels", "noisy", "prefetch"],
-    ["transform", "cache"],
+    ["plan", "labels", "noisy", "prefetch", "leakage"],
+    ["transform", "cache", "duplicates"],
     ["worker", "engine"],
     ["tarwriter.", "formats."],
     ["options", "commit", "builder"],
-    ["archive_bytes", "archive_reader", "verifier.", "extractor", "contactsheet", "comparison"],
+    ["archive_bytes", "archive_reader", "verifier.", "extractor", "contactsheet", "comparison", "card", "croissant"],
     ["samplelayouts", "samplegen"],
     ["api", "cli_design", "cli", ""],  # "": the package's __init__
 ]
