@@ -12,9 +12,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from .manifest import Manifest
+from .manifest import DatasetClass, Manifest
 from .noisy import HEADER as NOISY_HEADER
 from .noisy import NoisyCsv
 from .plan import Plan
@@ -22,19 +21,9 @@ from .plan import Plan
 NOISY_COLUMNS = NOISY_HEADER[1:-1]  # noisy_labels_0, _1, _5, _25, _50
 
 
-@dataclass(frozen=True)
-class ClassInfo:
-    index: int
-    wnid: str
-    name: str
-
-    def to_json(self) -> dict:
-        return {"index": self.index, "wnid": self.wnid, "name": self.name}
-
-
-def classes(manifest: Manifest) -> list[ClassInfo]:
-    names = {c.wnid: c.name for c in manifest.classes}
-    return [ClassInfo(i, w, names[w]) for i, w in enumerate(sorted(names))]
+def classes(manifest: Manifest) -> list[DatasetClass]:
+    """The dataset's classes in label order."""
+    return sorted(manifest.classes, key=lambda c: c.index)
 
 
 class Labels:
@@ -86,7 +75,7 @@ class Labels:
             return None
         return self._indices(self._row[1:1 + len(NOISY_COLUMNS)])
 
-    def of(self, member: str, split: str, wnid: str) -> tuple[ClassInfo | None, dict[str, int]]:
+    def of(self, member: str, split: str, wnid: str) -> tuple[DatasetClass | None, dict[str, int]]:
         """(the member's class or None, {noisy column: class index})."""
         labelled = split not in self._unlabelled and wnid in self._index
         cls = self.classes[self._index[wnid]] if labelled else None

@@ -43,9 +43,17 @@ _SOURCE_KEYS = SOURCE_KEYS
 
 
 @dataclass(frozen=True)
-class ClassEntry:
+class DatasetClass:
+    """One class of a dataset: its label `index` (its WNID's rank among the dataset's WNIDs, sorted:
+    torchvision's ImageFolder order), WNID and name. `classes.ImageNetClass` is a row of ILSVRC-2012's
+    own table of 1000 (its index, devkit id and synonyms), a different thing."""
+
+    index: int
     wnid: str
     name: str
+
+    def to_json(self) -> dict:
+        return {"index": self.index, "wnid": self.wnid, "name": self.name}
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,7 @@ class Manifest:
     name: str
     description: str
     stem: str
-    classes: tuple[ClassEntry, ...]
+    classes: tuple[DatasetClass, ...]  # in the manifest's order
     split: SplitPolicy
     root_files: tuple[str, ...]
     published: tuple[Published, ...]
@@ -254,7 +262,7 @@ def _hash_named_file(where: str, folder: Path, fname: str, limit: int) -> str:
         raise cannot(fpath, "read", exc, UserError) from None
 
 
-def _parse_classes(where: str, items: list) -> tuple[ClassEntry, ...]:
+def _parse_classes(where: str, items: list) -> tuple[DatasetClass, ...]:
     if not items:
         raise UserError(f"{where}: [[classes]] is empty: a manifest needs at least one class")
     known = imagenet_classes.by_wnid()
@@ -275,8 +283,9 @@ def _parse_classes(where: str, items: list) -> tuple[ClassEntry, ...]:
             raise UserError(f"{here}: duplicate class {wnid}")
         seen.add(wnid)
         name = get(here, item, "name", str, required=False) or known[wnid].names[0]
-        out.append(ClassEntry(wnid, name))
-    return tuple(out)
+        out.append((wnid, name))
+    rank = {wnid: i for i, wnid in enumerate(sorted(seen))}
+    return tuple(DatasetClass(rank[wnid], wnid, name) for wnid, name in out)
 
 
 def _parse_split(where: str, table: dict, wnids: set[str]) -> SplitPolicy:
