@@ -295,15 +295,21 @@ def main() -> None:
           f" ({src_mb:.0f} MB of JPEG); {platform.machine()}, {os.cpu_count()} cores, "
           f"{pillow_description()}, {libjpeg_version()}; {args.repeats} rounds, every variant once per round, "
           f"in turn, the corpus read into the page cache before each run (cold rows: the page cache emptied instead)\n")
-    print("| run | wall s (median) | runs | CPU s | images/s | peak RSS MB | archive MB |")
-    print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
+    # A run's CPU floor: its CPU time (user + system of every process) spread over the cores, the
+    # shortest wall time that CPU could take; wall / floor is the time spent with a core idle.
+    cores = os.cpu_count() or 1
+    print(f"| run | wall s (median) | runs | CPU s | CPU floor s (CPU / {cores} cores) | wall / floor | images/s "
+          "| peak RSS MB | archive MB |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for label, r in rows.items():
         if label == BUDGET:  # not a build: its figures are the budget lines below
             continue
         ips = n_images / r["wall"]
         runs = " ".join(f"{w:.1f}" for w in r["walls"])
         archive = f"{r['archive_mb']:.1f}" if "archive_mb" in r else "—"
-        print(f"| {label} | {r['wall']:.1f} | {runs} | {r['cpu']:.1f} | {ips:.0f} | {r['rss_mb']:.0f} | {archive} |")
+        idle = statistics.median(w / (c / cores) for w, c in zip(r["walls"], r["cpus"]))
+        print(f"| {label} | {r['wall']:.1f} | {runs} | {r['cpu']:.1f} | {r['cpu'] / cores:.1f} | {idle:.2f} | {ips:.0f} "
+              f"| {r['rss_mb']:.0f} | {archive} |")
 
     def ratio(num: str, *den: str, key: str = "walls") -> str:
         """Median over rounds of the ratio within each round, and the ratio of the medians."""
