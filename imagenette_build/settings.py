@@ -56,10 +56,12 @@ class Settings:
         """The settings the environment gives (unset or empty: the default); a value that cannot be
         one is a UserError naming the variable."""
         environ = os.environ if environ is None else environ
-        given = {key: environ[var].strip() for key, var in ENV.items() if environ.get(var, "").strip()}
+        given = {key: environ[var] for key, var in ENV.items() if environ.get(var, "").strip()}
         values = {}
         for key, text in given.items():
             var = ENV[key]
+            if key != "mtime":  # SOURCE_DATE_EPOCH is digits alone, as reproducible-builds.org defines it
+                text = text.strip()
             if key == "mtime":
                 # plain ASCII digits that fit a tar header: str.isdigit() took "²" (then int() raised)
                 if not (text.isascii() and text.isdigit()) or len(text) > 20 or int(text) > MAX_MTIME:

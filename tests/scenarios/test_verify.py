@@ -128,7 +128,7 @@ def test_full_size_reports_sizes_only(built):
 def test_parallel_and_serial_agree(built):
     _, manifest_path, out = built
     serial = check(out / f"{STEM}.tgz", manifest_path).to_json()
-    parallel = check(VerifyOptions(out / f"{STEM}.tgz", manifest=str(manifest_path), jobs=2, quiet=True)).to_json()
+    parallel = run_check(VerifyOptions(out / f"{STEM}.tgz", manifest=str(manifest_path), jobs=2, quiet=True)).to_json()
     assert serial == parallel
 
 
@@ -297,7 +297,7 @@ def test_junk_is_reported_and_fails_only_with_strict(built, tmp_path):
 
 
 def digests_of(path):
-    report = check(VerifyOptions(path, jobs=1, quiet=True))
+    report = run_check(VerifyOptions(path, jobs=1, quiet=True))
     d = level(report, "identity").data
     return Digests(d["size"], d["sha256"], d["md5"], d["md5_first_mib"])
 
@@ -391,7 +391,7 @@ def test_exit_codes(built, tmp_path):
 
 def test_without_a_manifest_structure_counts_only(built):
     _, _, out = built
-    report = check(VerifyOptions(out / f"{STEM}.tgz", jobs=1, quiet=True))
+    report = run_check(VerifyOptions(out / f"{STEM}.tgz", jobs=1, quiet=True))
     assert report.target.manifest is None and report.passed
     assert "no manifest: member list and root files not checked (give --manifest)" in level(report, "structure").notes
 

@@ -27,7 +27,7 @@ def test_each_variable_sets_its_setting(key, value, expected):
 
 
 @pytest.mark.parametrize("key,value", [
-    ("mtime", "²"), ("mtime", "-1"), ("mtime", str(MAX_MTIME + 1)), ("mtime", "1e9"), ("mtime", "1" * 30),
+    ("mtime", "²"), ("mtime", "-1"), ("mtime", str(MAX_MTIME + 1)), ("mtime", "1e9"), ("mtime", "1" * 30), ("mtime", " 12"),
     ("direct_io", "yes"), ("resampler", "fast"), ("resample_engine", "cuda"),
     ("connect_timeout", "abc"), ("connect_timeout", "0"), ("connect_timeout", "-1"), ("connect_timeout", "1e7"),
     ("no_workers_timeout", "nan"),
