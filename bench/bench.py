@@ -237,6 +237,7 @@ def main() -> None:
     ap.add_argument("--skip-budget", action="store_true", help="skip the per-image stage times")
     ap.add_argument("--profile", action="store_true", help="also cProfile an in-process 160 build")
     ap.add_argument("--stock-python", help="the python of an environment with stock Pillow (its build is a row)")
+    ap.add_argument("--only", help="run only these variants (comma-separated labels, as in the table)")
     args = ap.parse_args()
     photos = args.photos if args.photos and args.photos.is_dir() else None
     args.work.mkdir(parents=True, exist_ok=True)
@@ -289,6 +290,12 @@ def main() -> None:
         out_tgz = args.work / f"{tool}-160.tgz"
         variants[f"{tool} 160"] = ([sys.executable, str(HERE / "others.py"), tool, corpus, file_list, 160, out_tgz],
                                    None, lambda path=out_tgz: path.stat().st_size)
+    if args.only:
+        wanted = [label.strip() for label in args.only.split(",")]
+        unknown = [label for label in wanted if label not in variants]
+        if unknown:
+            sys.exit(f"bench: unknown variant {unknown[0]!r} (the variants: {', '.join(variants)})")
+        variants = {label: variants[label] for label in wanted}
     rows = interleaved(variants, args.repeats, sources)
 
     print(f"\nimagenette2, {n_images} images, {'real photos from ' + str(photos) if photos else 'SYNTHETIC content'}"
@@ -313,6 +320,8 @@ def main() -> None:
 
     def ratio(num: str, *den: str, key: str = "walls") -> str:
         """Median over rounds of the ratio within each round, and the ratio of the medians."""
+        if any(label not in rows for label in (num, *den)):
+            return "— (not run)"
         per_round = [rows[num][key][i] / sum(rows[d][key][i] for d in den) for i in range(args.repeats)]
         med = rows[num][key[:-1]] / sum(rows[d][key[:-1]] for d in den)
         return f"{statistics.median(per_round):.2f} (rounds {' '.join(f'{x:.2f}' for x in per_round)}; medians {med:.2f})"
@@ -330,21 +339,22 @@ def main() -> None:
               f"CPU {ratio('tool 160, stock Pillow', 'tool 160', key='cpus')} (target <= 1.25)")
     print(f"- tool 160 --no-cache / tool 160: wall {ratio('tool 160 --no-cache', 'tool 160')} (the cache's cost on a "
           f"first build); tool 160 --decode scaled / tool 160: wall {ratio('tool 160 --decode scaled', 'tool 160')}")
-    tool_rss = max(r["rss_mb"] for label, r in rows.items() if label.startswith("tool"))
+    tool_rss = max((r["rss_mb"] for label, r in rows.items() if label.startswith("tool")), default=0)
     print(f"- peak RSS of the largest tool process: {tool_rss:.0f} MB (target <= 250)")
     for tool in others_available():
         print(f"- {tool} 160 / tool 160: wall {ratio(f'{tool} 160', 'tool 160')}")
-    full_rates = sorted(src_mb / w for w in rows["tool full"]["walls"])
-    print(f"- tool full: {src_mb / rows['tool full']['wall']:.0f} MB/s of source data, median (runs "
-          f"{' '.join(f'{x:.0f}' for x in full_rates)}) (target >= 250)")
-    if "tool 160 (cold)" in rows:
+    if "tool full" in rows:
+        full_rates = sorted(src_mb / w for w in rows["tool full"]["walls"])
+        print(f"- tool full: {src_mb / rows['tool full']['wall']:.0f} MB/s of source data, median (runs "
+              f"{' '.join(f'{x:.0f}' for x in full_rates)}) (target >= 250)")
+    if "tool 160 (cold)" in rows and "tool full (cold)" in rows:
         print(f"- page cache emptied before the run / corpus in the page cache: 160 "
               f"{ratio('tool 160 (cold)', 'tool 160')}, full {ratio('tool full (cold)', 'tool full')}; "
               f"full from the disk: {src_mb / rows['tool full (cold)']['wall']:.0f} MB/s")
     else:
         print(f"- no cold-cache rows: {DROP_CACHES} is not writable (needs root)")
 
-    if not args.skip_budget:
+    if not args.skip_budget and BUDGET in rows:
         print_budget([json.loads(line) for line in budget_jsonl.read_text().splitlines()], rows, n_images)
 
     if not args.skip_psnr:
