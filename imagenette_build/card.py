@@ -122,7 +122,13 @@ def _features(info: dict) -> list[dict]:
         kind = "class" if NOISY.fullmatch(column) else COLUMNS.get(column, (None,))[0]
         if kind is None:
             raise ValueError(f"column {column!r}: the card does not know it (card.COLUMNS)")
-        out.append({"name": column, "dtype": {"class_label": {"names": names}} if kind == "class" else kind})
+        if kind == "class":
+            dtype = {"class_label": {"names": names}}
+        elif kind == "image":  # as the shards' own metadata says: decoded to RGB, so that a batch stacks
+            dtype = {"image": {"mode": "RGB"}}
+        else:
+            dtype = kind
+        out.append({"name": column, "dtype": dtype})
     return out
 
 

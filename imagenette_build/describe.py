@@ -90,6 +90,8 @@ def card_info(plan: Plan, report: dict, output: Output, files: list[OutputFile],
         "duplicates": report.get("duplicates"),
         "preview": PurePosixPath(docs["preview"]).name if preview and "preview" in docs else None,
         "date": date,
+        # Croissant's `version`: of the tool that made the bytes (the manifest's sha256 is on the card)
+        "version": (report.get("toolchain") or {}).get("imagenette_build"),
     }
 
 
