@@ -64,11 +64,11 @@ def of_archive(path: Path, names: dict[str, str], per_class: int = 8) -> Image.I
                 if len(rows) >= MAX_CLASSES:
                     raise UserError(f"{path}: more than {MAX_CLASSES} class folders; a sheet shows at most that many")
                 row = rows[wnid] = Row(title(wnid, names), per_class)
-            key = key(parts[3])
-            if row.wants(key):
+            k = key(parts[3])
+            if row.wants(k):
                 thumb = thumbnail(entry.data)
                 if thumb is not None:
-                    row.add(key, thumb)
+                    row.add(k, thumb)
     if stream.io_error:
         raise UserError(stream.io_error)
     if stream.problem and not rows:

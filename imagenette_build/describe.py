@@ -44,9 +44,13 @@ def command(report: dict, fmt: str) -> str:
 
 
 def _toolchain(report: dict) -> dict:
-    """What made the bytes, as it is with either Pillow flavour (`toolchain.fingerprint`)."""
+    """What made the bytes, as it is with either Pillow flavour and any libjpeg-turbo (the report's
+    `toolchain` has every version)."""
     tools = report.get("toolchain") or {}
-    return {"imagenette_build": tools.get("imagenette_build"), "libjpeg": tools.get("libjpeg"),
+    jpeg = tools.get("libjpeg") or ""
+    return {"imagenette_build": tools.get("imagenette_build"),
+            # libjpeg-turbo's versions decode and encode alike (toolchain.jpeg_problem); IJG's do not
+            "libjpeg": "libjpeg-turbo" if jpeg.startswith("libjpeg-turbo") else jpeg,
             "resampler": "pillow-simd's resampling arithmetic (pillow-simd's own or imagenette-build's port: "
                          "the same bytes)" if report["size"] != "full" else None}
 

@@ -25,6 +25,7 @@ from .transform import load_pixels, resize
 THUMB = 128  # px, the longest side of a thumbnail
 LABEL_WIDTH = 220  # px left of each row for the class name and WNID
 GAP = 4
+LINE = 15  # px from one line of a title to the next
 MAX_PER_CLASS = 64
 MAX_CLASSES = 200
 CARD_PER_CLASS = 5  # images a class on a card's sheet
@@ -77,7 +78,8 @@ def draw(rows: list[Row]) -> Image.Image:
     font = _font()
     for i, row in enumerate(rows):
         top = GAP + i * (thumb + GAP)
-        canvas.multiline_text((GAP, top + 4), row.title, fill="black", font=font, spacing=4)
+        for k, line in enumerate(row.title.split("\n")):  # (one line at a time: Pillows space lines differently)
+            canvas.text((GAP, top + 4 + k * LINE), line, fill="black", font=font)
         for j, t in enumerate(row.thumbs()):
             left = LABEL_WIDTH + j * (thumb + GAP)
             out.paste(t, (left + (thumb - t.width) // 2, top + (thumb - t.height) // 2))
