@@ -146,6 +146,7 @@ def test_a_card_for_an_archive_and_for_webdataset(folder):
     head = _front(card_markdown(wds))
     assert head["configs"][0]["data_files"][1] == {"split": "validation", "path": ["val-00000-of-00001.tar"]}
     assert "dataset_info" not in head and "`<key>.json`" in card_markdown(wds)
+    assert "croissant.json" not in card_markdown(wds) and "croissant.json" in card_markdown(info)  # parquet only
 
 
 def test_an_unknown_column_is_refused(folder):
