@@ -22,8 +22,8 @@ from .commit import commit, final_names, final_names_problem, report
 from .engine import batches, ordered_map
 from .errors import DataError, UserError, cannot, why
 from .formats import FORMATS, Context, Output, OutputFile
-from .describe import documents
-from .labels import Labels, classes
+from .describe import add_documents, contact_sheets
+from .labels import Labels
 from .leakage import leakage_table
 from .noisy import NoisyCsv
 from .options import BuildOptions
@@ -166,7 +166,7 @@ def write(opts: BuildOptions, plan: Plan, skipped: list[dict], progress: Progres
     try:
         for attempt in (1, 2):
             writers = _open_outputs(built, opts, mtime)
-            sheets = _sheets(built, writers)
+            sheets = contact_sheets(built, writers)
             if attempt == 1:  # after the outputs' files: a folder that cannot be written to says so first
                 use = _open_cache(opts, progress)
                 cache = use.cache if use is not None else None
@@ -203,13 +203,6 @@ def write(opts: BuildOptions, plan: Plan, skipped: list[dict], progress: Progres
     return Written(built, writers, files, skipped, cache, stats, mtime, use, sheets)
 
 
-def _sheets(plan: Plan, writers: dict[int | None, list[Output]]) -> dict[int | None, BuildSheet]:
-    """A contact sheet for each size of which an output carries one (`Output.document_names`)."""
-    listed = [(c.wnid, c.name) for c in classes(plan.manifest)]
-    return {size: BuildSheet(listed) for size, outs in writers.items()
-            if any("preview" in o.document_names(o.ctx.stem) for o in outs)}
-
-
 def commit_all(opts: BuildOptions, written: Written, progress: Progress) -> list[dict]:
     """Each size's outputs put in place with its report and sums lines, holding the output folder's
     lock (the sums files are shared with other builds into --out); the reports."""
@@ -227,18 +220,11 @@ def commit_all(opts: BuildOptions, written: Written, progress: Progress) -> list
 def _with_documents(opts: BuildOptions, written: Written, size: int | None) -> dict:
     """The report of one size, after each of its outputs has written its documents (card,
     Croissant, contact sheet: `describe`), which are files of the output like the others."""
-    writers, files = written.writers[size], written.files[size]
-
     def made() -> dict:
-        return report(written.plan, opts, size, writers, files, written.mtime, written.skipped, written.cache,
-                      written.stats.get(size))
+        return report(written.plan, opts, size, written.writers[size], written.files[size], written.mtime,
+                      written.skipped, written.cache, written.stats.get(size))
 
-    first = made()
-    sheet = (written.sheets or {}).get(size)
-    png = sheet.png() if sheet is not None else None
-    for o in writers:
-        docs = documents(written.plan, first, o, files[o.format], png)
-        files[o.format] = files[o.format] + o.add_documents(docs)
+    add_documents(written.plan, made(), written.writers[size], written.files[size], (written.sheets or {}).get(size))
     return made()
 
 

@@ -16,8 +16,10 @@ from pathlib import PurePosixPath
 
 from . import card, croissant
 from .formats import FORMATS, SHARD_BYTES, Output, OutputFile
+from .labels import classes
 from .manifest import builtin_names
 from .plan import Plan
+from .sheet import BuildSheet
 from .transform import Recipe
 
 _SHARD = re.compile(r"(?P<split>.+)-\d{5,}-of-\d{5,}\.[a-z]+")
@@ -111,3 +113,19 @@ def documents(plan: Plan, report: dict, output: Output, files: list[OutputFile],
     if "preview" in kinds and sheet_png is not None:
         out["preview"] = sheet_png
     return out
+
+
+def contact_sheets(plan: Plan, writers: dict[int | None, list[Output]]) -> dict[int | None, BuildSheet]:
+    """A contact sheet for each size of which an output carries one, to be handed every image."""
+    listed = [(c.wnid, c.name) for c in classes(plan.manifest)]
+    return {size: BuildSheet(listed) for size, outs in writers.items()
+            if any("preview" in o.document_names(o.ctx.stem) for o in outs)}
+
+
+def add_documents(plan: Plan, report: dict, writers: list[Output], files: dict[str, list[OutputFile]],
+                  sheet: BuildSheet | None) -> None:
+    """Each output of one size writes its documents (under temporary names), which join its
+    `files`; `report`: the size's report before them."""
+    png = sheet.png() if sheet is not None else None
+    for o in writers:
+        files[o.format] = files[o.format] + o.add_documents(documents(plan, report, o, files[o.format], png))
