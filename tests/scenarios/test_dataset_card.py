@@ -99,6 +99,10 @@ def test_load_dataset_with_the_folder_alone(built, tmp_path):
         assert got == Counter({w: n for w, n in report["counts"][split].items() if n})
         assert all(r["label"] == index[r["wnid"]] for r in rows)
         assert all(r["image"]["path"].startswith(f"{split}/{r['wnid']}/") for r in rows)
+    # the WebDataset folder alone too: its card names the splits (the fields are the shards')
+    wds = datasets.load_dataset(str(out / WDS), cache_dir=str(tmp_path / "hf-wds"))
+    assert list(wds) == ["train", "validation"]
+    assert [wds[s].num_rows for s in wds] == [ds["train"].num_rows, ds["validation"].num_rows]
     # the card's header is what datasets read: its splits and features
     head = yaml.safe_load((out / PARQUET / "README.md").read_text(encoding="utf-8").split("---\n")[1])
     assert [s["num_examples"] for s in head["dataset_info"]["splits"]] == [ds["train"].num_rows,
