@@ -22,12 +22,15 @@ from .commit import commit, final_names, final_names_problem, report
 from .engine import batches, ordered_map
 from .errors import DataError, UserError, cannot, why
 from .formats import FORMATS, Context, Output, OutputFile
+from .describe import add_documents, contact_sheets
 from .labels import Labels
+from .leakage import leakage_table
 from .noisy import NoisyCsv
 from .options import BuildOptions
 from .plan import Plan, make_plan
 from .prefetch import Prefetcher
 from .procs import worker_setup
+from .sheet import BuildSheet
 from .progress import Progress
 from .sums import SUM_FILES, read_sums
 from .readfile import kind_of
@@ -51,6 +54,7 @@ class Written:
     stats: dict[int, CacheStats]  # per pixel size: what the cache did
     mtime: int
     use: CacheUse | None = None  # held until the build is done with the cache
+    sheets: dict[int | None, BuildSheet] | None = None  # per size: the contact sheet of its images
 
 
 def prepare(opts: BuildOptions, progress: Progress) -> Plan:
@@ -136,8 +140,10 @@ def build(opts: BuildOptions, plan: Plan, progress: Progress) -> list[dict]:
             for fmt, out in r["outputs"].items():
                 if fmt not in opts.formats:
                     continue  # kept from an earlier build
-                total = sum(f["bytes"] for f in out["files"])
-                what = f"{out['folder']}/ ({len(out['files'])} shards)" if "folder" in out else out["files"][0]["path"]
+                docs = FORMATS[fmt].document_names(r["stem"]).values()
+                data = [f for f in out["files"] if f["path"] not in docs]
+                total = sum(f["bytes"] for f in data)
+                what = f"{out['folder']}/ ({len(data)} shards)" if "folder" in out else data[0]["path"]
                 progress.result(f"wrote {opts.out / what} ({total:,} bytes, {r['images']} images) in {elapsed:.1f} s"
                               f"{cached}")
     finally:
@@ -156,16 +162,18 @@ def write(opts: BuildOptions, plan: Plan, skipped: list[dict], progress: Progres
     cache: ImageCache | None = None
     use: CacheUse | None = None
     stats: dict[int, CacheStats] = {}
+    sheets: dict[int | None, BuildSheet] = {}
     try:
         for attempt in (1, 2):
             writers = _open_outputs(built, opts, mtime)
+            sheets = contact_sheets(built, writers)
             if attempt == 1:  # after the outputs' files: a folder that cannot be written to says so first
                 use = _open_cache(opts, progress)
                 cache = use.cache if use is not None else None
                 stats = {s: CacheStats() for s in opts.sizes if s is not None and cache is not None}
             elif cache is not None:  # the workers must see the packs the first pass wrote
                 cache = cache.renewed()
-            broken = _write_images(built, opts, writers, cache, stats, progress)
+            broken = _write_images(built, opts, writers, sheets, cache, stats, progress)
             if broken and not opts.skip_broken:
                 first = "; ".join(b["reason"] for b in broken[:FIRST_FEW])
                 raise DataError(f"{len(broken)} source images could not be read, no archive written "
@@ -192,7 +200,7 @@ def write(opts: BuildOptions, plan: Plan, skipped: list[dict], progress: Progres
         if use is not None:
             use.release()
         raise
-    return Written(built, writers, files, skipped, cache, stats, mtime, use)
+    return Written(built, writers, files, skipped, cache, stats, mtime, use, sheets)
 
 
 def commit_all(opts: BuildOptions, written: Written, progress: Progress) -> list[dict]:
@@ -200,14 +208,24 @@ def commit_all(opts: BuildOptions, written: Written, progress: Progress) -> list
     lock (the sums files are shared with other builds into --out); the reports."""
     progress.stage("commit")
     reports = []
+    sizes = list(written.writers)
+    made = {size: _with_documents(opts, written, size) for size in sizes}  # (under temporary names)
     with safewrite.folder_lock(opts.out):
-        sizes = list(written.writers)
         for i, size in enumerate(sizes):
-            r = report(written.plan, opts, size, written.writers[size], written.files[size], written.mtime,
-                       written.skipped, written.cache, written.stats.get(size))
             rest = [o.final for s in sizes[i + 1:] for o in written.writers[s]]
-            reports.append(commit(written.writers[size], written.files[size], r, rest, progress))
+            reports.append(commit(written.writers[size], written.files[size], made[size], rest, progress))
     return reports
+
+
+def _with_documents(opts: BuildOptions, written: Written, size: int | None) -> dict:
+    """The report of one size, after each of its outputs has written its documents (card,
+    Croissant, contact sheet: `describe`), which are files of the output like the others."""
+    def made() -> dict:
+        return report(written.plan, opts, size, written.writers[size], written.files[size], written.mtime,
+                      written.skipped, written.cache, written.stats.get(size))
+
+    add_documents(written.plan, made(), written.writers[size], written.files[size], (written.sheets or {}).get(size))
+    return made()
 
 
 def _open_outputs(plan: Plan, opts: BuildOptions, mtime: int) -> dict[int | None, list[Output]]:
@@ -298,7 +316,7 @@ def _open_cache(opts: BuildOptions, progress: Progress) -> CacheUse | None:
 
 
 def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, list[Output]],
-                  cache: ImageCache | None, stats: dict[int, CacheStats], progress: Progress) -> list[dict]:
+                  sheets: dict[int | None, BuildSheet], cache: ImageCache | None, stats: dict[int, CacheStats], progress: Progress) -> list[dict]:
     """Resize (in the workers) and pack every image of `plan`; the images that failed, as
     {"member", "source", "reason"}. Cache counters are added to `stats`."""
     sizes = tuple(writers)
@@ -338,6 +356,8 @@ def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, list
                 for size, data in zip(sizes, outputs_per_size):
                     for out in writers[size]:
                         out.add_image(img, data)
+                    if size in sheets:
+                        sheets[size].add(img.wnid, img.member, data)
                     pack_bar.update(len(data))
             resize_bar.update(len(batch.images))
             ahead.advance(len(batch.images))
@@ -382,4 +402,5 @@ def dry_run_summary(plan: Plan, opts: BuildOptions) -> dict:
     summary = plan.to_json()
     summary["would_write"] = [str(p) for p in opts.output_paths(plan.manifest.archive_stem)]
     summary["complete"] = not plan.missing and bool(plan.images)
+    summary["leakage"] = leakage_table(plan)  # from the file names: known before any image is read
     return summary

@@ -122,7 +122,13 @@ def _features(info: dict) -> list[dict]:
         kind = "class" if NOISY.fullmatch(column) else COLUMNS.get(column, (None,))[0]
         if kind is None:
             raise ValueError(f"column {column!r}: the card does not know it (card.COLUMNS)")
-        out.append({"name": column, "dtype": {"class_label": {"names": names}} if kind == "class" else kind})
+        if kind == "class":
+            dtype = {"class_label": {"names": names}}
+        elif kind == "image":  # as the shards' own metadata says: decoded to RGB, so that a batch stacks
+            dtype = {"image": {"mode": "RGB"}}
+        else:
+            dtype = kind
+        out.append({"name": column, "dtype": dtype})
     return out
 
 
@@ -189,9 +195,12 @@ def _loading(info: dict) -> str:
     if info["format"] == "tgz":
         return ("## Loading\n\n`tar xzf` the archive (or `imagenette-build extract`): a folder per split, a "
                 "folder per class (its WNID), as `torchvision.datasets.ImageFolder` reads them.\n")
+    where = ("The splits, the files of each and the features come from this card's header; `croissant.json` "
+             "describes the same files for `mlcroissant`." if info["format"] == "parquet" else
+             "The splits and the files of each come from this card's header, the samples' fields (`jpg`, `cls`, "
+             "`json`) from the shards.")
     return ("## Loading\n\n```python\nfrom datasets import load_dataset\n\nds = load_dataset(\"path/to/this/folder\")"
-            f"  # splits {splits}\n```\n\nThe splits, the files of each and the features come from this card's "
-            "header; `croissant.json` describes the same files for `mlcroissant`.\n")
+            f"  # splits {splits}\n```\n\n{where}\n")
 
 
 def _classes(info: dict) -> str:

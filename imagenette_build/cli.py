@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import click
 
 from ._version import __version__
-from . import api, procs
+from . import api, leakage, procs
 from .cli_design import DESIGN_COMMANDS
 from .comparison import CompareOptions
 from .declare import click_params, from_cli
@@ -243,6 +243,9 @@ def describe_plan(summary: dict, emit) -> None:
         emit(f"    missing {member}")
     for line in summary["empty_classes"]:
         emit(f"  empty class {line}")
+    emit("  where the images came from (a model pretrained on ImageNet-1k has seen those from ILSVRC-2012 train):")
+    for line in leakage.markdown(summary["leakage"]).splitlines():
+        emit(f"    {line}")
     for path in summary["would_write"]:
         emit(f"  would write {path}")
 

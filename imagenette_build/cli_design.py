@@ -128,8 +128,9 @@ def _print_manifests(as_json: bool) -> None:
 @click.option("--classes-file", type=click.Path(path_type=Path), help="A file with one WNID per line.")
 @click.option("--random", "random_k", type=click.IntRange(1, 1000), help="K classes chosen with --seed.")
 @click.option("--split", type=click.Choice(["random", "imagenet"]), default="random", show_default=True,
-              help="random: pool ILSVRC train+val per class and re-split (the imagenette2 way); "
-                   "imagenet: keep ILSVRC's train/val.")
+              help="random: pool ILSVRC train+val per class and re-split (the imagenette2 way: val then holds "
+                   "mostly ILSVRC train images, which ImageNet-pretrained weights have seen); imagenet: keep "
+                   "ILSVRC's train/val, so val holds no ILSVRC train image (50 a class).")
 @click.option("--val-fraction", type=float, default=0.3, show_default=True,
               help="Share of each class in val (--split random), between 0 and 1.")
 @click.option("--seed", type=int, default=0, show_default=True,

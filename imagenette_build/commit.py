@@ -16,6 +16,7 @@ from .cache import CacheStats, ImageCache
 from .errors import DataError, why
 from .formats import FORMATS, Output, OutputFile
 from .labels import classes
+from .leakage import leakage_table
 from .limits import MAX_REPORT_BYTES
 from .declare import size_label
 from .options import BuildOptions
@@ -60,6 +61,8 @@ def report(plan: Plan, opts: BuildOptions, size: int | None, writers: list[Outpu
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts.settings).items()},
         "images": len(plan.images),
         "counts": counts,
+        # per split, members from ILSVRC-2012 train and val, from their file names (docs/datasets.md)
+        "leakage": leakage_table(plan),
         # label indices of every loader (torchvision ImageFolder, HF, fastai): sorted WNID order
         "classes": [c.to_json() for c in classes(m)],
         "skipped": skipped,  # --skip-broken: listed images left out, and why

@@ -4,55 +4,26 @@ Of an archive (the images of each class folder in it) or of candidate classes st
 ImageNet copy, so that a person choosing classes for a new dataset can look before building. The
 images shown are the first `per_class` of each class by sha256 of their path (or file name): the
 same sheet on every run and machine. Memory holds the thumbnails only: an archive is read as a
-stream (`archive_reader`, with verify's safety rules) and each class keeps a bounded heap.
+stream (`archive_reader`, with verify's safety rules) and each class keeps a bounded heap. The
+drawing is `sheet`'s, which the build's own sheet (on its dataset card) shares.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from .archive_reader import ArchiveStream
 from .declare import PATH, option
 from .errors import UserError, cannot
+from .sheet import MAX_CLASSES, MAX_PER_CLASS, THUMB, Row, draw, key, title
 from .transform import open_image
-
-THUMB = 128  # px, the longest side of a thumbnail
-LABEL_WIDTH = 220  # px left of each row for the class name and WNID
-GAP = 4
-MAX_PER_CLASS = 64
-MAX_CLASSES = 200
-
-
-@dataclass
-class _Row:
-    """One class: the `per_class` images with the smallest keys so far, as thumbnails."""
-
-    title: str
-    per_class: int
-    chosen: list[tuple[str, Image.Image]] = field(default_factory=list)  # (key, thumbnail)
-
-    def wants(self, key: str) -> bool:
-        return len(self.chosen) < self.per_class or key < max(k for k, _ in self.chosen)
-
-    def add(self, key: str, thumb: Image.Image) -> None:
-        self.chosen.append((key, thumb))
-        if len(self.chosen) > self.per_class:
-            self.chosen.remove(max(self.chosen, key=lambda item: item[0]))
-
-    def thumbs(self) -> list[Image.Image]:
-        return [t for _, t in sorted(self.chosen, key=lambda item: item[0])]
-
-
-def _key(name: str) -> str:
-    return hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def thumbnail(data: bytes, size: int = THUMB) -> Image.Image | None:
@@ -77,27 +48,11 @@ def _check_counts(per_class: int, classes: int) -> None:
         raise UserError(f"{classes} classes: a sheet shows at most {MAX_CLASSES}; pick fewer")
 
 
-def sheet(rows: list[_Row]) -> Image.Image:
-    """Draw the rows: the title on the left, the thumbnails to its right, on white."""
-    width = LABEL_WIDTH + max((r.per_class for r in rows), default=1) * (THUMB + GAP) + GAP
-    height = max(1, len(rows)) * (THUMB + GAP) + GAP
-    out = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(out)
-    font = ImageFont.load_default()
-    for i, row in enumerate(rows):
-        top = GAP + i * (THUMB + GAP)
-        draw.multiline_text((GAP, top + 4), row.title, fill="black", font=font, spacing=4)
-        for j, thumb in enumerate(row.thumbs()):
-            left = LABEL_WIDTH + j * (THUMB + GAP)
-            out.paste(thumb, (left + (THUMB - thumb.width) // 2, top + (THUMB - thumb.height) // 2))
-    return out
-
-
 def of_archive(path: Path, names: dict[str, str], per_class: int = 8) -> Image.Image:
     """A sheet of an archive: one row per class folder (`<split>/<wnid>/`, splits merged), titled
     with `names[wnid]` where the manifest names it."""
     _check_counts(per_class, 0)
-    rows: dict[str, _Row] = {}
+    rows: dict[str, Row] = {}
     with ArchiveStream(path) as stream:
         for entry in stream.entries():
             parts = entry.parts
@@ -108,19 +63,19 @@ def of_archive(path: Path, names: dict[str, str], per_class: int = 8) -> Image.I
             if row is None:
                 if len(rows) >= MAX_CLASSES:
                     raise UserError(f"{path}: more than {MAX_CLASSES} class folders; a sheet shows at most that many")
-                row = rows[wnid] = _Row(_title(wnid, names), per_class)
-            key = _key(parts[3])
-            if row.wants(key):
+                row = rows[wnid] = Row(title(wnid, names), per_class)
+            k = key(parts[3])
+            if row.wants(k):
                 thumb = thumbnail(entry.data)
                 if thumb is not None:
-                    row.add(key, thumb)
+                    row.add(k, thumb)
     if stream.io_error:
         raise UserError(stream.io_error)
     if stream.problem and not rows:
         raise UserError(f"{path}: {stream.problem}")
     if not rows:
         raise UserError(f"{path}: no images in <top>/<split>/<class>/ folders to show")
-    return sheet([rows[w] for w in sorted(rows)])
+    return draw([rows[w] for w in sorted(rows)])
 
 
 def of_classes(images: dict[str, Iterable[tuple[str, Callable[[], bytes]]]], names: dict[str, str],
@@ -131,8 +86,8 @@ def of_classes(images: dict[str, Iterable[tuple[str, Callable[[], bytes]]]], nam
     _check_counts(per_class, len(images))
     rows = []
     for wnid, files in images.items():
-        row = _Row(_title(wnid, names), per_class)
-        for _, name, read in sorted(((_key(name), name, read) for name, read in files), key=lambda t: t[0]):
+        row = Row(title(wnid, names), per_class)
+        for _, name, read in sorted(((key(name), name, read) for name, read in files), key=lambda t: t[0]):
             if len(row.chosen) == per_class:
                 break
             try:
@@ -140,14 +95,9 @@ def of_classes(images: dict[str, Iterable[tuple[str, Callable[[], bytes]]]], nam
             except OSError:
                 thumb = None
             if thumb is not None:
-                row.add(_key(name), thumb)
+                row.add(key(name), thumb)
         rows.append(row)
-    return sheet(rows)
-
-
-def _title(wnid: str, names: dict[str, str]) -> str:
-    name = names.get(wnid, "")
-    return f"{name}\n{wnid}" if name else wnid
+    return draw(rows)
 
 
 def save_png(img: Image.Image, out: Path) -> None:

@@ -78,7 +78,8 @@ class BuildOptions:
                                    "imagenette-build[dask], and the workers must see --imagenet at the same path "
                                    "(docs/cluster.md).")
     dry_run: bool = option(False, is_flag=True, report=False,
-                           help="Print the plan (classes, counts, missing images); write nothing.")
+                           help="Print the plan (classes, counts, missing images, how many images come from "
+                           "ILSVRC-2012 train and val per split); write nothing.")
     # Not options: the run's environment (read once, settings.py), and what the build reports.
     settings: Settings = field(default_factory=Settings, compare=False)
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-FINAL_NAMES = re.compile(r"^(SHA256SUMS|MD5SUMS|.+\.tgz|.+\.json|.+\.members\.sha256)$")
+FINAL_NAMES = re.compile(r"^(SHA256SUMS|MD5SUMS|.+\.tgz|.+\.json|.+\.members\.sha256|.+\.README\.md|.+\.preview\.png)$")
+DOCUMENT = re.compile(r"^(?P<stem>.+)\.(README\.md|preview\.png)$")  # an archive's card and contact sheet
 MEMBERS_SUFFIX = ".members.sha256"
 PARTIAL = re.compile(r"^\..+\.partial-.+-[0-9]+$")
 LOCK = re.compile(r"^\..+\.lock$")  # a build's locks (safewrite.py); left only by a kill -9, harmless
@@ -276,15 +277,20 @@ def assert_consistent(out: Path, allow_partials: bool = False) -> dict[str, str]
     archives = {n: sha256(out / n) for n in finals if n.endswith(".tgz")}
     for name in archives:
         assert archive_is_complete(out / name), name
+    documents = {n: sha256(out / n) for n in finals if DOCUMENT.match(n)}
+    for name in documents:  # never beside an archive it does not describe
+        assert DOCUMENT.match(name)["stem"] + ".tgz" in archives, (name, "a document without its archive")
     sha_lines, md5_lines = parse_sums(out / "SHA256SUMS"), parse_sums(out / "MD5SUMS")
     for name, digest in sha_lines.items():
-        assert archives.get(name) == digest, (name, "SHA256SUMS line is stale")
+        assert {**archives, **documents}.get(name) == digest, (name, "SHA256SUMS line is stale")
     for name, digest in md5_lines.items():
         assert hashlib.md5((out / name).read_bytes()).hexdigest() == digest, (name, "MD5SUMS line is stale")
     for n in finals:
         if n.endswith(".json"):
             report = json.loads((out / n).read_text())
             assert archives.get(report["archive"]) == report["sha256"], (n, "report is stale")
+            for f in report["outputs"]["tgz"]["files"][1:]:
+                assert documents.get(f["path"]) == f["sha256"], (n, f["path"], "report is stale")
             assert sha256(out / report["members_sha256"]["file"]) == report["members_sha256"]["sha256"], n
         if n.endswith(MEMBERS_SUFFIX):
             archive = out / (n[: -len(MEMBERS_SUFFIX)] + ".tgz")

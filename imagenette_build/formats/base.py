@@ -7,6 +7,8 @@ format of its size, so one resize pass feeds them all; it puts the files `close`
 with `commit`, lists each in SHA256SUMS and MD5SUMS and in the build report. What a format says of
 its names (`final_names`, `owns`) and of its entry in the report (`top_level`, `still_in_place`)
 lets the build check the names before it writes and keep an earlier build's entry in the report.
+Its documents (`document_names`: the dataset card, Croissant metadata, the contact sheet) are
+written by `add_documents` under temporary names and put in place with the rest of the output.
 """
 
 from __future__ import annotations
@@ -86,6 +88,19 @@ class Output(ABC):
         return {}
 
     @classmethod
+    def document_names(cls, stem: str) -> dict[str, str]:
+        """The documents this output carries for `stem`, {kind: path below --out}: kinds "card"
+        (README.md), "croissant" (croissant.json), "preview" (the contact sheet, PNG)."""
+        return {}
+
+    def add_documents(self, docs: dict[str, bytes]) -> list[OutputFile]:
+        """Write the documents (each kind of `document_names`) under temporary names, after
+        `close`; `commit` puts them in place with the rest. Their files, for the sums and report."""
+        if docs:
+            raise ValueError(f"{self.format} carries no documents")
+        return []
+
+    @classmethod
     @abstractmethod
     def final_name(cls, stem: str) -> str:
         """The name of the file or folder this format puts in place for `stem`."""
@@ -99,7 +114,7 @@ class Output(ABC):
     def owns(cls, stem: str, path: str) -> bool:
         """Is `path` (below --out, as the sums files name it) its file, or in its folder?"""
         name = cls.final_name(stem)
-        return path.startswith(name + "/") if cls.folder else path == name
+        return path.startswith(name + "/") if cls.folder else path == name or path in cls.document_names(stem).values()
 
     @classmethod
     def _own_file(cls, stem: str, path) -> bool:

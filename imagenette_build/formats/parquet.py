@@ -57,6 +57,10 @@ class ParquetShards(Shards):
         self._writer = None
         self._file: HashingFile | None = None
 
+    @classmethod
+    def document_names(cls, stem: str) -> dict[str, str]:
+        return {**super().document_names(stem), "croissant": f"{cls.final_name(stem)}/croissant.json"}
+
     def _start_shard(self, path: Path) -> None:
         self._file = HashingFile(path)
         self._writer = self.pa.parquet.ParquetWriter(

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..plan import PlannedImage
 from ..safewrite import create_new, new_dir, partial_path, put_in_place, remove_any, sync_dir
-from .base import Context, Output, OutputFile
+from .base import Context, HashingFile, Output, OutputFile
 
 SEED = 0  # of the samples' order (`order_key`); the report names it
 MIN_SHARDS = 8  # shards a split is cut into, at least (one an image in a split of fewer)
@@ -158,6 +158,27 @@ class Shards(Output):
         os.unlink(spool)
         sync_dir(self._tmp)
         self._closed = True
+        return out
+
+    @classmethod
+    def document_names(cls, stem: str) -> dict[str, str]:
+        return {"card": f"{cls.final_name(stem)}/README.md", "preview": f"{cls.final_name(stem)}/preview.png"}
+
+    def add_documents(self, docs: dict[str, bytes]) -> list[OutputFile]:
+        """Into the temporary folder: they take their final names with it."""
+        names = self.document_names(self.ctx.stem)
+        out = []
+        for kind, data in docs.items():
+            path = names[kind]
+            f = HashingFile(self._tmp / path.partition("/")[2])
+            try:
+                f.write(data)
+                size, sha256, md5 = f.close()
+            except BaseException:
+                f.discard()
+                raise
+            out.append(OutputFile(path, size, sha256, md5))
+        sync_dir(self._tmp)
         return out
 
     def describe(self) -> dict:

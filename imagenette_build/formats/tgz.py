@@ -1,6 +1,7 @@
 """The published layout: `<stem>.tgz` with the single top folder `<stem>/`, the root files, then
 `train/<wnid>/<file>` and `val/<wnid>/<file>` (`tarwriter.ArchiveWriter`), and beside it the sha256 of
-every member (`<stem>.members.sha256`)."""
+every member (`<stem>.members.sha256`) and its documents: the card `<stem>.README.md` and the contact
+sheet `<stem>.preview.png` (docs/datasets.md)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import os
 from pathlib import Path
 
 from .. import members
+from ..safewrite import partial_path
 from ..noisy import NoisyCsv
 from ..tarwriter import ArchiveInfo, ArchiveWriter
 from ..plan import PlannedImage
-from .base import Context, Output, OutputFile
+from .base import Context, HashingFile, Output, OutputFile
 
 
 class Tgz(Output):
@@ -24,6 +26,7 @@ class Tgz(Output):
         super().__init__(ctx)
         self.writer = ArchiveWriter(self.final, ctx.stem, ctx.mtime, stored=ctx.size is None)
         self.info: ArchiveInfo | None = None
+        self._docs: list[tuple[Path, Path]] = []  # (temporary, final) of each document written
 
     @classmethod
     def final_name(cls, stem: str) -> str:
@@ -31,11 +34,16 @@ class Tgz(Output):
 
     @classmethod
     def final_names(cls, stem: str) -> list[tuple[str, bool]]:
-        return [(cls.final_name(stem), False), (members.sidecar_name(stem), False)]
+        return [(cls.final_name(stem), False), (members.sidecar_name(stem), False),
+                *((name, False) for name in cls.document_names(stem).values())]
+
+    @classmethod
+    def document_names(cls, stem: str) -> dict[str, str]:
+        return {"card": f"{stem}.README.md", "preview": f"{stem}.preview.png"}
 
     @classmethod
     def top_level(cls, entry: dict) -> dict:
-        [f] = entry["files"]
+        f = entry["files"][0]  # the archive; its documents follow
         return {"archive": f["path"], "archive_bytes": f["bytes"], "sha256": f["sha256"], "md5": f["md5"],
                 **{k: entry.get(k) for k in cls.top_level_fields[4:]}}
 
@@ -43,7 +51,7 @@ class Tgz(Output):
     def still_in_place(cls, out: Path, stem: str, entry) -> dict | None:
         """As `Output.still_in_place`, one archive; without its member list when that is gone."""
         entry = super().still_in_place(out, stem, entry)
-        if entry is None or len(entry["files"]) != 1:
+        if entry is None or entry["files"][0]["path"] != cls.final_name(stem):
             return None
         listed = entry.get("members_sha256")
         name = members.sidecar_name(stem)
@@ -65,23 +73,54 @@ class Tgz(Output):
         self.info = info = self.writer.close()
         return [OutputFile(info.path.name, info.size, info.sha256, info.md5)]
 
+    def add_documents(self, docs: dict[str, bytes]) -> list[OutputFile]:
+        """Beside the archive, under temporary names until `commit`."""
+        out = []
+        for kind, data in docs.items():
+            name = self.document_names(self.ctx.stem)[kind]
+            final = self.ctx.out / name
+            f = HashingFile(partial_path(final))
+            self._docs.append((f.path, final))
+            try:
+                f.write(data)
+                size, sha256, md5 = f.close()
+            except BaseException:
+                f.discard()
+                raise
+            out.append(OutputFile(name, size, sha256, md5))
+        return out
+
     def commit(self) -> None:
-        """The old member list goes, the archive is renamed in, then its member list: no list is ever
-        beside an archive it does not describe. If the list cannot be put in place, the new archive
-        goes too (it is never in place without it)."""
+        """The old member list and documents go, the archive is renamed in, then its member list and
+        documents: none is ever beside an archive it does not describe. If one cannot be put in
+        place, the new archive goes too, with what was put beside it (it is never in place without
+        them)."""
         self.info.members_file.unlink(missing_ok=True)
+        for name in self.document_names(self.ctx.stem).values():
+            (self.ctx.out / name).unlink(missing_ok=True)
         self.writer.commit()
+        placed = [self.writer.final_path]
         try:
             self.writer.commit_members()
+            placed.append(self.info.members_file)
+            for tmp, final in self._docs:
+                os.replace(tmp, final)
+                placed.append(final)
         except OSError:
-            try:
-                os.unlink(self.writer.final_path)
-            except OSError:
-                pass
+            for path in placed:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
             raise
 
     def abort(self) -> None:
         self.writer.abort()
+        for tmp, _ in self._docs:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
 
     def describe(self) -> dict:
         info = self.info

@@ -4,14 +4,18 @@ MD5SUMS and build report beside it (a mismatch there fails)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 from ..archive_reader import Digests, clip
 from ..errors import UserError
+from ..formats import FORMATS
+from ..limits import MAX_MEMBER_BYTES
 from ..published import Published
-from ..sums import read_sums
+from ..readfile import read_bytes
+from ..sums import SUM_FILES, read_sums
 from .report import LevelResult
-from .target import Target
+from .target import Target, section
 
 
 def matches_upload(d: Digests, row: Published) -> bool:
@@ -87,11 +91,54 @@ def _check_build_report(target: Target, d: Digests) -> tuple[list[str], list[str
     return problems, ([] if problems else [f"{name}: size, sha256 and md5 match"]), ("differs" if problems else "matches")
 
 
+def _check_documents(target: Target) -> tuple[list[str], list[str]]:
+    """The documents beside the archive (`<stem>.README.md`, `<stem>.preview.png`) that the sums
+    files or the report list: each must be what they say (a missing one is a note: the archive is
+    whole without it)."""
+    problems, notes = [], []
+    files = section(section(target.report, "outputs"), "tgz").get("files")
+    entries = {f["path"]: f for f in files if isinstance(f, dict) and isinstance(f.get("path"), str)} \
+        if isinstance(files, list) else {}
+    for name in FORMATS["tgz"].document_names(target.stem).values():
+        said = {}
+        for sums_name, digest_len in SUM_FILES.items():
+            path = target.path.with_name(sums_name)
+            try:
+                line = read_sums(path, digest_len, only=name).get(name) if os.path.lexists(path) else None
+            except UserError:  # (named by the sums files' own check)
+                line = None
+            if line is not None:
+                said[sums_name] = line.lower()
+        entry = entries.get(name, {})
+        said.update({f"{target.report_path.name} {k}": str(entry[k]).lower() for k in ("bytes", "sha256", "md5")
+                     if isinstance(entry.get(k), (str, int))})
+        if not said:
+            continue
+        try:
+            data = read_bytes(target.path.with_name(name), MAX_MEMBER_BYTES, "a document of the archive",
+                              follow_symlinks=False)
+        except FileNotFoundError:
+            notes.append(f"{name}: listed, not beside the archive")
+            continue
+        except (OSError, ValueError) as exc:
+            problems.append(f"{name}: listed beside the archive, cannot be read: {exc}")
+            continue
+        actual = {"SHA256SUMS": hashlib.sha256(data).hexdigest(), "MD5SUMS": hashlib.md5(data).hexdigest()}
+        actual.update({f"{target.report_path.name} {k}": v for k, v in
+                       (("bytes", str(len(data))), ("sha256", actual["SHA256SUMS"]), ("md5", actual["MD5SUMS"]))})
+        differ = [f"{k} says {clip(v)}, the file has {actual[k]}" for k, v in said.items() if actual[k] != v]
+        if differ:
+            problems.append(f"{name} is not the document listed: {'; '.join(differ)}")
+    return problems, notes
+
+
 def identity_level(target: Target, d: Digests, published: list[Published]) -> LevelResult:
     message, found = published_match_message(d, published)
     sums_problems, sums_notes, sums_data = _check_sums_files(target, d)
     report_problems, report_notes, report_state = _check_build_report(target, d)
-    problems = sums_problems + report_problems
+    doc_problems, doc_notes = _check_documents(target)
+    problems = sums_problems + report_problems + doc_problems
+    report_notes = report_notes + doc_notes
     data = {"size": d.size, "sha256": d.sha256, "md5": d.md5, "md5_first_mib": d.md5_first_mib,
             "published_matches": [{"archive": r.archive, "uploaded": r.uploaded} for r in found],
             "published_message": message, "sums_files": sums_data, "build_report": report_state}

@@ -4,6 +4,11 @@ as the build names them, each row's split, class and label, and the counts)."""
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+
+from ..limits import MAX_MEMBER_BYTES
+from ..readfile import read_bytes
 from ..sums import SUM_FILES
 from .report import FIRST_FEW, LevelResult, counted
 from .shardtarget import ShardTarget
@@ -30,6 +35,37 @@ def _differences(target: ShardTarget, name: str, digests) -> list[str]:
             if entry[key] != actual:
                 out.append(f"{target.stem}.json says {key} {str(entry[key])[:64]}, the file has {actual}")
     return out
+
+
+@dataclass(frozen=True)
+class _Digests:
+    size: int
+    sha256: str
+    md5: str
+
+
+def _documents(target: ShardTarget, scan) -> tuple[list[str], list[str], list[str]]:
+    """The documents listed (card, Croissant, contact sheet), each hashed and held against its lines
+    and report entry: (differ, missing, not read)."""
+    differ, missing, unread = [], [], []
+    for name in sorted(target.listed_documents):
+        kind = scan.files.get(name)
+        if kind is None:
+            missing.append(name)
+            continue
+        if kind != "file":
+            unread.append(f"{name} ({kind}, not a file the build wrote)")
+            continue
+        try:
+            data = read_bytes(target.folder / name, MAX_MEMBER_BYTES, "a document of the folder",
+                              follow_symlinks=False)
+        except (OSError, ValueError) as exc:
+            unread.append(f"{name} ({exc})")
+            continue
+        digests = _Digests(len(data), hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())
+        if why := _differences(target, name, digests):
+            differ.append(f"{name} ({'; '.join(why)})")
+    return differ, missing, unread
 
 
 def identity_level(target: ShardTarget, scan) -> LevelResult:
@@ -61,6 +97,13 @@ def identity_level(target: ShardTarget, scan) -> LevelResult:
     others = sorted(f"{n} ({why})" for n, why in scan.unread.items() if why != "not in the folder")
     if others:
         problems.append(counted("shards not read", others))
+    doc_differ, doc_missing, doc_unread = _documents(target, scan)
+    if doc_differ:
+        problems.append(counted("documents differ from what is listed", doc_differ))
+    if doc_missing:
+        problems.append(counted(f"documents listed but not in {folder}", doc_missing))
+    if doc_unread:
+        problems.append(counted("documents not read", doc_unread))
     extra = scan.extra()
     junk = [n for n in extra if is_junk(n)]
     if junk:
@@ -77,6 +120,8 @@ def identity_level(target: ShardTarget, scan) -> LevelResult:
     size = sum(d.size for d in read)
     sources = [n for n, s in states.items() if s == "listed"] + ([f"{target.stem}.json"] if target.files else [])
     summary = f"{_shards(len(scan.read))} of {folder}, {size:,} bytes"
+    if target.listed_documents:
+        summary += f", and {', '.join(sorted(target.listed_documents))}"
     if sources and not problems:
         said = " and ".join([", ".join(sources[:-1]), sources[-1]] if len(sources) > 1 else sources)
         summary += f"; each as {said} {'lists' if len(sources) == 1 else 'list'} it"
@@ -84,7 +129,8 @@ def identity_level(target: ShardTarget, scan) -> LevelResult:
             "build_report": "unreadable" if target.report_problem else "describes it" if target.files is not None
             else "not about this output" if target.report_note else None,
             "differ": differ[:FIRST_FEW], "missing": missing[:FIRST_FEW], "not_read": others[:FIRST_FEW],
-            "extra": extra[:FIRST_FEW], "not_hashed": unhashed[:FIRST_FEW]}
+            "extra": extra[:FIRST_FEW], "not_hashed": unhashed[:FIRST_FEW],
+            "documents": sorted(target.listed_documents), "documents_differ": doc_differ[:FIRST_FEW]}
     return LevelResult("identity", not problems, summary, problems, notes, data)
 
 

@@ -110,7 +110,8 @@ class ShardScan:
         """Files in the folder that are not read: neither listed nor (with no list) named as shards."""
         if self.target.only is not None:
             return []
-        wanted = self.target.listed or {n for n in self.files if self.name_re.fullmatch(n)}
+        wanted = (self.target.listed or {n for n in self.files if self.name_re.fullmatch(n)}) | \
+            self.target.listed_documents
         return sorted(n for n in self.files if n not in wanted)
 
     def named(self, rel: str) -> str:

@@ -75,12 +75,25 @@ class ShardTarget:
         return self.recipe.published and bool(section(self.report, "fidelity").get("published_bytes_possible", True))
 
     @property
-    def listed(self) -> set[str]:
-        """Every shard name a sums line or the report lists."""
+    def documents(self) -> set[str]:
+        """The names of the documents a build puts in the folder (card, Croissant, contact sheet)."""
+        return {path.partition("/")[2] for path in FORMATS[self.format].document_names(self.stem).values()}
+
+    def _named(self) -> set[str]:
         names = set(self.files or ())
         for lines in self.sums.values():
             names |= set(lines or ())
         return names
+
+    @property
+    def listed(self) -> set[str]:
+        """Every shard name a sums line or the report lists (not its documents)."""
+        return self._named() - self.documents
+
+    @property
+    def listed_documents(self) -> set[str]:
+        """The documents a sums line or the report lists: checked against them, never read as shards."""
+        return set() if self.only else self._named() & self.documents
 
 
 def shard_target(opts: VerifyOptions) -> ShardTarget | None:

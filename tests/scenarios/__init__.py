@@ -13,6 +13,8 @@
 - using the archives, every README line as written (torchvision, fastai, Hugging Face, WebDataset, a DataLoader
   with 2 workers): test_readme.py; extract, and the loaders: test_loaders.py; extract's refusals: test_extract_attacks.py
 - shards for a DataLoader (8 a split, workers, seeded order, Hugging Face batches): test_shards.py
+- a dataset that describes itself (the card, load_dataset(folder), Croissant, the contact sheet, the leakage
+  table, new-manifest --split imagenet): test_dataset_card.py
 - from nothing to a training batch: test_readme.py (as written), test_loaders.py::test_from_nothing_to_a_training_batch
 - preview and classes: test_loaders.py::test_preview_*, test_newdataset.py::test_classes_command
 - your own subset (new-manifest, then build): test_newdataset.py::test_manifest_from_new_manifest_builds_with_noisy_csv

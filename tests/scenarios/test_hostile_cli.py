@@ -255,10 +255,10 @@ def test_the_build_keeps_other_lines_in_any_form_and_refuses_a_file_that_contrad
     (out / "MD5SUMS").write_text(f"{md5} other.bin\n")  # BSD's md5 -r
     r = run_cli("--imagenet", root, "--manifest", manifest_path, "--size", "8", "--out", out, "-q")
     assert r.returncode == 0, r.stderr
-    archive = "imagenette2-sample-8.tgz"
-    archive_sha, archive_md5 = _digests(out / archive)
-    assert (out / "SHA256SUMS").read_text() == f"{archive_sha}  {archive}\n{sha}  other.bin\n"
-    assert (out / "MD5SUMS").read_text() == f"{archive_md5}  {archive}\n{md5}  other.bin\n"
+    built = [f"imagenette2-sample-8.{name}" for name in ("README.md", "preview.png", "tgz")]  # the archive, its card
+    digests = {name: _digests(out / name) for name in built}
+    assert (out / "SHA256SUMS").read_text() == "".join(f"{digests[n][0]}  {n}\n" for n in built) + f"{sha}  other.bin\n"
+    assert (out / "MD5SUMS").read_text() == "".join(f"{digests[n][1]}  {n}\n" for n in built) + f"{md5}  other.bin\n"
     for tool in ("sha256sum", "md5sum"):
         assert subprocess.run([tool, "-c", "--strict", tool.upper().replace("SUM", "SUMS")], cwd=out,
                               capture_output=True).returncode == 0

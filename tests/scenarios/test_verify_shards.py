@@ -52,9 +52,11 @@ def out(built, tmp_path):
 
 
 def shards(out: Path, fmt: str, split: str | None = None) -> list[str]:
-    """The shards of a format (of a split), as SHA256SUMS lists them, by name."""
+    """The shards of a format (of a split), as SHA256SUMS lists them, by name (not the folder's
+    documents: its card, Croissant metadata and contact sheet)."""
     folder = FOLDERS[fmt]
-    names = [p.split("/", 1)[1] for p in fk.parse_sums(out / "SHA256SUMS") if p.startswith(f"{folder}/")]
+    names = [p.split("/", 1)[1] for p in fk.parse_sums(out / "SHA256SUMS") if p.startswith(f"{folder}/")
+             and p.endswith((".parquet", ".tar"))]
     return sorted(n for n in names if split is None or n.startswith(f"{split}-"))
 
 

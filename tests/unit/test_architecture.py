@@ -27,11 +27,11 @@ STAGES = [
     ["filelist", "manifest_tables", "manifest", "newdataset"],
     ["sources."],
     ["plan", "labels", "noisy", "prefetch", "leakage"],
-    ["transform", "cache", "duplicates"],
+    ["transform", "cache", "duplicates", "sheet"],
     ["worker", "engine"],
     ["tarwriter.", "formats."],
-    ["options", "commit", "builder"],
-    ["archive_bytes", "archive_reader", "verifier.", "extractor", "contactsheet", "comparison", "card", "croissant"],
+    ["options", "commit", "card", "croissant", "describe", "builder"],
+    ["archive_bytes", "archive_reader", "verifier.", "extractor", "contactsheet", "comparison"],
     ["samplelayouts", "samplegen"],
     ["api", "cli_design", "cli", ""],  # "": the package's __init__
 ]

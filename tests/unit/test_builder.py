@@ -69,10 +69,41 @@ def test_write_leaves_temporary_names_only_and_commit_puts_them_in_place(sample,
         builder._abort(written.writers)
     [report] = reports
     stem = report["stem"]
-    assert _finals(out) == sorted(["MD5SUMS", "SHA256SUMS", f"{stem}.json", f"{stem}.members.sha256", f"{stem}.tgz"])
+    assert _finals(out) == sorted(["MD5SUMS", "SHA256SUMS", f"{stem}.json", f"{stem}.members.sha256", f"{stem}.tgz",
+                                   f"{stem}.README.md", f"{stem}.preview.png"])
     assert json.loads((out / f"{stem}.json").read_text())["sha256"] == report["sha256"]
     assert [name for kind, name in progress.events if kind == "stage"] == [
         "commit", "commit-archive", "commit-report", "commit-sums"]
+
+
+def test_an_archive_whose_card_cannot_be_put_beside_it_is_taken_away(sample, tmp_path, monkeypatch):
+    """The card is renamed in after the archive and its member list: when that fails, the archive
+    goes too, with its member list, and nothing of it is left under a final name."""
+    import os
+
+    from imagenette_build.formats import tgz
+
+    out = tmp_path / "out"
+    out.mkdir()
+    opts = _opts(sample, out, no_cache=True)
+    progress = Recording()
+    plan = builder.prepare(opts, progress)
+    real = os.replace
+
+    def failing(src, dst):
+        if str(dst).endswith(".README.md"):
+            raise OSError(28, "No space left on device", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(tgz.os, "replace", failing)
+    written = builder.write(opts, plan, [], progress)
+    try:
+        with pytest.raises(DataError, match="cannot put it in place: No space left on device"):
+            builder.commit_all(opts, written, progress)
+    finally:
+        builder._abort(written.writers)
+    assert _finals(out) == []  # no archive, member list, card, sheet, report or sums lines
+    assert not [p for p in out.iterdir() if ".partial-" in p.name]
 
 
 def test_build_reports_through_its_progress_and_removes_the_default_cache(sample, tmp_path):

@@ -50,7 +50,7 @@ def test_every_header_field(folder):
     features = head["dataset_info"]["features"]
     assert [f["name"] for f in features] == hubkit.COLUMNS
     names = {str(c["index"]): c["name"] for c in hubkit.CLASSES}
-    assert features[0] == {"name": "image", "dtype": "image"}
+    assert features[0] == {"name": "image", "dtype": {"image": {"mode": "RGB"}}}
     assert features[1] == {"name": "label", "dtype": {"class_label": {"names": names}}}
     assert all(f["dtype"] == {"class_label": {"names": names}} for f in features if f["name"].startswith("noisy"))
     assert all(f["dtype"] == "string" for f in features if f["name"] in hubkit.PROVENANCE + ["wnid"])
@@ -69,6 +69,7 @@ def test_load_dataset_with_the_folder_alone(folder, tmp_path):
     assert list(ds) == ["train", "validation", "unsup"]
     features = ds["train"].features
     assert isinstance(features["image"], datasets.Image)
+    assert features["image"].mode == "RGB"  # as the shards' metadata: a grayscale image decodes to RGB too
     assert isinstance(features["label"], datasets.ClassLabel)
     assert features["label"].names == [c["name"] for c in hubkit.CLASSES]
     assert features["noisy_labels_5"].names == features["label"].names
@@ -145,6 +146,7 @@ def test_a_card_for_an_archive_and_for_webdataset(folder):
     head = _front(card_markdown(wds))
     assert head["configs"][0]["data_files"][1] == {"split": "validation", "path": ["val-00000-of-00001.tar"]}
     assert "dataset_info" not in head and "`<key>.json`" in card_markdown(wds)
+    assert "croissant.json" not in card_markdown(wds) and "croissant.json" in card_markdown(info)  # parquet only
 
 
 def test_an_unknown_column_is_refused(folder):

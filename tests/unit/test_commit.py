@@ -29,7 +29,8 @@ def test_fidelity_names_each_field_that_departs_from_the_published_recipe(monkey
                      "problems": ["not the published recipe (filter lanczos, quality 90)"]}
 
 
-REPORT_KEYS = ["archive", "stem", "size", "manifest", "source", "options", "settings", "images", "counts", "classes",
+REPORT_KEYS = ["archive", "stem", "size", "manifest", "source", "options", "settings", "images", "counts", "leakage",
+               "classes",
                "skipped",
                "root_files", "outputs", "fidelity", "cache", "archive_bytes", "sha256", "md5", "md5_first_mib",
                "tar_sha256", "tar_members", "members_sha256", "toolchain"]
@@ -47,8 +48,23 @@ def test_the_report_of_a_small_build(sample, tmp_path):
                                                                       "imagenette2-sample-8", "8")
     assert resized["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
     assert resized["archive_bytes"] == archive.stat().st_size
-    assert resized["outputs"]["tgz"]["files"] == [{"path": resized["archive"], "bytes": resized["archive_bytes"],
-                                                   "sha256": resized["sha256"], "md5": resized["md5"]}]
+    archive_file, *documents = resized["outputs"]["tgz"]["files"]
+    assert archive_file == {"path": resized["archive"], "bytes": resized["archive_bytes"],
+                            "sha256": resized["sha256"], "md5": resized["md5"]}
+    assert [f["path"] for f in documents] == ["imagenette2-sample-8.README.md", "imagenette2-sample-8.preview.png"]
+    for f in documents:  # beside the archive, as listed
+        assert hashlib.sha256((tmp_path / f["path"]).read_bytes()).hexdigest() == f["sha256"]
+    # the leakage table, from the members' file names (counted here without leakage.py)
+    members = [line.split("  ", 1)[1] for line in
+               (tmp_path / "imagenette2-sample-8.members.sha256").read_text().splitlines()]
+    images = [m for m in members if m.count("/") == 2]
+    assert resized["leakage"] == {s: {"imagenet_train": sum(m.startswith(s + "/") and not
+                                                            m.rsplit("/", 1)[1].startswith("ILSVRC2012_val_")
+                                                            for m in images),
+                                      "imagenet_val": sum(m.startswith(s + "/") and
+                                                          m.rsplit("/", 1)[1].startswith("ILSVRC2012_val_")
+                                                          for m in images),
+                                      "unknown": 0} for s in ("train", "val")}
     assert resized["images"] == 50 and resized["skipped"] == [] and resized["cache"] is None
     assert [c["wnid"] for c in resized["classes"]] == sorted(c["wnid"] for c in resized["classes"])
     assert resized["options"]["sizes"] == ["8", "full"] and resized["options"]["recipe"]["name"] == "fastai-2018"

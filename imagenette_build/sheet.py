@@ -1,0 +1,148 @@
+"""Contact sheets drawn: a row per class (its name and WNID), a few images each, on white.
+
+`preview` draws them from an archive or an ImageNet copy (`contactsheet`); the build draws one of its
+own images for the dataset card (`BuildSheet`, `png`). The images shown are the first of each class
+by sha256 of their file name, so the sheet is the same on every run, --jobs and layout. The build's
+sheet is also the same bytes across Pillow flavours: thumbnails are resized with the build's own
+resampling (`transform.resize`), text is drawn with Pillow's built-in bitmap font, and the PNG is
+written here, its pixels deflated by ISA-L as the resized archives are (Pillow's PNG encoder and the
+zlib it links cut their blocks by version).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .transform import load_pixels, resize
+
+THUMB = 128  # px, the longest side of a thumbnail
+LABEL_WIDTH = 220  # px left of each row for the class name and WNID
+GAP = 4
+LINE = 15  # px from one line of a title to the next
+MAX_PER_CLASS = 64
+MAX_CLASSES = 200
+CARD_PER_CLASS = 5  # images a class on a card's sheet
+CARD_THUMB = 96
+
+
+@dataclass
+class Row:
+    """One class: the `per_class` images with the smallest keys so far, as thumbnails."""
+
+    title: str
+    per_class: int
+    thumb: int = THUMB
+    chosen: list[tuple[str, Image.Image]] = field(default_factory=list)  # (key, thumbnail)
+
+    def wants(self, key: str) -> bool:
+        return len(self.chosen) < self.per_class or key < max(k for k, _ in self.chosen)
+
+    def add(self, key: str, thumb: Image.Image) -> None:
+        self.chosen.append((key, thumb))
+        if len(self.chosen) > self.per_class:
+            self.chosen.remove(max(self.chosen, key=lambda item: item[0]))
+
+    def thumbs(self) -> list[Image.Image]:
+        return [t for _, t in sorted(self.chosen, key=lambda item: item[0])]
+
+
+def key(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def title(wnid: str, names: dict[str, str]) -> str:
+    name = names.get(wnid, "")
+    return f"{name}\n{wnid}" if name else wnid
+
+
+def _font():
+    """Pillow's built-in bitmap font: the same glyphs in every Pillow (newer ones' `load_default`
+    is a FreeType font, whose rendering follows the FreeType version)."""
+    return getattr(ImageFont, "load_default_imagefont", ImageFont.load_default)()
+
+
+def draw(rows: list[Row]) -> Image.Image:
+    """Draw the rows: the title on the left, the thumbnails to its right, on white."""
+    thumb = rows[0].thumb if rows else THUMB
+    width = LABEL_WIDTH + max((r.per_class for r in rows), default=1) * (thumb + GAP) + GAP
+    height = max(1, len(rows)) * (thumb + GAP) + GAP
+    out = Image.new("RGB", (width, height), "white")
+    canvas = ImageDraw.Draw(out)
+    font = _font()
+    for i, row in enumerate(rows):
+        top = GAP + i * (thumb + GAP)
+        for k, line in enumerate(row.title.split("\n")):  # (one line at a time: Pillows space lines differently)
+            canvas.text((GAP, top + 4 + k * LINE), line, fill="black", font=font)
+        for j, t in enumerate(row.thumbs()):
+            left = LABEL_WIDTH + j * (thumb + GAP)
+            out.paste(t, (left + (thumb - t.width) // 2, top + (thumb - t.height) // 2))
+    return out
+
+
+def stable_thumbnail(data: bytes, size: int) -> Image.Image | None:
+    """An RGB copy of an image whose longest side is `size` (never enlarged), resized as the build
+    resizes (the same pixels on every Pillow); None if it does not decode."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = load_pixels(data)
+            if img.mode not in ("RGB", "L"):
+                img = img.convert("RGB")
+            w, h = img.size
+            scale = min(1.0, size / max(w, h))
+            target = (max(1, round(w * scale)), max(1, round(h * scale)))
+            if target != img.size:
+                img = resize(img, target, "bicubic")
+            return img.convert("RGB")
+    except Exception:  # any decoder failure: the image is left out of the sheet
+        return None
+
+
+class BuildSheet:
+    """The sheet of a build's images at one size: handed every image (`add`, in member order), it
+    keeps, per class, the thumbnails of the `per_class` images whose file names have the smallest
+    sha256; at most `MAX_CLASSES` classes, the first in index order."""
+
+    def __init__(self, classes: list[tuple[str, str]], per_class: int = CARD_PER_CLASS, thumb: int = CARD_THUMB):
+        """`classes`: (wnid, name) in index order."""
+        self.rows = {w: Row(f"{name}\n{w}", per_class, thumb) for w, name in classes[:MAX_CLASSES]}
+        self.thumb = thumb
+
+    def add(self, wnid: str, member: str, data: bytes) -> None:
+        row = self.rows.get(wnid)
+        if row is None:
+            return
+        k = key(member.rpartition("/")[2])
+        if row.wants(k):
+            t = stable_thumbnail(data, self.thumb)
+            if t is not None:
+                row.add(k, t)
+
+    def png(self) -> bytes:
+        return png(draw(list(self.rows.values())))
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png(img: Image.Image) -> bytes:
+    """An RGB image as PNG bytes that depend on its pixels and the deflate library alone: each row
+    filtered with Sub (the difference to the pixel on its left), deflated by ISA-L."""
+    from isal import isal_zlib
+
+    pixels = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    h, w, _ = pixels.shape
+    sub = pixels.copy()
+    sub[:, 1:] = pixels[:, 1:] - pixels[:, :-1]  # (uint8: modulo 256, as PNG's Sub filter)
+    rows = np.concatenate([np.ones((h, 1), np.uint8), sub.reshape(h, w * 3)], axis=1)  # filter byte 1: Sub
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) +
+            _chunk(b"IDAT", isal_zlib.compress(rows.tobytes(), 3)) + _chunk(b"IEND", b""))
