@@ -1,14 +1,17 @@
 """The published layout: `<stem>.tgz` with the single top folder `<stem>/`, the root files, then
 `train/<wnid>/<file>` and `val/<wnid>/<file>` (`tarwriter.ArchiveWriter`), and beside it the sha256 of
-every member (`<stem>.members.sha256`)."""
+every member (`<stem>.members.sha256`) and where every image member came from
+(`<stem>.provenance.csv`, `provenance.py`; listed in the sums files with the archive)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from .. import members
+from .. import members, provenance
 from ..noisy import NoisyCsv
+from ..provenance import Origin
+from ..safewrite import partial_path
 from ..tarwriter import ArchiveInfo, ArchiveWriter
 from ..plan import PlannedImage
 from .base import Context, Output, OutputFile
@@ -18,12 +21,18 @@ class Tgz(Output):
     format = "tgz"
     # the archive's own fields at the report's top level, where verify and older tools look for them
     top_level_fields = ("archive", "archive_bytes", "sha256", "md5", "md5_first_mib", "tar_sha256", "tar_members",
-                        "members_sha256")
+                        "members_sha256", "provenance")
 
     def __init__(self, ctx: Context):
         super().__init__(ctx)
         self.writer = ArchiveWriter(self.final, ctx.stem, ctx.mtime, stored=ctx.size is None)
         self.info: ArchiveInfo | None = None
+        where = ctx.out / provenance.sidecar_name(ctx.stem)
+        try:
+            self.provenance = provenance.Writer(where, partial_path(where), provenance.recipe_text(ctx.size, ctx.recipe))
+        except BaseException:
+            self.writer.abort()
+            raise
 
     @classmethod
     def final_name(cls, stem: str) -> str:
@@ -31,19 +40,27 @@ class Tgz(Output):
 
     @classmethod
     def final_names(cls, stem: str) -> list[tuple[str, bool]]:
-        return [(cls.final_name(stem), False), (members.sidecar_name(stem), False)]
+        return [(cls.final_name(stem), False), (members.sidecar_name(stem), False),
+                (provenance.sidecar_name(stem), False)]
+
+    @classmethod
+    def owns(cls, stem: str, path: str) -> bool:
+        """The archive, and its provenance (both are in the sums files)."""
+        return path in (cls.final_name(stem), provenance.sidecar_name(stem))
 
     @classmethod
     def top_level(cls, entry: dict) -> dict:
-        [f] = entry["files"]
+        f = entry["files"][0]  # (the archive; then its provenance)
         return {"archive": f["path"], "archive_bytes": f["bytes"], "sha256": f["sha256"], "md5": f["md5"],
                 **{k: entry.get(k) for k in cls.top_level_fields[4:]}}
 
     @classmethod
     def still_in_place(cls, out: Path, stem: str, entry) -> dict | None:
-        """As `Output.still_in_place`, one archive; without its member list when that is gone."""
+        """As `Output.still_in_place`, one archive, then its provenance (an earlier version's report
+        lists none); without its member list when that is gone."""
         entry = super().still_in_place(out, stem, entry)
-        if entry is None or len(entry["files"]) != 1:
+        names = [cls.final_name(stem), provenance.sidecar_name(stem)]
+        if entry is None or [f["path"] for f in entry["files"]] != names[:len(entry["files"])]:
             return None
         listed = entry.get("members_sha256")
         name = members.sidecar_name(stem)
@@ -58,21 +75,25 @@ class Tgz(Output):
         else:
             self.writer.add_file(name, data)
 
-    def add_image(self, img: PlannedImage, data: bytes) -> None:
+    def add_image(self, img: PlannedImage, data: bytes, origin: Origin) -> None:
         self.writer.add_file(img.member, data)
+        self.provenance.add(img, origin)
 
     def close(self) -> list[OutputFile]:
         self.info = info = self.writer.close()
-        return [OutputFile(info.path.name, info.size, info.sha256, info.md5)]
+        rows = OutputFile(self.provenance.final_path.name, *self.provenance.close())
+        return [OutputFile(info.path.name, info.size, info.sha256, info.md5), rows]
 
     def commit(self) -> None:
-        """The old member list goes, the archive is renamed in, then its member list: no list is ever
-        beside an archive it does not describe. If the list cannot be put in place, the new archive
-        goes too (it is never in place without it)."""
+        """The old member list and provenance go, the archive is renamed in, then its member list
+        and provenance: neither is ever beside an archive it does not describe. If one cannot be
+        put in place, the new archive goes too (it is never in place without them)."""
         self.info.members_file.unlink(missing_ok=True)
+        self.provenance.final_path.unlink(missing_ok=True)
         self.writer.commit()
         try:
             self.writer.commit_members()
+            self.provenance.commit()
         except OSError:
             try:
                 os.unlink(self.writer.final_path)
@@ -82,9 +103,11 @@ class Tgz(Output):
 
     def abort(self) -> None:
         self.writer.abort()
+        self.provenance.abort()
 
     def describe(self) -> dict:
         info = self.info
         return {"md5_first_mib": info.md5_first_mib, "tar_sha256": info.tar_sha256, "tar_members": info.members,
                 "compressor": info.compressor,
-                "members_sha256": {"file": info.members_file.name, "sha256": info.members_sha256}}
+                "members_sha256": {"file": info.members_file.name, "sha256": info.members_sha256},
+                "provenance": self.provenance.describe()}

@@ -31,8 +31,8 @@ def test_fidelity_names_each_field_that_departs_from_the_published_recipe(monkey
 
 REPORT_KEYS = ["archive", "stem", "size", "manifest", "source", "options", "settings", "images", "counts", "classes",
                "skipped",
-               "root_files", "outputs", "fidelity", "cache", "archive_bytes", "sha256", "md5", "md5_first_mib",
-               "tar_sha256", "tar_members", "members_sha256", "toolchain"]
+               "root_files", "outputs", "fidelity", "cache", "duplicates", "archive_bytes", "sha256", "md5",
+               "md5_first_mib", "tar_sha256", "tar_members", "members_sha256", "provenance", "toolchain"]
 
 
 def test_the_report_of_a_small_build(sample, tmp_path):
@@ -47,8 +47,14 @@ def test_the_report_of_a_small_build(sample, tmp_path):
                                                                       "imagenette2-sample-8", "8")
     assert resized["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
     assert resized["archive_bytes"] == archive.stat().st_size
-    assert resized["outputs"]["tgz"]["files"] == [{"path": resized["archive"], "bytes": resized["archive_bytes"],
-                                                   "sha256": resized["sha256"], "md5": resized["md5"]}]
+    rows = tmp_path / "imagenette2-sample-8.provenance.csv"
+    assert resized["outputs"]["tgz"]["files"] == [
+        {"path": resized["archive"], "bytes": resized["archive_bytes"], "sha256": resized["sha256"], "md5": resized["md5"]},
+        {"path": rows.name, "bytes": rows.stat().st_size, "sha256": hashlib.sha256(rows.read_bytes()).hexdigest(),
+         "md5": hashlib.md5(rows.read_bytes()).hexdigest()}]
+    assert resized["provenance"] == {"file": rows.name, "sha256": resized["outputs"]["tgz"]["files"][1]["sha256"],
+                                     "rows": 50}
+    assert resized["duplicates"]["images"] == 50
     assert resized["images"] == 50 and resized["skipped"] == [] and resized["cache"] is None
     assert [c["wnid"] for c in resized["classes"]] == sorted(c["wnid"] for c in resized["classes"])
     assert resized["options"]["sizes"] == ["8", "full"] and resized["options"]["recipe"]["name"] == "fastai-2018"
