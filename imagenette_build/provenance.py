@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from .errors import UserError, cannot
 from .leakage import TRAIN, VAL, origin
-from .limits import MAX_MEMBERS, MAX_NAME_BYTES
+from .limits import MAX_LIST_BYTES, MAX_MEMBERS, MAX_NAME_BYTES
 from .plan import PlannedImage
 from .readfile import open_regular
 from .safewrite import create_new
@@ -173,11 +173,18 @@ def rows(path: Path, digest=None) -> Iterator[tuple[int, dict[str, str]]]:
 
 def read(path: Path) -> tuple[dict[str, str], str]:
     """{member: member_sha256} of a provenance CSV, and the file's own sha256; a member listed
-    twice is a UserError naming the line."""
+    twice, or more names and digests than a member list may hold (MAX_LIST_BYTES), is a UserError
+    naming the line."""
     out: dict[str, str] = {}
     digest = hashlib.sha256()
+    held = 0
     for lineno, row in rows(path, digest):
-        if row["member"] in out:
-            raise UserError(f"{path} line {lineno}: {row['member']!r} is listed twice")
-        out[row["member"]] = row["member_sha256"]
+        member, member_sha256 = row["member"], row["member_sha256"][:64]
+        if member in out:
+            raise UserError(f"{path} line {lineno}: {member!r} is listed twice")
+        held += len(member) + len(member_sha256)
+        if held > MAX_LIST_BYTES:
+            raise UserError(f"{path} line {lineno}: more than {MAX_LIST_BYTES:,} bytes of names and digests, more "
+                            "than verify holds")
+        out[member] = member_sha256
     return out, digest.hexdigest()
