@@ -84,7 +84,7 @@ def test_checksums_verify_with_coreutils(built):
     for tool, sums in (("sha256sum", "SHA256SUMS"), ("md5sum", "MD5SUMS")):
         r = subprocess.run([tool, "-c", sums], cwd=out, capture_output=True, text=True)
         assert r.returncode == 0, r.stdout + r.stderr
-        assert r.stdout.count(": OK") == 2
+        assert r.stdout.count(": OK") == 4  # each archive and its provenance
 
 
 def test_report(built):
@@ -159,7 +159,8 @@ def test_sums_are_merged_not_clobbered(built, sample, tmp_path):
         r = run_cli("--imagenet", root, "--manifest", manifest_path, "--size", size, "--out", tmp_path, "-q")
         assert r.returncode == 0, r.stderr
     lines = (tmp_path / "SHA256SUMS").read_text().splitlines()
-    assert [ln.split("  ")[1] for ln in lines] == ["imagenette2-sample-64.tgz", "imagenette2-sample-96.tgz"]
+    assert [ln.split("  ")[1] for ln in lines] == [f"imagenette2-sample-{s}.{e}" for s in (64, 96)
+                                                   for e in ("provenance.csv", "tgz")]
     assert subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path).returncode == 0
 
 

@@ -105,7 +105,8 @@ def test_built_archive_passes_without_source(built):
     assert report.passed and failed(report) == []
     assert [lv.name for lv in report.levels] == ["identity", "structure", "members", "images"]
     members = level(report, "members")
-    assert members.summary == f"51 of 51 members as {STEM}.members.sha256 lists"  # 50 images and the root CSV
+    assert members.summary == (f"51 of 51 members as {STEM}.members.sha256 lists; "  # 50 images and the root CSV
+                               f"50 of 50 images as {STEM}.provenance.csv says")
     identity = level(report, "identity")
     assert "matches no published upload" in identity.summary
     assert {"SHA256SUMS: matches", "MD5SUMS: matches"} <= set(identity.notes)
@@ -128,7 +129,7 @@ def test_full_size_reports_sizes_only(built):
 def test_parallel_and_serial_agree(built):
     _, manifest_path, out = built
     serial = check(out / f"{STEM}.tgz", manifest_path).to_json()
-    parallel = check(VerifyOptions(out / f"{STEM}.tgz", manifest=str(manifest_path), jobs=2, quiet=True)).to_json()
+    parallel = run_check(VerifyOptions(out / f"{STEM}.tgz", manifest=str(manifest_path), jobs=2, quiet=True)).to_json()
     assert serial == parallel
 
 
@@ -297,7 +298,7 @@ def test_junk_is_reported_and_fails_only_with_strict(built, tmp_path):
 
 
 def digests_of(path):
-    report = check(VerifyOptions(path, jobs=1, quiet=True))
+    report = run_check(VerifyOptions(path, jobs=1, quiet=True))
     d = level(report, "identity").data
     return Digests(d["size"], d["sha256"], d["md5"], d["md5_first_mib"])
 
@@ -349,6 +350,7 @@ def test_build_report_mismatch_fails_identity(built, tmp_path):
     report_json["archive_bytes"] += 1
     (tmp_path / f"{STEM}.json").write_text(json.dumps(report_json))
     shutil.copy(out / f"{STEM}.members.sha256", tmp_path)
+    shutil.copy(out / f"{STEM}.provenance.csv", tmp_path)
     report = check(archive, manifest_path)
     assert failed(report) == ["identity"]
     assert level(report, "identity").problems[0].startswith(f"{STEM}.json says archive_bytes ")
@@ -391,7 +393,7 @@ def test_exit_codes(built, tmp_path):
 
 def test_without_a_manifest_structure_counts_only(built):
     _, _, out = built
-    report = check(VerifyOptions(out / f"{STEM}.tgz", jobs=1, quiet=True))
+    report = run_check(VerifyOptions(out / f"{STEM}.tgz", jobs=1, quiet=True))
     assert report.target.manifest is None and report.passed
     assert "no manifest: member list and root files not checked (give --manifest)" in level(report, "structure").notes
 
