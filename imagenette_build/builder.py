@@ -55,7 +55,6 @@ class Written:
     duplicates: dict[int | None, DuplicateFinder] | None = None  # per size, fed each member written
 
 
-
 def prepare(opts: BuildOptions, progress: Progress) -> Plan:
     """Load the manifest, find the ImageNet copy, and plan every member. Touches no output."""
     manifest = manifests.load(opts.manifest)

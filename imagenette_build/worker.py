@@ -2,9 +2,9 @@
 has them), and return bytes or a one-line error per image.
 
 A `Task` is plain data (`SourceRef`s, sizes, a `Recipe`, the cache's folder and fingerprint, the run's
-`settings`), and so is
-its `BatchResult` (bytes or an error string, and cache counters), so a task runs in any process or on
-any machine. A bad image never raises here: the build decides whether it stops or skips the image.
+`settings`), and so is its `BatchResult` (per image: bytes, their provenance and duplicates
+fingerprint, or an error string; and cache counters), so a task runs in any process or on any
+machine. A bad image never raises here: the build decides whether it stops or skips the image.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..plan import PlannedImage
+from ..provenance import Origin
 from ..safewrite import create_new, new_dir, partial_path, put_in_place, remove_any, sync_dir
 from .base import Context, Output, OutputFile
 
