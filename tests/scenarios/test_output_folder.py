@@ -245,4 +245,5 @@ def test_the_default_cache_is_not_removed_when_it_holds_what_the_cache_did_not_m
                 timeout=TIMEOUT)
     assert r.returncode == 0, r.stderr
     assert f"left the resize cache {first} in place: it holds 'MD5SUMS', which the cache did not make" in r.stderr
-    assert fk.parse_sums(first / "SHA256SUMS") == {f"{STEM}.tgz": fk.sha256(first / f"{STEM}.tgz")}
+    assert fk.parse_sums(first / "SHA256SUMS") == {f"{STEM}.{e}": fk.sha256(first / f"{STEM}.{e}")
+                                                   for e in ("tgz", "provenance.csv")}
