@@ -3,8 +3,8 @@
 The schema of the Imagenette datasets on the Hugging Face Hub: `image` ({bytes, path}) and `label`
 (a class index), with the `datasets` feature metadata in the schema (`huggingface` key), so that
 `load_dataset("parquet", data_files=...)` gives an `Image(mode="RGB")` column and a `ClassLabel`
-with the manifest's class names; plus `wnid` and, where the dataset has them, the noisy labels as
-`ClassLabel`s too. The image bytes are the tgz member's (a grayscale JPEG stays one); `mode` has
+with the manifest's class names; plus `wnid`, where the dataset has them the noisy labels as
+`ClassLabel`s too, and the provenance columns (`provenance.FIELDS`, strings). The image bytes are the tgz member's (a grayscale JPEG stays one); `mode` has
 `datasets` decode every image to RGB, so that a batch of them stacks. Rows are in the seeded order
 of `shards.order_key` (classes mixed), in at least 8 shards a split (`shards`). pyarrow writes it
 (the `parquet` extra); with the same pyarrow version and inputs the bytes are the same (no

@@ -1,8 +1,8 @@
 """WebDataset shards: `<stem>-wds/<split>-NNNNN-of-NNNNN.tar`, one sample per image.
 
 Each sample is three members sharing a key: `<key>.jpg` (the image bytes), `<key>.cls` (the class
-index, ASCII) and `<key>.json` (WNID, name, split, class index, the noisy labels, and `member`, the
-member's path as in the tgz). Samples are in the seeded order of `shards.order_key` (classes mixed),
+index, ASCII) and `<key>.json` (WNID, name, split, class index, the noisy labels, and the
+provenance: `member`, the member's path as in the tgz, and `provenance.fields`). Samples are in the seeded order of `shards.order_key` (classes mixed),
 in at least 8 shards a split (`shards`). `webdataset.WebDataset` and Hugging Face's
 `load_dataset("webdataset", ...)` read them as they are. Tar headers are made by `tarwriter.tar_header`,
 so the bytes are those of the inputs alone.
