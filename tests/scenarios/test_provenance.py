@@ -87,6 +87,10 @@ def test_provenance_rows_are_the_plan_and_the_bytes_in_every_format(built, stem)
     members = _image_members(out / f"{stem}.tgz")
     rows = _csv_rows(out / f"{stem}.provenance.csv")
     assert len(rows) == len(members) == 50
+    # the plan: every path of the manifest's file list, in its split
+    listed = list(csv.DictReader((root / "noisy_imagenette.csv").open()))
+    assert {(r["member"], r["split"]) for r in rows} == \
+        {(r["path"], "val" if r["is_valid"] == "True" else "train") for r in listed}
     full = stem == "imagenette2-sample"
     for row, (member, data) in zip(rows, members):
         name = member.rpartition("/")[2]
