@@ -57,9 +57,12 @@ class Tgz(Output):
     @classmethod
     def still_in_place(cls, out: Path, stem: str, entry) -> dict | None:
         """As `Output.still_in_place`, one archive, then its provenance (an earlier version's report
-        lists none); without its member list when that is gone."""
-        entry = super().still_in_place(out, stem, entry)
+        lists none); without its member list or its provenance when that is gone."""
         names = [cls.final_name(stem), provenance.sidecar_name(stem)]
+        files = entry.get("files") if isinstance(entry, dict) else None
+        if isinstance(files, list) and len(files) == 2 and super().still_in_place(out, stem, {"files": files[1:]}) is None:
+            entry = {**entry, "files": files[:1], "provenance": None}  # (its sums lines are left as they are)
+        entry = super().still_in_place(out, stem, entry)
         if entry is None or [f["path"] for f in entry["files"]] != names[:len(entry["files"])]:
             return None
         listed = entry.get("members_sha256")

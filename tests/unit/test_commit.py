@@ -134,6 +134,26 @@ def test_a_kept_archive_without_its_member_list_is_kept_without_it(tmp_path):
             merged["members_sha256"]) == (f"{STEM}.tgz", 3, "a" * 64, 7, members)
 
 
+def test_a_kept_archive_without_its_provenance_is_kept_without_it(tmp_path):
+    (tmp_path / f"{STEM}.tgz").write_bytes(b"x" * 3)
+    rows = {"file": f"{STEM}.provenance.csv", "sha256": "a" * 64, "rows": 2}
+    tgz = {"files": [{"path": f"{STEM}.tgz", "bytes": 3, **DIGESTS},
+                     {"path": rows["file"], "bytes": 4, **DIGESTS}], "provenance": rows}
+    _earlier(tmp_path, {"tgz": tgz})
+    kept = _kept(tmp_path)["tgz"]
+    assert (kept["files"], kept["provenance"]) == (tgz["files"][:1], None)  # the report no longer names it
+    (tmp_path / rows["file"]).write_text("abcd")
+    kept = _kept(tmp_path)["tgz"]
+    assert (kept["files"], kept["provenance"]) == (tgz["files"], rows)
+    assert commit.merged({"archive": None, "stem": STEM, "outputs": {}}, _kept(tmp_path))["provenance"] == rows
+    (tmp_path / "secret").write_text("abcd")
+    (tmp_path / f"{STEM}.members.sha256").write_text("abcd")
+    for other in ("secret", f"{STEM}.members.sha256", f"../{rows['file']}"):  # a second file is its provenance only
+        _earlier(tmp_path, {"tgz": {**tgz, "files": [tgz["files"][0], {**tgz["files"][1], "path": other}]}})
+        kept = _kept(tmp_path)["tgz"]
+        assert (kept["files"], kept["provenance"]) == (tgz["files"][:1], None), other
+
+
 def test_an_output_kept_twice_says_how_its_own_build_differed(tmp_path):
     """A build's report says what an earlier build's output differed in; a third build reads that
     and says it again, against itself: the earlier options are never lost, the same are not repeated."""
