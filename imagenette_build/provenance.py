@@ -2,7 +2,8 @@
 
 The .tgz has them as `<stem>.provenance.csv` beside it (`Writer`, streamed in member order, one row
 held at a time); the parquet shards as columns and the WebDataset JSON as fields (`fields`, with the
-names of `card.COLUMNS`). `read` is verify's reader of the CSV (bounded: a line, and the file).
+names of `card.COLUMNS`). `read` is verify's reader of the CSV (bounded: a line at a time, and what it
+holds).
 
 `source_split` is read from the ILSVRC-2012 file name, as `leakage.origin` reads it (`train`,
 `val`, or `unknown` for a renamed copy: never guessed); `source_file` is that name, which every

@@ -98,6 +98,9 @@ def members_level(scan: StructureScan, target: Target, published: list[Published
         data["provenance"] = {"file": name, **c.to_json()}
         problems += [f"against {name}: {p}" for p in c.problems(scan.named)]
         parts.append(f"{len(c.identical)} of {len(listing)} images as {name} says")
+    elif hasattr(target, "provenance") and target.report is not None and not target.provenance_problems:
+        notes.append(f"no provenance to compare with ({target.report_path.name} names none: a build of an earlier "
+                     "version)")
     data["published"] = []
     for pub in published:
         listing = listed(pub.digests)
