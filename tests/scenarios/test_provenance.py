@@ -243,3 +243,17 @@ def test_a_cache_hit_gives_the_provenance_and_duplicates_of_a_cold_build(sample,
     assert (warm / f"{stem}.provenance.csv").read_bytes() == (cold / f"{stem}.provenance.csv").read_bytes()
     assert report["duplicates"] == json.loads((cold / f"{stem}.json").read_text())["duplicates"]
     assert report["duplicates"]["exact"]["groups"] == report["duplicates"]["near"]["groups"] == 1
+
+
+def test_an_archive_whose_report_names_no_provenance_passes_with_a_note(built, tmp_path):
+    """A build of an earlier version wrote no provenance: nothing to compare, said, not failed."""
+    _, outs = built
+    stem = "imagenette2-sample-64"
+    for name in (f"{stem}.tgz", f"{stem}.members.sha256"):
+        shutil.copy(outs["2"] / name, tmp_path)
+    report = json.loads((outs["2"] / f"{stem}.json").read_text())
+    del report["provenance"]
+    (tmp_path / f"{stem}.json").write_text(json.dumps(report))
+    r = run_cli("verify", tmp_path / f"{stem}.tgz")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"no provenance to compare with ({stem}.json names none: a build of an earlier version)" in r.stdout
