@@ -255,10 +255,10 @@ def test_the_build_keeps_other_lines_in_any_form_and_refuses_a_file_that_contrad
     (out / "MD5SUMS").write_text(f"{md5} other.bin\n")  # BSD's md5 -r
     r = run_cli("--imagenet", root, "--manifest", manifest_path, "--size", "8", "--out", out, "-q")
     assert r.returncode == 0, r.stderr
-    archive = "imagenette2-sample-8.tgz"
-    archive_sha, archive_md5 = _digests(out / archive)
-    assert (out / "SHA256SUMS").read_text() == f"{archive_sha}  {archive}\n{sha}  other.bin\n"
-    assert (out / "MD5SUMS").read_text() == f"{archive_md5}  {archive}\n{md5}  other.bin\n"
+    archive, rows = "imagenette2-sample-8.tgz", "imagenette2-sample-8.provenance.csv"
+    (archive_sha, archive_md5), (rows_sha, rows_md5) = _digests(out / archive), _digests(out / rows)
+    assert (out / "SHA256SUMS").read_text() == f"{rows_sha}  {rows}\n{archive_sha}  {archive}\n{sha}  other.bin\n"
+    assert (out / "MD5SUMS").read_text() == f"{rows_md5}  {rows}\n{archive_md5}  {archive}\n{md5}  other.bin\n"
     for tool in ("sha256sum", "md5sum"):
         assert subprocess.run([tool, "-c", "--strict", tool.upper().replace("SUM", "SUMS")], cwd=out,
                               capture_output=True).returncode == 0
@@ -275,7 +275,7 @@ def test_the_build_keeps_other_lines_in_any_form_and_refuses_a_file_that_contrad
 def test_a_member_list_in_bsd_tag_form_with_upper_case_hex_reads_as_sha256sum_does(built, tmp_path):
     """Refused before: the members level failed on a list `sha256sum -c` reads."""
     _, manifest_path, out = built
-    archive = _copy(out, tmp_path, f"{STEM}.tgz", f"{STEM}.json")
+    archive = _copy(out, tmp_path, f"{STEM}.tgz", f"{STEM}.json", f"{STEM}.provenance.csv")
     listed = (out / f"{STEM}.members.sha256").read_text().splitlines()
     rewritten = "".join(f"SHA256 (./{line[66:]}) = {line[:64].upper()}\n" for line in listed)
     (tmp_path / f"{STEM}.members.sha256").write_text(rewritten)
