@@ -19,6 +19,7 @@ from . import manifest as manifests
 from . import safewrite
 from .cache import CacheStats, CacheUse, ImageCache, open_cache, remove_stale_temp
 from .commit import commit, final_names, final_names_problem, report
+from .duplicates import DuplicateFinder
 from .engine import batches, ordered_map
 from .errors import DataError, UserError, cannot, why
 from .formats import FORMATS, Context, Output, OutputFile
@@ -55,6 +56,7 @@ class Written:
     mtime: int
     use: CacheUse | None = None  # held until the build is done with the cache
     sheets: dict[int | None, BuildSheet] | None = None  # per size: the contact sheet of its images
+    duplicates: dict[int | None, DuplicateFinder] | None = None  # per size, fed each member written
 
 
 def prepare(opts: BuildOptions, progress: Progress) -> Plan:
@@ -142,7 +144,7 @@ def build(opts: BuildOptions, plan: Plan, progress: Progress) -> list[dict]:
                     continue  # kept from an earlier build
                 docs = FORMATS[fmt].document_names(r["stem"]).values()
                 data = [f for f in out["files"] if f["path"] not in docs]
-                total = sum(f["bytes"] for f in data)
+                total = sum(f["bytes"] for f in data) if "folder" in out else data[0]["bytes"]
                 what = f"{out['folder']}/ ({len(data)} shards)" if "folder" in out else data[0]["path"]
                 progress.result(f"wrote {opts.out / what} ({total:,} bytes, {r['images']} images) in {elapsed:.1f} s"
                               f"{cached}")
@@ -167,13 +169,14 @@ def write(opts: BuildOptions, plan: Plan, skipped: list[dict], progress: Progres
         for attempt in (1, 2):
             writers = _open_outputs(built, opts, mtime)
             sheets = contact_sheets(built, writers)
+            found = {size: DuplicateFinder(built.manifest.split.splits) for size in writers}
             if attempt == 1:  # after the outputs' files: a folder that cannot be written to says so first
                 use = _open_cache(opts, progress)
                 cache = use.cache if use is not None else None
                 stats = {s: CacheStats() for s in opts.sizes if s is not None and cache is not None}
             elif cache is not None:  # the workers must see the packs the first pass wrote
                 cache = cache.renewed()
-            broken = _write_images(built, opts, writers, sheets, cache, stats, progress)
+            broken = _write_images(built, opts, writers, sheets, cache, stats, found, progress)
             if broken and not opts.skip_broken:
                 first = "; ".join(b["reason"] for b in broken[:FIRST_FEW])
                 raise DataError(f"{len(broken)} source images could not be read, no archive written "
@@ -200,7 +203,7 @@ def write(opts: BuildOptions, plan: Plan, skipped: list[dict], progress: Progres
         if use is not None:
             use.release()
         raise
-    return Written(built, writers, files, skipped, cache, stats, mtime, use, sheets)
+    return Written(built, writers, files, skipped, cache, stats, mtime, use, sheets, found)
 
 
 def commit_all(opts: BuildOptions, written: Written, progress: Progress) -> list[dict]:
@@ -220,9 +223,12 @@ def commit_all(opts: BuildOptions, written: Written, progress: Progress) -> list
 def _with_documents(opts: BuildOptions, written: Written, size: int | None) -> dict:
     """The report of one size, after each of its outputs has written its documents (card,
     Croissant, contact sheet: `describe`), which are files of the output like the others."""
+    finder = (written.duplicates or {}).get(size)  # (its index of a member is its place in the plan)
+    duplicates = finder.result(lambda i: written.plan.images[i].member) if finder else None
+
     def made() -> dict:
         return report(written.plan, opts, size, written.writers[size], written.files[size], written.mtime,
-                      written.skipped, written.cache, written.stats.get(size))
+                      written.skipped, written.cache, written.stats.get(size), duplicates)
 
     add_documents(written.plan, made(), written.writers[size], written.files[size], (written.sheets or {}).get(size))
     return made()
@@ -236,7 +242,7 @@ def _open_outputs(plan: Plan, opts: BuildOptions, mtime: int) -> dict[int | None
     try:
         for size in opts.sizes:
             ctx = Context(opts.out, plan.manifest.archive_stem(size), size, mtime, labels, opts.shard_size,
-                          plan.images)
+                          plan.images, opts.recipe.to_json() if size is not None else None)
             writers[size] = []
             for fmt in opts.formats:
                 out = FORMATS[fmt](ctx)
@@ -316,8 +322,10 @@ def _open_cache(opts: BuildOptions, progress: Progress) -> CacheUse | None:
 
 
 def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, list[Output]],
-                  sheets: dict[int | None, BuildSheet], cache: ImageCache | None, stats: dict[int, CacheStats], progress: Progress) -> list[dict]:
-    """Resize (in the workers) and pack every image of `plan`; the images that failed, as
+                  sheets: dict[int | None, BuildSheet], cache: ImageCache | None, stats: dict[int, CacheStats],
+                  found: dict[int | None, DuplicateFinder], progress: Progress) -> list[dict]:
+    """Resize (in the workers) and pack every image of `plan`, with its provenance, and give each
+    size's `found` its fingerprints and `sheets` its images; the images that failed, as
     {"member", "source", "reason"}. Cache counters are added to `stats`."""
     sizes = tuple(writers)
     # Full-size copies only read bytes: threads do that as well as processes, without the pickling.
@@ -342,23 +350,29 @@ def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, list
     ahead = Prefetcher((img.ref for img in plan.images) if scheduler is None else ())
     broken: list[dict] = []
     images = iter(plan.images)
+    written = 0  # members handed to the outputs: each one's index in the plan written (the failed left out)
     with progress.bar("resize", total=len(plan.images), unit="img") as resize_bar, \
             progress.bar("pack", unit_bytes=True) as pack_bar, \
             _closing(results), ahead:
         for batch in results:
             for size, batch_stats in batch.cache.items():
                 stats[size].add(batch_stats)
-            for outputs_per_size, error in batch.images:
+            for outputs_per_size, error, origins, prints in batch.images:
                 img = next(images)
                 if error is not None:
                     broken.append({"member": img.member, "source": str(img.ref), "reason": error})
                     continue
-                for size, data in zip(sizes, outputs_per_size):
+                for size, data, origin, marks in zip(sizes, outputs_per_size, origins, prints):
                     for out in writers[size]:
-                        out.add_image(img, data)
+                        out.add_image(img, data, origin)
                     if size in sheets:
                         sheets[size].add(img.wnid, img.member, data)
+                    if marks is None:  # (a full-size member whose pixels cannot be decoded)
+                        found[size].not_compared += 1
+                    else:
+                        found[size].add(written, img.split, origin.source_sha256, *marks)
                     pack_bar.update(len(data))
+                written += 1
             resize_bar.update(len(batch.images))
             ahead.advance(len(batch.images))
     return broken

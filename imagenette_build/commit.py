@@ -43,8 +43,9 @@ def fidelity(recipe: Recipe) -> dict:
 
 def report(plan: Plan, opts: BuildOptions, size: int | None, writers: list[Output],
            files: dict[str, list[OutputFile]], mtime: int, skipped: list[dict], cache: ImageCache | None,
-           stats: CacheStats | None) -> dict:
-    """The build report of one size (`<stem>.json`): what was built from what, how, and its files."""
+           stats: CacheStats | None, duplicates: dict | None = None) -> dict:
+    """The build report of one size (`<stem>.json`): what was built from what, how, and its files;
+    `duplicates`: what `duplicates.DuplicateFinder` found among its members (None: not looked for)."""
     m = plan.manifest
     counts = plan.counts()
     by_format = {o.format: o for o in writers}
@@ -73,6 +74,7 @@ def report(plan: Plan, opts: BuildOptions, size: int | None, writers: list[Outpu
         "fidelity": fidelity(opts.recipe) if size is not None else None,
         # Resized images reused from / added to the cache in this run (None: no cache, or full size).
         "cache": ({"dir": cache.root, **stats.to_json()} if cache is not None and stats is not None else None),
+        "duplicates": duplicates,  # exact and near duplicates among the members (docs/datasets.md)
     }
     for fmt, entry in report["outputs"].items():
         report.update(FORMATS[fmt].top_level(entry))

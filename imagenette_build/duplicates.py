@@ -4,7 +4,8 @@ ImageNet holds exact and near duplicates, and a subset inherits them, across its
 too. Two parts, shaped for the build:
 
 - `fingerprint(img)`, in the worker, per image: a hash of the decoded pixels and a 64-bit
-  perceptual hash (pHash). With the source bytes' sha256, that is all the parent needs.
+  perceptual hash (pHash), of the resized image a member holds (`fingerprint_file` for a full-size
+  member). With the source bytes' sha256, that is all the parent needs.
 - `DuplicateFinder`, in the parent: fed each member's fingerprints in member order (~45 bytes a
   member in numpy arrays, ~58 MB for ImageNet-1k's 1.28 M images), `result()` is a plain,
   deterministic dict for the report.
@@ -40,7 +41,7 @@ from itertools import combinations
 import numpy as np
 from PIL import Image
 
-from .transform import resize
+from .transform import open_image, resize
 
 NEAR_THRESHOLD = 6  # bits of 64
 BANDS = 3  # substrings of 22, 21 and 21 bits: on average fewer than one hash per key at 1.28 M
@@ -69,8 +70,11 @@ def _pixels(img: Image.Image | np.ndarray) -> np.ndarray:
 def pixel_hash(pixels: np.ndarray) -> bytes:
     """A digest of the pixel array: its shape and its bytes (mode-independent: an RGB image and
     the same values as a numpy array hash alike)."""
-    head = ("x".join(map(str, pixels.shape)) + "\0").encode()
-    return hashlib.blake2b(head + np.ascontiguousarray(pixels).tobytes(), digest_size=PIXEL_HASH_BYTES).digest()
+    # sha256 (cut to PIXEL_HASH_BYTES): most CPUs compute it with their SHA instructions, blake2b in
+    # software, and this hashes every pixel of every member
+    h = hashlib.sha256(("x".join(map(str, pixels.shape)) + "\0").encode())
+    h.update(memoryview(np.ascontiguousarray(pixels)).cast("B"))  # (no copy of the pixels)
+    return h.digest()[:PIXEL_HASH_BYTES]
 
 
 def phash(pixels: np.ndarray) -> int:
@@ -90,6 +94,19 @@ def fingerprint(img: Image.Image | np.ndarray) -> tuple[bytes, int]:
     """(pixel hash, pHash) of a decoded image: a PIL image (any mode) or uint8 pixels."""
     pixels = _pixels(img)
     return pixel_hash(pixels), phash(pixels)
+
+
+SMALL_SIDE = 64  # a full-size image is fingerprinted at about this size (JPEG: DCT-scaled decode)
+
+
+def fingerprint_file(data: bytes) -> tuple[bytes, int]:
+    """`fingerprint` of a full-size member, which the build does not otherwise decode: a JPEG is
+    decoded at the smallest DCT scale (1/2 to 1/8) that keeps both sides at least SMALL_SIDE px,
+    several times cheaper than a full decode; the same file gives the same pixels, so exact copies
+    still share the pixel hash, and pHash works at 32x32 anyway."""
+    img = open_image(data)
+    img.draft(None, (SMALL_SIDE, SMALL_SIDE))
+    return fingerprint(img)
 
 
 def popcount(x: np.ndarray) -> np.ndarray:
@@ -192,6 +209,7 @@ class DuplicateFinder:
         self._source = bytearray()  # the first 16 bytes of the source's sha256
         self._pixels = bytearray()  # PIXEL_HASH_BYTES each
         self._phash = bytearray()  # <u8
+        self.not_compared = 0  # members with no fingerprint (counted by the caller), in the result when any
 
     def add(self, index: int, split: str, source_sha256: str | bytes, pixel_hash: bytes, phash: int) -> None:
         """One member: its index in the plan, split, the sha256 of its source bytes (hex or raw),
@@ -245,6 +263,7 @@ class DuplicateFinder:
             "near": _counts([g for _, _, g in groups if g["kind"] == "near"]),
             "groups": [g for _, _, g in groups[:MAX_GROUPS]],
             "groups_not_listed": max(0, len(groups) - MAX_GROUPS),
+            **({"not_compared": self.not_compared} if self.not_compared else {}),
         }
 
 

@@ -20,8 +20,9 @@ from . import settings
 from ._version import __version__
 
 RESAMPLER_ENV = settings.ENV["resampler"]  # "portable" computes pillow-simd's arithmetic here even on pillow-simd
-# The modules whose code decides a resized image's bytes (their sha256 is part of the fingerprint).
-_BYTES_CODE = ("transform.py", "resample.py", "_resample_jit.py")
+# The modules whose code decides a resized image's bytes, and the fingerprint a cache entry keeps
+# with them (their sha256 is part of the fingerprint).
+_BYTES_CODE = ("transform.py", "resample.py", "_resample_jit.py", "duplicates.py")
 
 
 @lru_cache(maxsize=None)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 from PIL import Image
@@ -301,12 +301,15 @@ def resize_pixels(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> dict[i
     return dict(_resized(data, sizes, recipe))
 
 
-def make_jpegs(data: bytes, sizes: tuple[int, ...], recipe: Recipe) -> list[bytes]:
+def make_jpegs(data: bytes, sizes: tuple[int, ...], recipe: Recipe,
+               seen: Callable[[int, Image.Image], None] | None = None) -> list[bytes]:
     """JPEG bytes for each of `sizes` (pixel sizes only), each encoded as soon as it is resized (one
-    resized image held at a time). A JPEG larger than an archive member may be (verify reads no
-    more) is TooLarge."""
+    resized image held at a time); `seen(size, image)` is shown each resized image first. A JPEG
+    larger than an archive member may be (verify reads no more) is TooLarge."""
     out = {}
     for s, img in _resized(data, sizes, recipe):
+        if seen is not None:
+            seen(s, img)
         out[s] = encode(img, recipe.quality)
         if len(out[s]) > MAX_MEMBER_BYTES:
             raise TooLarge(f"its {img.size[0]} x {img.size[1]} px JPEG at --size {s} is {len(out[s]):,} bytes, more "

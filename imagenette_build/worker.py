@@ -2,21 +2,27 @@
 has them), and return bytes or a one-line error per image.
 
 A `Task` is plain data (`SourceRef`s, sizes, a `Recipe`, the cache's folder and fingerprint, the run's
-`settings`), and so is
-its `BatchResult` (bytes or an error string, and cache counters), so a task runs in any process or on
-any machine. A bad image never raises here: the build decides whether it stops or skips the image.
+`settings`), and so is its `BatchResult` (per image: bytes, their provenance and duplicates
+fingerprint, or an error string; and cache counters), so a task runs in any process or on any
+machine. A bad image never raises here: the build decides whether it stops or skips the image.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import procs, settings
 from .cache import CacheStats, ImageCache, PendingPack
+from .duplicates import PIXEL_HASH_BYTES, fingerprint, fingerprint_file
+from .provenance import Origin
 from .sources import SourceRef
 from .transform import Recipe, check_full_size, describe_error, make_jpegs
+
+Fingerprint = tuple[bytes, int]  # `duplicates.fingerprint`: (pixel hash, pHash)
+_PRINT_BYTES = PIXEL_HASH_BYTES + 8  # a cache entry's payload: the fingerprint, then the JPEG
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,10 @@ class Task:
 class ImageResult(NamedTuple):
     outputs: tuple[bytes, ...] | None  # one per requested size, in order; None on error
     error: str | None  # "<source>: <what is wrong>", one line
+    origins: tuple[Origin, ...] | None = None  # per size: the source's and the member's sha256
+    # per size: the member's `duplicates.fingerprint`; None for a full-size member that cannot be
+    # decoded (its bytes are copied as they are: `check_full_size` does not decode a JPEG)
+    fingerprints: tuple[Fingerprint | None, ...] | None = None
 
 
 class BatchResult(NamedTuple):
@@ -64,11 +74,16 @@ def process_batch(task: Task) -> BatchResult:
         data = None
         try:
             data, identity = ref.read_identified()
-            if pixel_sizes:
-                made = _jpegs(data, identity, pixel_sizes, task.recipe, cache, pending, recipe_json, stats)
+            source = hashlib.sha256(data).hexdigest()
+            made = _jpegs(data, identity, pixel_sizes, task.recipe, cache, pending, recipe_json, stats) \
+                if pixel_sizes else {}
             if None in sizes:
                 check_full_size(data)
-            results.append(ImageResult(tuple(data if s is None else made[s] for s in sizes), None))
+                made[None] = (data, _file_fingerprint(data))
+            outputs = tuple(made[s][0] for s in sizes)
+            origins = tuple(Origin(source, source if s is None else hashlib.sha256(made[s][0]).hexdigest())
+                            for s in sizes)
+            results.append(ImageResult(outputs, None, origins, tuple(made[s][1] for s in sizes)))
         except Exception as exc:  # any decoder failure is a property of the input file
             results.append(ImageResult(None, f"{ref}: {describe_error(exc, data)}"))
         finally:
@@ -79,17 +94,41 @@ def process_batch(task: Task) -> BatchResult:
 
 
 def _jpegs(data: bytes, identity: bytes, sizes: tuple[int, ...], recipe: Recipe, cache: ImageCache | None,
-           pending: PendingPack | None, recipe_json: str, stats: dict[int, CacheStats]) -> dict[int, bytes]:
-    """{size: JPEG bytes}, from the cache where it has them (made ones are put in `pending`), under
-    keys of the source's `identity` (`SourceRef.read_identified`). Making only the missing sizes
-    gives the same bytes as making all of them (each size's decode does not depend on the others)."""
+           pending: PendingPack | None, recipe_json: str,
+           stats: dict[int, CacheStats]) -> dict[int, tuple[bytes, Fingerprint]]:
+    """{size: (JPEG bytes, fingerprint of the resized pixels)}, from the cache where it has them
+    (made ones are put in `pending`, the fingerprint before the JPEG), under keys of the source's
+    `identity` (`SourceRef.read_identified`). Making only the missing sizes gives the same bytes as
+    making all of them (each size's decode does not depend on the others)."""
+    prints: dict[int, Fingerprint] = {}
+
+    def seen(size, img) -> None:
+        prints[size] = fingerprint(img)
+
     if cache is None or pending is None:
-        return dict(zip(sizes, make_jpegs(data, sizes, recipe)))
+        return {s: (jpeg, prints[s]) for s, jpeg in zip(sizes, make_jpegs(data, sizes, recipe, seen))}
     keys = {s: cache.key(identity, s, recipe_json) for s in sizes}
-    out = {s: cache.get(keys[s], stats[s]) for s in sizes}
+    out = {s: _unpacked(cache.get(keys[s], stats[s])) for s in sizes}
     todo = tuple(s for s in sizes if out[s] is None)
     if todo:
-        for s, jpeg in zip(todo, make_jpegs(data, todo, recipe)):
-            out[s] = jpeg
-            pending.put(keys[s], jpeg, stats[s])
+        for s, jpeg in zip(todo, make_jpegs(data, todo, recipe, seen)):
+            out[s] = (jpeg, prints[s])
+            pending.put(keys[s], prints[s][0] + prints[s][1].to_bytes(8, "little") + jpeg, stats[s])
     return out
+
+
+def _unpacked(payload: bytes | None) -> tuple[bytes, Fingerprint] | None:
+    """A cache entry's (JPEG, fingerprint); None for a miss (or an entry too short to hold both)."""
+    if payload is None or len(payload) <= _PRINT_BYTES:
+        return None
+    pixels, phash = payload[:PIXEL_HASH_BYTES], int.from_bytes(payload[PIXEL_HASH_BYTES:_PRINT_BYTES], "little")
+    return payload[_PRINT_BYTES:], (pixels, phash)
+
+
+def _file_fingerprint(data: bytes) -> Fingerprint | None:
+    """A full-size member's fingerprint, or None when its pixels cannot be decoded (the member is
+    its source's bytes as they are: that is no reason to refuse it)."""
+    try:
+        return fingerprint_file(data)
+    except Exception:  # noqa: BLE001 - any decoder failure: the member is simply not compared
+        return None

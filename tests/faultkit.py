@@ -5,6 +5,7 @@ of the sample ImageNet to damage, and the checks every failed or interrupted bui
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import io
@@ -23,8 +24,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-FINAL_NAMES = re.compile(r"^(SHA256SUMS|MD5SUMS|.+\.tgz|.+\.json|.+\.members\.sha256|.+\.README\.md|.+\.preview\.png)$")
+FINAL_NAMES = re.compile(r"^(SHA256SUMS|MD5SUMS|.+\.tgz|.+\.json|.+\.members\.sha256|.+\.provenance\.csv|.+\.README\.md"
+                         r"|.+\.preview\.png)$")
 DOCUMENT = re.compile(r"^(?P<stem>.+)\.(README\.md|preview\.png)$")  # an archive's card and contact sheet
+PROVENANCE_SUFFIX = ".provenance.csv"
 MEMBERS_SUFFIX = ".members.sha256"
 PARTIAL = re.compile(r"^\..+\.partial-.+-[0-9]+$")
 LOCK = re.compile(r"^\..+\.lock$")  # a build's locks (safewrite.py); left only by a kill -9, harmless
@@ -280,9 +283,10 @@ def assert_consistent(out: Path, allow_partials: bool = False) -> dict[str, str]
     documents = {n: sha256(out / n) for n in finals if DOCUMENT.match(n)}
     for name in documents:  # never beside an archive it does not describe
         assert DOCUMENT.match(name)["stem"] + ".tgz" in archives, (name, "a document without its archive")
+    provenance = {n: sha256(out / n) for n in finals if n.endswith(PROVENANCE_SUFFIX)}
     sha_lines, md5_lines = parse_sums(out / "SHA256SUMS"), parse_sums(out / "MD5SUMS")
     for name, digest in sha_lines.items():
-        assert {**archives, **documents}.get(name) == digest, (name, "SHA256SUMS line is stale")
+        assert {**archives, **documents, **provenance}.get(name) == digest, (name, "SHA256SUMS line is stale")
     for name, digest in md5_lines.items():
         assert hashlib.md5((out / name).read_bytes()).hexdigest() == digest, (name, "MD5SUMS line is stale")
     for n in finals:
@@ -290,11 +294,16 @@ def assert_consistent(out: Path, allow_partials: bool = False) -> dict[str, str]
             report = json.loads((out / n).read_text())
             assert archives.get(report["archive"]) == report["sha256"], (n, "report is stale")
             for f in report["outputs"]["tgz"]["files"][1:]:
-                assert documents.get(f["path"]) == f["sha256"], (n, f["path"], "report is stale")
+                assert {**documents, **provenance}.get(f["path"]) == f["sha256"], (n, f["path"], "report is stale")
             assert sha256(out / report["members_sha256"]["file"]) == report["members_sha256"]["sha256"], n
+            assert sha256(out / report["provenance"]["file"]) == report["provenance"]["sha256"], n
         if n.endswith(MEMBERS_SUFFIX):
             archive = out / (n[: -len(MEMBERS_SUFFIX)] + ".tgz")
             assert member_digests(archive) == parse_member_list(out / n), (n, "member list is stale")
+        if n.endswith(PROVENANCE_SUFFIX):  # never beside an archive it does not describe
+            archive = out / (n[: -len(PROVENANCE_SUFFIX)] + ".tgz")
+            images = {m: d for m, d in member_digests(archive).items() if m.count("/") == 2}
+            assert images == parse_provenance(out / n), (n, "provenance is stale")
     return archives
 
 
@@ -303,6 +312,11 @@ def member_digests(archive: Path) -> dict[str, str]:
     with tarfile.open(archive) as tar:
         return {m.name.partition("/")[2]: hashlib.sha256(tar.extractfile(m).read()).hexdigest()
                 for m in tar if m.isfile()}
+
+
+def parse_provenance(path: Path) -> dict[str, str]:
+    """{member: member_sha256} of a provenance CSV."""
+    return {r["member"]: r["member_sha256"] for r in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8")))}
 
 
 def parse_member_list(path: Path) -> dict[str, str]:

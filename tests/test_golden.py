@@ -4,8 +4,8 @@ moves any byte of an output fails here: a rewrite of the code must not; a delibe
 the output updates these values, saying why in its commit.
 
 Compressor-independent values only: the sha256 of the uncompressed tar (the .tgz's deflate is
-ISA-L's, which may change with its version), of the member list, and of the WebDataset shards
-(plain tar, written here)."""
+ISA-L's, which may change with its version), of the member list, of the WebDataset shards
+(plain tar, written here) and of the provenance beside each archive."""
 
 from __future__ import annotations
 
@@ -22,38 +22,44 @@ GOLDEN = {
                            "51339e0d957efbd2d93285321880dd4842301bdb160536b6526cc90bdfb1ef18"),
 }
 GOLDEN_SHARDS = {
-    "imagenette2-sample-64-wds/train-00000-of-00008.tar": "82ee3d557be0ccdc4ff2371850aba824b0437fdc9edae70ec6152d2f36798dbf",
-    "imagenette2-sample-64-wds/train-00001-of-00008.tar": "6036a9256b32d97142a890429fa2cc817e4094388c68baa5fa1e5e9cdbfea480",
-    "imagenette2-sample-64-wds/train-00002-of-00008.tar": "4b34935101927ec38320e26d2c39bd649800f37d3f11eedeed48f2c361353137",
-    "imagenette2-sample-64-wds/train-00003-of-00008.tar": "43607cbc5ac9517e40f6401c2232d95a92e3456c177ded25bbe74d1862807b36",
-    "imagenette2-sample-64-wds/train-00004-of-00008.tar": "33b9b187a75844fcfcfc4de3e2ecd482187eaf0279d1fc44b261f731ee966f47",
-    "imagenette2-sample-64-wds/train-00005-of-00008.tar": "5e58c149ff41c776b8fe0119206d3e3441d3f138f9b03f4211fd34f45b98d5f8",
-    "imagenette2-sample-64-wds/train-00006-of-00008.tar": "0f01fce4b415d984a08c044613ebb200064a05d7aa92cdf4704b510513c21fc5",
-    "imagenette2-sample-64-wds/train-00007-of-00008.tar": "5f1a7de8d6f61c5fee2b9a37fe08908f391aeca979de260a46e71e68583f6c6a",
-    "imagenette2-sample-64-wds/val-00000-of-00008.tar": "5c8942a1a0b62a26e50a7d9f8b3adcc1e74f0b326e7c7cf529b390e2e26f0dff",
-    "imagenette2-sample-64-wds/val-00001-of-00008.tar": "555013644c79be8988009078d8a72bfdffe3044e58234c12a7f20818687436b9",
-    "imagenette2-sample-64-wds/val-00002-of-00008.tar": "b01b0de5e691636f54a57a61e51ef4bd59014421a662eb1e542d07e26b741c87",
-    "imagenette2-sample-64-wds/val-00003-of-00008.tar": "41826d9904c0c98708764271c65223bac4fd70dcba37279aa6458910cc3543a6",
-    "imagenette2-sample-64-wds/val-00004-of-00008.tar": "a2c0d2c222486938997fcb10d5589b2da1106f740d8f71eb7b7c03fe61d37723",
-    "imagenette2-sample-64-wds/val-00005-of-00008.tar": "002a9bc0c5285ecc0caaec47dd79179da8773d26de59af22b53882d1ad0d3a42",
-    "imagenette2-sample-64-wds/val-00006-of-00008.tar": "d12fe06cef83cb252683738d506d23a448987f96515954613c7a4a81b9c4af82",
-    "imagenette2-sample-64-wds/val-00007-of-00008.tar": "4f4ec38af62729e920f198c9dbe818dee59a0cd006f8750e8bbeb696dd5865f8",
-    "imagenette2-sample-wds/train-00000-of-00008.tar": "df569d2d1777c205e96f400f394a1d785ba59b9c9c08c462dbf995743735396e",
-    "imagenette2-sample-wds/train-00001-of-00008.tar": "a4bfd3a209485c983752e7eae11931cb690aea2d3a333adb57b51f8e52846b29",
-    "imagenette2-sample-wds/train-00002-of-00008.tar": "a86da4e46186cfe1ca6cccd82ab69290424237b06537a5445578f039f0d46c9e",
-    "imagenette2-sample-wds/train-00003-of-00008.tar": "53c68656faed3e7b561b57fb4c7ba10e00fa61411849629d30c33c7e53b9e823",
-    "imagenette2-sample-wds/train-00004-of-00008.tar": "0ce4c60279311223a6ca702d55d830c998b51bf0a1a5deb81ef85c7d49cf4707",
-    "imagenette2-sample-wds/train-00005-of-00008.tar": "b4f7ad3e2a82a28cf7b28caede9d2bc34a59e4a682b20e004a28d87ac94d8ecb",
-    "imagenette2-sample-wds/train-00006-of-00008.tar": "66955cf2c2ed44dbee0682a65909dc17c4b4debf06e2f522c8169241b7917923",
-    "imagenette2-sample-wds/train-00007-of-00008.tar": "47edb33cd1325763e163fe8caa6a78cd32eba42521b0998d25ff9bc71761ef30",
-    "imagenette2-sample-wds/val-00000-of-00008.tar": "0bb503c9a365125be605f7a2572ab5a1cc410cd62bb4bc61b682a9c748188d7a",
-    "imagenette2-sample-wds/val-00001-of-00008.tar": "73f2073c34e09acb2e85762fda8b2266bf1483881b336bb6b1834aee8cd6a55d",
-    "imagenette2-sample-wds/val-00002-of-00008.tar": "538d37be0ca002d5f5388ac851b530a25e5733d476c0d75ef19eb52903a060d8",
-    "imagenette2-sample-wds/val-00003-of-00008.tar": "2e67d9740b3e714b9cf3d89c80daf8853cf2f23ba8cc576b8893cb8c769539ab",
-    "imagenette2-sample-wds/val-00004-of-00008.tar": "44179161ffa5743584b55534b98bda5be55104bc71a14871b68010065132a839",
-    "imagenette2-sample-wds/val-00005-of-00008.tar": "123f359f2c04f3d33a55c40f7a074673ec1068b7ad28db1868e9366bb6af64ef",
-    "imagenette2-sample-wds/val-00006-of-00008.tar": "44305bd3f4178fbfbb5e53de3fd35f7ac38a63f19374de91652473131bb45e92",
-    "imagenette2-sample-wds/val-00007-of-00008.tar": "b40d02a3ffd965cfbe5e49adbfe1a175b6bd9f7a916b1ad5fb262986d7d72565",
+    "imagenette2-sample-64-wds/train-00000-of-00008.tar": "3ac35fc31b7a4da5df58bac22827ecee5663847c860ce169a28785cada7de635",
+    "imagenette2-sample-64-wds/train-00001-of-00008.tar": "11b9d0e22a3b2de60f694cfff7acaf0ef5c5636a24dd040e60c105d9e212c129",
+    "imagenette2-sample-64-wds/train-00002-of-00008.tar": "42992991d47b03fdd696f82c7505ee0b738793212ac3ea885ccc7ea1075b57b1",
+    "imagenette2-sample-64-wds/train-00003-of-00008.tar": "1501ad3d17e1a825135ad63f3fb6446f79391a8a82d213a771ce17cda70eff8c",
+    "imagenette2-sample-64-wds/train-00004-of-00008.tar": "ac61d09ed3d0126b9ad866254e382c5f4636bc81ed5d23bbf9030663902a09d2",
+    "imagenette2-sample-64-wds/train-00005-of-00008.tar": "83c7f719fa81608353b3c4d0cadf22441769a501e6d41677fe1d8ce9c2aa0475",
+    "imagenette2-sample-64-wds/train-00006-of-00008.tar": "b621a39cd7f0efca09575812b255a2df3ce337143d78713bc72f51a2646b4b0c",
+    "imagenette2-sample-64-wds/train-00007-of-00008.tar": "59c83ab9006f8ba7e155afda3b4c8cffa7d03e94f4ccd82de6cc542d8b77988f",
+    "imagenette2-sample-64-wds/val-00000-of-00008.tar": "3a0bc86305ac7135ce66f225cbc7e5343095e0e9fdea6a1b5c8cb5b3ce8b5ba7",
+    "imagenette2-sample-64-wds/val-00001-of-00008.tar": "71c2deb2139d245fccd9c6a786d42d913396a6fe47100740923c7cf56e841d7f",
+    "imagenette2-sample-64-wds/val-00002-of-00008.tar": "bbb494e1fe49ade8d527e86dd69a1e8729ce9a472d1c9916a2184f1e5c9eea9e",
+    "imagenette2-sample-64-wds/val-00003-of-00008.tar": "e884a617748454d268dff8d47a32a57863150ac1b03168ee4687b136f687c01a",
+    "imagenette2-sample-64-wds/val-00004-of-00008.tar": "1b29ea12bca0d815e11d22c264391364dce3c918fb9492297b58c058dfd07b53",
+    "imagenette2-sample-64-wds/val-00005-of-00008.tar": "06c76204ac74e1f37d74193cedd6fdeef7cd21652dcd084769e100bf12e5807e",
+    "imagenette2-sample-64-wds/val-00006-of-00008.tar": "ad33ff98eddd4cb5d898345e95906675d7fbcbd4b4125db8b88c8a236bad9df8",
+    "imagenette2-sample-64-wds/val-00007-of-00008.tar": "01ede0232369407335b45bb69703fc0af7c0e04ca5a780e326465f4ae4a0040c",
+    "imagenette2-sample-wds/train-00000-of-00008.tar": "47120d1a74ea4a02c2994fa2d944e209b8805684f5a4f71a893243c5f4b49983",
+    "imagenette2-sample-wds/train-00001-of-00008.tar": "297487373ac24281507332a735d12f17872ac6cf54cf15d72370f388faea1513",
+    "imagenette2-sample-wds/train-00002-of-00008.tar": "f7bc60d5de9d05c1f106d6ee43ab697e79b9b3d3b576f8189864945f1120ce00",
+    "imagenette2-sample-wds/train-00003-of-00008.tar": "7e49f731f04851603ea77010e9c19f0d61ab1ea7dc46b3b76c2d66ea0cd06854",
+    "imagenette2-sample-wds/train-00004-of-00008.tar": "39251bd7d36367e7cad5bb509a11fadccefef36c97c024bd3f877231417a326f",
+    "imagenette2-sample-wds/train-00005-of-00008.tar": "b02c9871ab40ee6e05605289d3d3034ffd5c7112b4d21be0f4ad2b713f5a4539",
+    "imagenette2-sample-wds/train-00006-of-00008.tar": "e1b082b3aa039ca1bd8128694fec95ed6b6320b95689cd7063d1703155c6e8d3",
+    "imagenette2-sample-wds/train-00007-of-00008.tar": "ae485612cbc8155dad2dda4c978be963f4ed67f3238e0f8bcc7d286b1f52d427",
+    "imagenette2-sample-wds/val-00000-of-00008.tar": "e4c36f0e2e9a94bb07f0f0bcd4cd52428220662c907c45c303136b850b625e22",
+    "imagenette2-sample-wds/val-00001-of-00008.tar": "3325717a2584a30e038778bb329729d9e9550d346ad652063b1cd4322efff880",
+    "imagenette2-sample-wds/val-00002-of-00008.tar": "28b9a6e0afa49238b8be7301d33e1015a8a57124ba181b62a2d04bfe2a59971e",
+    "imagenette2-sample-wds/val-00003-of-00008.tar": "859ce8348ab0458b0937689faade66eb813e4cf54f526b8b0d514e7a213473fa",
+    "imagenette2-sample-wds/val-00004-of-00008.tar": "a1883c093ab7e6f72e31f9d7b0ce56ae93aba8343ce7edb27d8ce3f80da54812",
+    "imagenette2-sample-wds/val-00005-of-00008.tar": "e2382779d5161f2f414acd9c689dda60121fd30b7b31d2dd1ae7eb0f461d0457",
+    "imagenette2-sample-wds/val-00006-of-00008.tar": "1bd10d3ccbb471bea41729a11cf2ffe6992ec6d945e819143ee56f2696b48e69",
+    "imagenette2-sample-wds/val-00007-of-00008.tar": "6cbdbcbe5eb27508998ddb4dd02192079b9b9d42362787a4121bdafca3d35962",
+}
+# where each member came from, beside each .tgz (the source bytes' and the members' sha256: the same on
+# every Pillow, as the members are)
+GOLDEN_PROVENANCE = {
+    "imagenette2-sample-64.provenance.csv": "0dff75322daa62b104b56fde63b764b08eb238fc3f3b76f0087a905046879eb5",
+    "imagenette2-sample.provenance.csv": "72c8d36e82ac8356606072a606568cfc693765218b9a3bacbe7701969afae9e3",
 }
 
 
@@ -69,3 +75,4 @@ def test_the_sample_builds_to_the_golden_bytes(sample, tmp_path):
     sums = fk.parse_sums(tmp_path / "SHA256SUMS")
     # the shards (their documents, the card and contact sheet, name versions of the toolchain)
     assert {p: h for p, h in sums.items() if "-wds/" in p and p.endswith(".tar")} == GOLDEN_SHARDS
+    assert {p: h for p, h in sums.items() if p.endswith(".provenance.csv")} == GOLDEN_PROVENANCE

@@ -24,6 +24,7 @@ from pathlib import Path
 from ..labels import Labels
 from ..safewrite import create_new
 from ..plan import PlanImages, PlannedImage
+from ..provenance import Origin
 
 SHARD_BYTES = 256 << 20  # the images a shard holds, at most (a single larger image gets a shard of its own)
 _PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # a shard's name in its folder
@@ -52,6 +53,7 @@ class Context:
     labels: Labels | None  # class indices, names and noisy labels (formats that carry them)
     shard_size: int = SHARD_BYTES
     images: PlanImages | None = None  # every image the outputs will hold (formats whose names depend on them all)
+    recipe: dict | None = None  # the report's options.recipe (None: full size), for the provenance's `recipe`
 
 
 class Output(ABC):
@@ -68,8 +70,9 @@ class Output(ABC):
         each sample ignore it."""
 
     @abstractmethod
-    def add_image(self, img: PlannedImage, data: bytes) -> None:
-        """One image, in member order."""
+    def add_image(self, img: PlannedImage, data: bytes, origin: Origin) -> None:
+        """One image, in member order, with its provenance (`provenance.fields`: every format
+        keeps it)."""
 
     @abstractmethod
     def close(self) -> list[OutputFile]:

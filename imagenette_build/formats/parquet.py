@@ -3,8 +3,8 @@
 The schema of the Imagenette datasets on the Hugging Face Hub: `image` ({bytes, path}) and `label`
 (a class index), with the `datasets` feature metadata in the schema (`huggingface` key), so that
 `load_dataset("parquet", data_files=...)` gives an `Image(mode="RGB")` column and a `ClassLabel`
-with the manifest's class names; plus `wnid` and, where the dataset has them, the noisy labels as
-`ClassLabel`s too. The image bytes are the tgz member's (a grayscale JPEG stays one); `mode` has
+with the manifest's class names; plus `wnid`, where the dataset has them the noisy labels as
+`ClassLabel`s too, and the provenance columns (`provenance.FIELDS`, strings). The image bytes are the tgz member's (a grayscale JPEG stays one); `mode` has
 `datasets` decode every image to RGB, so that a batch of them stacks. Rows are in the seeded order
 of `shards.order_key` (classes mixed), in at least 8 shards a split (`shards`). pyarrow writes it
 (the `parquet` extra); with the same pyarrow version and inputs the bytes are the same (no
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..plan import PlannedImage
+from ..provenance import FIELDS, Origin, fields
 from .base import Context, HashingFile
 from .shards import Shards
 
@@ -46,10 +47,12 @@ class ParquetShards(Shards):
         self.columns = labels.columns
         pa = self.pa
         fields = [("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
-                  ("label", pa.int64()), ("wnid", pa.string())] + [(c, pa.int64()) for c in self.columns]
+                  ("label", pa.int64()), ("wnid", pa.string())] + [(c, pa.int64()) for c in self.columns] \
+            + [(f, pa.string()) for f in FIELDS]
         features = {"image": {"_type": "Image", "mode": "RGB"}, "label": {"names": names, "_type": "ClassLabel"},
                     "wnid": {"dtype": "string", "_type": "Value"}}
         features.update({c: {"names": names, "_type": "ClassLabel"} for c in self.columns})
+        features.update({f: {"dtype": "string", "_type": "Value"} for f in FIELDS})
         meta = {b"huggingface": json.dumps({"info": {"features": features}}).encode()}
         self.schema = pa.schema(fields, metadata=meta)
         self._rows: list[tuple] = []
@@ -66,9 +69,11 @@ class ParquetShards(Shards):
         self._writer = self.pa.parquet.ParquetWriter(
             self._file, self.schema, compression="none", use_dictionary=False, write_statistics=False)
 
-    def _record(self, img: PlannedImage, data: bytes) -> bytes:
+    def _record(self, img: PlannedImage, data: bytes, origin: Origin) -> bytes:
         cls, noisy = self.ctx.labels.of(img.member, img.split, img.wnid)
-        row = [img.member, cls.index if cls else -1, img.wnid, *(noisy.get(c, -1) for c in self.columns)]
+        where = fields(img, origin)
+        row = [img.member, cls.index if cls else -1, img.wnid, *(noisy.get(c, -1) for c in self.columns),
+               *(where[f] for f in FIELDS)]
         return json.dumps(row).encode() + b"\n" + data  # (JSON escapes every line break)
 
     def _write(self, record: bytes) -> None:

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..plan import PlannedImage
+from ..provenance import Origin
 from ..safewrite import create_new, new_dir, partial_path, put_in_place, remove_any, sync_dir
 from .base import Context, HashingFile, Output, OutputFile
 
@@ -103,15 +104,15 @@ class Shards(Output):
     def final_name(cls, stem: str) -> str:
         return f"{stem}-{cls.suffix}"
 
-    def add_image(self, img: PlannedImage, data: bytes) -> None:
-        record = self._record(img, data)
+    def add_image(self, img: PlannedImage, data: bytes, origin: Origin) -> None:
+        record = self._record(img, data, origin)
         split = self._splits.setdefault(img.split, len(self._splits))
         self._index += _ROW.pack(split, order_key(img.member), len(record), len(data))
         self._spool.write(record)
 
     @abstractmethod
-    def _record(self, img: PlannedImage, data: bytes) -> bytes:
-        """What the shard holds of this image, as `_write` takes it back."""
+    def _record(self, img: PlannedImage, data: bytes, origin: Origin) -> bytes:
+        """What the shard holds of this image and its provenance, as `_write` takes it back."""
 
     @abstractmethod
     def _start_shard(self, path: Path) -> None: ...

@@ -1,8 +1,8 @@
 """WebDataset shards: `<stem>-wds/<split>-NNNNN-of-NNNNN.tar`, one sample per image.
 
 Each sample is three members sharing a key: `<key>.jpg` (the image bytes), `<key>.cls` (the class
-index, ASCII) and `<key>.json` (WNID, name, split, class index, the noisy labels, and `member`, the
-member's path as in the tgz). Samples are in the seeded order of `shards.order_key` (classes mixed),
+index, ASCII) and `<key>.json` (WNID, name, split, class index, the noisy labels, and the
+provenance: `member`, the member's path as in the tgz, and `provenance.fields`). Samples are in the seeded order of `shards.order_key` (classes mixed),
 in at least 8 shards a split (`shards`). `webdataset.WebDataset` and Hugging Face's
 `load_dataset("webdataset", ...)` read them as they are. Tar headers are made by `tarwriter.tar_header`,
 so the bytes are those of the inputs alone.
@@ -29,6 +29,7 @@ import numpy as np
 
 from ..tarwriter.tarformat import BLOCK, RECORD, tar_header
 from ..plan import PlannedImage
+from ..provenance import Origin, fields
 from .base import Context, HashingFile, OutputFile
 from .shards import Shards
 
@@ -90,12 +91,12 @@ class WebDatasetShards(Shards):
         self._file = HashingFile(path)
         self._tar_bytes = 0
 
-    def _record(self, img: PlannedImage, data: bytes) -> bytes:
+    def _record(self, img: PlannedImage, data: bytes, origin: Origin) -> bytes:
         key = self._key(img.member)
         self._keys += hashlib.blake2b(key.encode(), digest_size=16).digest()
         cls, noisy = self.ctx.labels.of(img.member, img.split, img.wnid)
         meta = {"wnid": img.wnid, "name": cls.name if cls else None, "split": img.split,
-                "label": cls.index if cls else None, **noisy, "member": img.member}
+                "label": cls.index if cls else None, **noisy, **fields(img, origin)}
         return b"".join((_member(f"{key}.jpg", data, self.ctx.mtime),
                          _member(f"{key}.cls", str(cls.index if cls else -1).encode(), self.ctx.mtime),
                          _member(f"{key}.json", json.dumps(meta, sort_keys=True).encode(), self.ctx.mtime)))

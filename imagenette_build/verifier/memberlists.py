@@ -1,6 +1,8 @@
 """Level 3, members: every member's sha256 against the member list the build wrote beside the
-archive (a member changed since the build is named without the sources), and against the
-published member lists of the archive's stem that the manifest ships."""
+archive (a member changed since the build is named without the sources), every image member's
+against its row of the provenance beside the archive (`<stem>.provenance.csv`; a folder of shards:
+each row's own provenance columns, `shards`), and against the published member lists of the
+archive's stem that the manifest ships."""
 
 from __future__ import annotations
 
@@ -87,6 +89,18 @@ def members_level(scan: StructureScan, target: Target, published: list[Published
         problems += [f"against {target.member_list_name}: {p}" for p in c.problems(scan.named)]
         parts.append(f"{len(c.identical)} of {len(listing)} members as {target.member_list_name} lists")
     images = {rel: d for rel, d in scan.digests.items() if "/" in rel and not is_junk(rel)}
+    problems += list(getattr(target, "provenance_problems", ()))
+    rows = getattr(target, "provenance", None)
+    if rows is not None:
+        name = target.provenance_name
+        listing = listed(rows)
+        c = ListComparison.of(images, listing)
+        data["provenance"] = {"file": name, **c.to_json()}
+        problems += [f"against {name}: {p}" for p in c.problems(scan.named)]
+        parts.append(f"{len(c.identical)} of {len(listing)} images as {name} says")
+    elif hasattr(target, "provenance") and target.report is not None and not target.provenance_problems:
+        notes.append(f"no provenance to compare with ({target.report_path.name} names none: a build of an earlier "
+                     "version)")
     data["published"] = []
     for pub in published:
         listing = listed(pub.digests)

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..archive_bytes import RAW_CHUNK, Digests, HashingReader
 from ..archive_reader import ArchiveStream, clip
 from ..errors import UserError, why
+from ..provenance import FIELDS as PROVENANCE
 from ..limits import MAX_MEMBER_BYTES, MAX_MEMBERS, MAX_PARQUET_FOOTER_BYTES, MAX_ROW_GROUP_BYTES, \
     MAX_SAMPLE_META_BYTES
 from ..readfile import open_regular
@@ -40,6 +41,7 @@ class Row:
     cls: object = None  # WebDataset: the .cls, as an int when it is one
     problem: str | None = None  # the row cannot be read (then the rest is None)
     too_large: int | None = None  # its image's size, when more than a member may have (not read)
+    provenance: dict | None = None  # its provenance columns or JSON fields (`provenance.FIELDS`); None: it has none
 
 
 class ShardReader:
@@ -63,8 +65,10 @@ def _cannot_read(path: Path, exc: OSError) -> UserError:
 
 
 class ParquetReader(ShardReader):
-    """A parquet shard as the build writes it: `image` {bytes, path}, `label`, `wnid`, uncompressed
-    and without dictionaries, read a batch of rows at a time."""
+    """A parquet shard as the build writes it: `image` {bytes, path}, `label`, `wnid`, the
+    provenance columns, uncompressed and without dictionaries, read a batch of rows at a time."""
+
+    _provenance = False  # it has the provenance columns (as strings)
 
     def rows(self) -> Iterator[Row]:
         try:  # the `parquet` extra: `verify` needs it only here
@@ -92,6 +96,10 @@ class ParquetReader(ShardReader):
                 self.problem = _schema_problem(pa, pf.schema_arrow)
                 if self.problem:
                     return
+                schema = pf.schema_arrow
+                # shards of an earlier version have no provenance columns: then none is checked
+                self._provenance = all(schema.get_field_index(f) >= 0 and schema.field(f).type == pa.string()
+                                       for f in PROVENANCE)
                 for i in range(pf.metadata.num_row_groups):
                     self.problem = _row_group_problem(pf.metadata.row_group(i), i, self.digests.size)
                     if self.problem:
@@ -104,21 +112,23 @@ class ParquetReader(ShardReader):
 
     def _row_group(self, pf, i: int) -> Iterator[Row]:
         n = 0
-        for batch in pf.iter_batches(batch_size=BATCH_IMAGES, row_groups=[i], columns=["image", "label", "wnid"],
+        extra = list(PROVENANCE) if self._provenance else []
+        for batch in pf.iter_batches(batch_size=BATCH_IMAGES, row_groups=[i], columns=["image", "label", "wnid", *extra],
                                      use_threads=False):
             image = batch.column("image")
             images = image.field("bytes").to_pylist()
             paths, valid = image.field("path").to_pylist(), image.is_valid().to_pylist()
-            for data, path, ok, label, wnid in zip(images, paths, valid, batch.column("label").to_pylist(),
-                                                   batch.column("wnid").to_pylist()):
+            origins = batch.select(extra).to_pylist() if extra else [None] * len(images)
+            for data, path, ok, label, wnid, origin in zip(images, paths, valid, batch.column("label").to_pylist(),
+                                                           batch.column("wnid").to_pylist(), origins):
                 where = f"row group {i} row {n}"
                 n += 1
                 if not ok or data is None:
                     yield Row(where, None, path, wnid, label, problem="no image bytes")
                 elif len(data) > MAX_MEMBER_BYTES:
-                    yield Row(where, None, path, wnid, label, too_large=len(data))
+                    yield Row(where, None, path, wnid, label, too_large=len(data), provenance=origin)
                 else:
-                    yield Row(where, data, path, wnid, label)
+                    yield Row(where, data, path, wnid, label, provenance=origin)
             del images, batch  # not held while the next batch is read
 
     @staticmethod
@@ -228,7 +238,7 @@ def _sample(key: str, fields: dict) -> Row:
     text = cls.decode("ascii", "replace").strip()
     number = int(text) if re.fullmatch(r"-?[0-9]{1,18}", text) else text
     row = Row(key, None, meta.get("member"), meta.get("wnid"), meta.get("label"), meta.get("split"),
-              meta.get("name"), number)
+              meta.get("name"), number, provenance={f: meta.get(f) for f in PROVENANCE} if "member_sha256" in meta else None)
     if isinstance(image, int):
         row.too_large = image
     else:

@@ -8,7 +8,9 @@
    `classes`: the label is its WNID's index; a sample's .cls is its JSON's label); the rows per
    split and class are the report's `counts`, and the members the manifest's list.
 3. members, 4. images and 5. source: as for a .tgz (`memberlists`, `checking`), each row being the
-   member its `image.path` or its JSON's `member` names.
+   member its `image.path` or its JSON's `member` names; and each row's provenance (its columns, or
+   its JSON's fields: `provenance.FIELDS`) must be its own: `member_sha256` the sha256 of its image,
+   `member` its member, `source_file` and `source_split` its file name's.
 
 Nothing depends on the order of the rows or the number of shards. The folder is read shard by
 shard in name order, one row group or sample at a time.
@@ -27,11 +29,12 @@ from ..formats.webdataset import sample_key
 from ..labels import classes as manifest_classes
 from ..limits import BATCH_BYTES, MAX_MEMBERS, MAX_NAME_BYTES, MAX_NAMES_BYTES, MAX_SHARDS
 from ..progress import Progress
+from ..provenance import source_split
 from ..readfile import kind_of
 from ..safepath import UnsafeName, member_parts
 from .checking import BATCH_IMAGES, Checking
 from .memberlists import members_level, published_member_lists
-from .report import FirstFew, Report
+from .report import FirstFew, Report, counted
 from .shardlevels import identity_level, structure_level
 from .shardread import ParquetReader, Row, WebDatasetReader
 from .shardtarget import ShardTarget, shard_name_re
@@ -79,6 +82,8 @@ class ShardScan:
         self.broken, self.unsafe, self.bad, self.malformed = FirstFew(), FirstFew(), FirstFew(), FirstFew()
         self.duplicates, self.too_large, self.misplaced, self.labels = FirstFew(), FirstFew(), FirstFew(), FirstFew()
         self.no_member = FirstFew()
+        self.provenance = FirstFew()  # rows whose provenance is not their own
+        self.no_provenance = 0  # rows without provenance (shards of an earlier version)
 
     def _list_folder(self) -> str | None:
         folder = self.target.folder
@@ -157,7 +162,23 @@ class ShardScan:
             return None
         if rel is not None:
             self.digests[rel] = hashlib.sha256(row.data).hexdigest()
+            self._check_provenance(row.provenance, name, rel, self.digests[rel])
         return name, row.data, rel
+
+    def _check_provenance(self, said: dict | None, name: str, rel: str, digest: str) -> None:
+        """The row's provenance against its image and member (its source's sha256 cannot be
+        checked without the source: the source level compares the pixels)."""
+        if said is None:
+            self.no_provenance += 1
+            return
+        file = rel.rpartition("/")[2]
+        want = {"member_sha256": digest, "member": rel, "source_file": file, "source_split": source_split(file)}
+        wrong = [f"{k} {str(said.get(k))[:SHOWN]!r}" for k, v in want.items() if said.get(k) != v]
+        source = said.get("source_sha256")
+        if not (isinstance(source, str) and len(source) == 64 and all(c in "0123456789abcdef" for c in source)):
+            wrong.append(f"source_sha256 {str(source)[:SHOWN]!r}")
+        if wrong:
+            self.provenance.append(f"{name} ({', '.join(wrong)})")
 
     def _member(self, row: Row, shard: str) -> str | None:
         """The row's member path, when it names one in normal form (train/<wnid>/<file>, unsup/<file>)."""
@@ -274,6 +295,16 @@ def check_shards(target: ShardTarget, opts: VerifyOptions) -> Report:
         members.notes.append(unnamed)
         if not scan.digests:
             members.summary = "no sample says its member: none compared"
+    if scan.provenance:
+        members.problems.append(counted("rows whose provenance is not their own image's", scan.provenance))
+        members.passed = False
+    if scan.no_provenance:
+        members.notes.append(f"{scan.no_provenance} of {scan.rows} rows have no provenance (shards of an earlier "
+                             "version): not checked")
+    checked = len(scan.digests) - scan.no_provenance
+    members.data["provenance"] = {"checked": checked, "wrong": len(scan.provenance)}
+    if checked:
+        members.summary += f"; {checked - len(scan.provenance)} of {checked} rows' provenance their own"
     if target.only is not None:
         members.notes.append("one shard: the members of the list in other shards are not looked for")
     levels = [identity_level(target, scan), structure_level(scan), members]

@@ -17,6 +17,7 @@ import click
 
 from .. import manifest as manifests
 from .. import members as member_lists
+from .. import provenance
 from ..archive_reader import clip, stem_of_archive_name
 from ..declare import PATH, JobsType, option
 from ..errors import UserError, why
@@ -85,6 +86,9 @@ class Target:
     member_list_problem: str | None = None
     report_note: str | None = None  # a report beside it that is not this archive's (then `report` is None)
     member_list_note: str | None = None  # why there is no member list, when it is not the usual reason
+    provenance: dict[str, str] | None = None  # the build's <stem>.provenance.csv: {member: member_sha256}
+    provenance_name: str | None = None
+    provenance_problems: tuple[str, ...] = ()
 
     @property
     def claims_published_images(self) -> bool:
@@ -199,6 +203,27 @@ def build_member_list(path: Path, report: dict | None) -> tuple[dict | None, str
     return listing, name, None
 
 
+def build_provenance(path: Path, report: dict | None) -> tuple[dict | None, str | None, tuple[str, ...]]:
+    """The provenance file the build report names: ({member: member_sha256}, its file name,
+    problems). A file changed since the build is still read, so that the rows that changed are named."""
+    entry = (report or {}).get("provenance")
+    if entry is None:
+        return None, None, ()
+    name = entry.get("file") if isinstance(entry, dict) else None
+    if not isinstance(name, str) or not name or "/" in name or "\0" in name or name.startswith("."):
+        return None, None, (f"{path.name}: provenance does not name a file beside it",)
+    rows_path = path.with_name(name)
+    if not rows_path.exists():
+        return None, name, (f"{name}: named by {path.name} but missing",)
+    try:
+        listing, digest = provenance.read(rows_path)
+    except UserError as exc:
+        return None, name, (str(exc),)
+    if digest != str(entry.get("sha256", "")).lower():
+        return listing, name, (f"{name}: changed since the build (its sha256 is not the one {path.name} records)",)
+    return listing, name, ()
+
+
 def resolve_manifest(given: str | None, stem: str, named_by: str) -> tuple[Manifest | None, str]:
     """The manifest given, else the built-in one whose stem `stem` carries; and where it came from."""
     if given is not None:
@@ -227,5 +252,7 @@ def resolve_target(opts: VerifyOptions) -> Target:
     size = variant_size(stem, manifest.stem if manifest else None, report)
     recipe, recipe_note = build_recipe(report, report_path.name)
     listing, listing_name, listing_problem = build_member_list(report_path, report)
+    rows, rows_name, rows_problems = build_provenance(report_path, report)
     return Target(path, stem, manifest, manifest_note, size, report, report_problem, recipe, recipe_note,
-                  listing, listing_name, listing_problem, report_note)
+                  listing, listing_name, listing_problem, report_note, provenance=rows, provenance_name=rows_name,
+                  provenance_problems=rows_problems)

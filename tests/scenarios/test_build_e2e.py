@@ -84,7 +84,7 @@ def test_checksums_verify_with_coreutils(built):
     for tool, sums in (("sha256sum", "SHA256SUMS"), ("md5sum", "MD5SUMS")):
         r = subprocess.run([tool, "-c", sums], cwd=out, capture_output=True, text=True)
         assert r.returncode == 0, r.stdout + r.stderr
-        assert r.stdout.count(": OK") == 6  # two archives, each with its card and contact sheet
+        assert r.stdout.count(": OK") == 8  # two archives, each with its provenance, card and contact sheet
         assert r.stdout.count(".tgz: OK") == 2
 
 
@@ -161,7 +161,7 @@ def test_sums_are_merged_not_clobbered(built, sample, tmp_path):
         assert r.returncode == 0, r.stderr
     lines = (tmp_path / "SHA256SUMS").read_text().splitlines()
     assert [ln.split("  ")[1] for ln in lines] == [f"imagenette2-sample-{size}.{name}" for size in ("64", "96")
-                                                   for name in ("README.md", "preview.png", "tgz")]
+                                                   for name in ("README.md", "preview.png", "provenance.csv", "tgz")]
     assert subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path).returncode == 0
 
 

@@ -396,7 +396,8 @@ def test_two_builds_of_different_sizes_into_one_folder_keep_both_sums_lines(samp
         _, err = b.communicate(timeout=TIMEOUT)
         assert b.returncode == 0, err
     names = {"imagenette2-sample-16.tgz", "imagenette2-sample-24.tgz"}
-    listed = {f"imagenette2-sample-{size}.{name}" for size in ("16", "24") for name in ("tgz", "README.md", "preview.png")}
+    listed = {f"imagenette2-sample-{size}.{name}" for size in ("16", "24")
+              for name in ("tgz", "provenance.csv", "README.md", "preview.png")}
     assert set(fk.parse_sums(out / "SHA256SUMS")) == set(fk.parse_sums(out / "MD5SUMS")) == listed
     assert set(fk.assert_consistent(out)) == names
     for check, sums in (("sha256sum", "SHA256SUMS"), ("md5sum", "MD5SUMS")):

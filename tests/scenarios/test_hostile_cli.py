@@ -255,7 +255,8 @@ def test_the_build_keeps_other_lines_in_any_form_and_refuses_a_file_that_contrad
     (out / "MD5SUMS").write_text(f"{md5} other.bin\n")  # BSD's md5 -r
     r = run_cli("--imagenet", root, "--manifest", manifest_path, "--size", "8", "--out", out, "-q")
     assert r.returncode == 0, r.stderr
-    built = [f"imagenette2-sample-8.{name}" for name in ("README.md", "preview.png", "tgz")]  # the archive, its card
+    # the archive, its card, contact sheet and provenance, in the sorted order
+    built = [f"imagenette2-sample-8.{name}" for name in ("README.md", "preview.png", "provenance.csv", "tgz")]
     digests = {name: _digests(out / name) for name in built}
     assert (out / "SHA256SUMS").read_text() == "".join(f"{digests[n][0]}  {n}\n" for n in built) + f"{sha}  other.bin\n"
     assert (out / "MD5SUMS").read_text() == "".join(f"{digests[n][1]}  {n}\n" for n in built) + f"{md5}  other.bin\n"
@@ -275,7 +276,7 @@ def test_the_build_keeps_other_lines_in_any_form_and_refuses_a_file_that_contrad
 def test_a_member_list_in_bsd_tag_form_with_upper_case_hex_reads_as_sha256sum_does(built, tmp_path):
     """Refused before: the members level failed on a list `sha256sum -c` reads."""
     _, manifest_path, out = built
-    archive = _copy(out, tmp_path, f"{STEM}.tgz", f"{STEM}.json")
+    archive = _copy(out, tmp_path, f"{STEM}.tgz", f"{STEM}.json", f"{STEM}.provenance.csv")
     listed = (out / f"{STEM}.members.sha256").read_text().splitlines()
     rewritten = "".join(f"SHA256 (./{line[66:]}) = {line[:64].upper()}\n" for line in listed)
     (tmp_path / f"{STEM}.members.sha256").write_text(rewritten)

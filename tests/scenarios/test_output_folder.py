@@ -246,4 +246,5 @@ def test_the_default_cache_is_not_removed_when_it_holds_what_the_cache_did_not_m
     assert r.returncode == 0, r.stderr
     assert f"left the resize cache {first} in place: it holds 'MD5SUMS', which the cache did not make" in r.stderr
     assert fk.parse_sums(first / "SHA256SUMS") == {name: fk.sha256(first / name) for name in
-                                                   (f"{STEM}.tgz", f"{STEM}.README.md", f"{STEM}.preview.png")}
+                                                   (f"{STEM}.tgz", f"{STEM}.provenance.csv", f"{STEM}.README.md",
+                                                    f"{STEM}.preview.png")}

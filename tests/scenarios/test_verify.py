@@ -105,7 +105,8 @@ def test_built_archive_passes_without_source(built):
     assert report.passed and failed(report) == []
     assert [lv.name for lv in report.levels] == ["identity", "structure", "members", "images"]
     members = level(report, "members")
-    assert members.summary == f"51 of 51 members as {STEM}.members.sha256 lists"  # 50 images and the root CSV
+    assert members.summary == (f"51 of 51 members as {STEM}.members.sha256 lists; "  # 50 images and the root CSV
+                               f"50 of 50 images as {STEM}.provenance.csv says")
     identity = level(report, "identity")
     assert "matches no published upload" in identity.summary
     assert {"SHA256SUMS: matches", "MD5SUMS: matches"} <= set(identity.notes)
@@ -349,6 +350,7 @@ def test_build_report_mismatch_fails_identity(built, tmp_path):
     report_json["archive_bytes"] += 1
     (tmp_path / f"{STEM}.json").write_text(json.dumps(report_json))
     shutil.copy(out / f"{STEM}.members.sha256", tmp_path)
+    shutil.copy(out / f"{STEM}.provenance.csv", tmp_path)
     report = check(archive, manifest_path)
     assert failed(report) == ["identity"]
     assert level(report, "identity").problems[0].startswith(f"{STEM}.json says archive_bytes ")

@@ -172,9 +172,11 @@ def test_a_flipped_byte_in_a_parquet_image_names_its_member(out):
     relist(out, shard)
     code, report = verify(out / FOLDERS["parquet"])
     assert code == 1 and "members" in failed(report) and "identity" not in failed(report), failed(report)
-    [problem] = level(report, "members")["problems"]
+    [problem, provenance] = level(report, "members")["problems"]
     named = f"{shard.split('/')[1]}/{row['path']}"
     assert problem == f"against {STEM}.members.sha256: 1 members differ: {named}", problem
+    # and its row's own provenance says other bytes
+    assert provenance.startswith(f"1 rows whose provenance is not their own image's: {named} (member_sha256 '")
 
 
 def test_a_flipped_byte_in_a_webdataset_image_names_its_member(out):
@@ -199,8 +201,10 @@ def test_a_flipped_byte_in_a_webdataset_image_names_its_member(out):
     relist(out, shard)
     code, report = verify(out / FOLDERS["webdataset"])
     assert code == 1 and "members" in failed(report) and "identity" not in failed(report), failed(report)
-    [problem] = level(report, "members")["problems"]
-    assert problem == f"against {STEM}.members.sha256: 1 members differ: {shard.split('/')[1]}/{changed[0]}"
+    [problem, provenance] = level(report, "members")["problems"]
+    named = f"{shard.split('/')[1]}/{changed[0]}"
+    assert problem == f"against {STEM}.members.sha256: 1 members differ: {named}"
+    assert provenance.startswith(f"1 rows whose provenance is not their own image's: {named} (member_sha256 '")
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "webdataset"])

@@ -26,7 +26,7 @@ STAGES = [
     ["classes", "resample", "toolchain", "safewrite", "sums", "members", "published"],
     ["filelist", "manifest_tables", "manifest", "newdataset"],
     ["sources."],
-    ["plan", "labels", "noisy", "prefetch", "leakage"],
+    ["plan", "labels", "noisy", "prefetch", "leakage", "provenance"],
     ["transform", "cache", "duplicates", "sheet"],
     ["worker", "engine"],
     ["tarwriter.", "formats."],

@@ -69,8 +69,8 @@ def test_write_leaves_temporary_names_only_and_commit_puts_them_in_place(sample,
         builder._abort(written.writers)
     [report] = reports
     stem = report["stem"]
-    assert _finals(out) == sorted(["MD5SUMS", "SHA256SUMS", f"{stem}.json", f"{stem}.members.sha256", f"{stem}.tgz",
-                                   f"{stem}.README.md", f"{stem}.preview.png"])
+    assert _finals(out) == sorted(["MD5SUMS", "SHA256SUMS", f"{stem}.json", f"{stem}.members.sha256",
+                                   f"{stem}.provenance.csv", f"{stem}.tgz", f"{stem}.README.md", f"{stem}.preview.png"])
     assert json.loads((out / f"{stem}.json").read_text())["sha256"] == report["sha256"]
     assert [name for kind, name in progress.events if kind == "stage"] == [
         "commit", "commit-archive", "commit-report", "commit-sums"]

@@ -32,8 +32,8 @@ def test_fidelity_names_each_field_that_departs_from_the_published_recipe(monkey
 REPORT_KEYS = ["archive", "stem", "size", "manifest", "source", "options", "settings", "images", "counts", "leakage",
                "classes",
                "skipped",
-               "root_files", "outputs", "fidelity", "cache", "archive_bytes", "sha256", "md5", "md5_first_mib",
-               "tar_sha256", "tar_members", "members_sha256", "toolchain"]
+               "root_files", "outputs", "fidelity", "cache", "duplicates", "archive_bytes", "sha256", "md5",
+               "md5_first_mib", "tar_sha256", "tar_members", "members_sha256", "provenance", "toolchain"]
 
 
 def test_the_report_of_a_small_build(sample, tmp_path):
@@ -48,9 +48,15 @@ def test_the_report_of_a_small_build(sample, tmp_path):
                                                                       "imagenette2-sample-8", "8")
     assert resized["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
     assert resized["archive_bytes"] == archive.stat().st_size
-    archive_file, *documents = resized["outputs"]["tgz"]["files"]
+    archive_file, rows_file, *documents = resized["outputs"]["tgz"]["files"]
     assert archive_file == {"path": resized["archive"], "bytes": resized["archive_bytes"],
                             "sha256": resized["sha256"], "md5": resized["md5"]}
+    rows = tmp_path / "imagenette2-sample-8.provenance.csv"
+    assert rows_file == {"path": rows.name, "bytes": rows.stat().st_size,
+                         "sha256": hashlib.sha256(rows.read_bytes()).hexdigest(),
+                         "md5": hashlib.md5(rows.read_bytes()).hexdigest()}
+    assert resized["provenance"] == {"file": rows.name, "sha256": rows_file["sha256"], "rows": 50}
+    assert resized["duplicates"]["images"] == 50
     assert [f["path"] for f in documents] == ["imagenette2-sample-8.README.md", "imagenette2-sample-8.preview.png"]
     for f in documents:  # beside the archive, as listed
         assert hashlib.sha256((tmp_path / f["path"]).read_bytes()).hexdigest() == f["sha256"]
@@ -142,6 +148,26 @@ def test_a_kept_archive_without_its_member_list_is_kept_without_it(tmp_path):
     merged = commit.merged({"archive": None, "stem": STEM, "outputs": {}}, kept)
     assert (merged["archive"], merged["archive_bytes"], merged["sha256"], merged["tar_members"],
             merged["members_sha256"]) == (f"{STEM}.tgz", 3, "a" * 64, 7, members)
+
+
+def test_a_kept_archive_without_its_provenance_is_kept_without_it(tmp_path):
+    (tmp_path / f"{STEM}.tgz").write_bytes(b"x" * 3)
+    rows = {"file": f"{STEM}.provenance.csv", "sha256": "a" * 64, "rows": 2}
+    tgz = {"files": [{"path": f"{STEM}.tgz", "bytes": 3, **DIGESTS},
+                     {"path": rows["file"], "bytes": 4, **DIGESTS}], "provenance": rows}
+    _earlier(tmp_path, {"tgz": tgz})
+    kept = _kept(tmp_path)["tgz"]
+    assert (kept["files"], kept["provenance"]) == (tgz["files"][:1], None)  # the report no longer names it
+    (tmp_path / rows["file"]).write_text("abcd")
+    kept = _kept(tmp_path)["tgz"]
+    assert (kept["files"], kept["provenance"]) == (tgz["files"], rows)
+    assert commit.merged({"archive": None, "stem": STEM, "outputs": {}}, _kept(tmp_path))["provenance"] == rows
+    (tmp_path / "secret").write_text("abcd")
+    (tmp_path / f"{STEM}.members.sha256").write_text("abcd")
+    for other in ("secret", f"{STEM}.members.sha256", f"../{rows['file']}"):  # a second file is its provenance only
+        _earlier(tmp_path, {"tgz": {**tgz, "files": [tgz["files"][0], {**tgz["files"][1], "path": other}]}})
+        kept = _kept(tmp_path)["tgz"]
+        assert (kept["files"], kept["provenance"]) == (tgz["files"][:1], None), other
 
 
 def test_an_output_kept_twice_says_how_its_own_build_differed(tmp_path):

@@ -15,6 +15,9 @@ from imagenette_build.formats import Context
 from imagenette_build.formats.shards import MIN_SHARDS, SEED, order_key, shard_counts
 from imagenette_build.formats.webdataset import WebDatasetShards
 from imagenette_build.plan import PlannedImage
+from imagenette_build.provenance import Origin
+
+ORIGIN = Origin("0" * 64, "1" * 64)  # (what the worker found: not looked at here)
 
 
 @given(st.lists(st.integers(1, 1000), max_size=300), st.integers(1, 5000), st.integers(1, 16))
@@ -61,7 +64,7 @@ def _written(out, images: list[str], shard_size: int = 1 << 20) -> dict[str, lis
     out.mkdir()
     shards = WebDatasetShards(Context(out, "s", 8, 0, _Labels(), shard_size))
     for member in images:
-        shards.add_image(PlannedImage(member, member.split("/")[0], member.split("/")[1], None), member.encode() * 50)
+        shards.add_image(PlannedImage(member, member.split("/")[0], member.split("/")[1], None), member.encode() * 50, ORIGIN)
     got = {}
     for f in shards.close():
         name = f.path.split("/")[1]
@@ -89,12 +92,12 @@ def test_samples_come_out_in_the_seeded_order_shard_after_shard_whatever_left_ou
 
 def test_the_spool_is_gone_after_close_and_abort_removes_everything(tmp_path):
     shards = WebDatasetShards(Context(tmp_path, "s", 8, 0, _Labels()))
-    shards.add_image(PlannedImage("train/n1/a.JPEG", "train", "n1", None), b"jpeg")
+    shards.add_image(PlannedImage("train/n1/a.JPEG", "train", "n1", None), b"jpeg", ORIGIN)
     assert os.listdir(shards._tmp) == [".spool"]
     files = shards.close()
     assert sorted(os.listdir(shards._tmp)) == [f.path.split("/")[1] for f in files] == ["train-00000-of-00001.tar"]
     shards.abort()
     again = WebDatasetShards(Context(tmp_path, "s", 8, 0, _Labels()))
-    again.add_image(PlannedImage("train/n1/a.JPEG", "train", "n1", None), b"jpeg")
+    again.add_image(PlannedImage("train/n1/a.JPEG", "train", "n1", None), b"jpeg", ORIGIN)
     again.abort()
     assert os.listdir(tmp_path) == []

@@ -14,6 +14,9 @@ from hypothesis import strategies as st
 from imagenette_build.formats import Context
 from imagenette_build.formats.webdataset import SampleKeys, WebDatasetShards
 from imagenette_build.plan import PlannedImage
+from imagenette_build.provenance import Origin
+
+ORIGIN = Origin("0" * 64, "1" * 64)  # (what the worker found: not looked at here)
 
 # The loaders' own rule (webdataset.tariterators.base_plus_ext; datasets' webdataset builder has the
 # same): the key is the name up to the first dot of its base name.
@@ -55,8 +58,8 @@ class _NoLabels:
 def test_a_key_written_twice_is_an_internal_error_before_anything_is_put_in_place(tmp_path):
     out = WebDatasetShards(Context(tmp_path, "s", 8, 0, _NoLabels()))
     img = PlannedImage("train/n1/x.JPEG", "train", "n1", None)
-    out.add_image(img, b"jpeg")
-    out.add_image(img, b"jpeg")
+    out.add_image(img, b"jpeg", ORIGIN)
+    out.add_image(img, b"jpeg", ORIGIN)
     with pytest.raises(RuntimeError, match="two samples of .* have the same key"):
         out.close()
     out.abort()

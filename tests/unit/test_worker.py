@@ -81,7 +81,7 @@ def test_process_batch_reports_bad_images_without_raising(tmp_path):
     refs = [SourceRef(str(p)) for p in (good, empty, text, truncated, tmp_path / "absent.JPEG")]
     results = process_batch(Task(refs, (160, None), Recipe())).images
     assert results[0][1] is None and results[0][0][1] == good.read_bytes()
-    for (outputs, error), ref in zip(results[1:], refs[1:]):
+    for (outputs, error, *_), ref in zip(results[1:], refs[1:]):
         assert outputs is None
         assert error.startswith(ref.path)
 
@@ -124,7 +124,8 @@ def test_a_second_run_finds_every_image_in_the_cache_and_gives_the_same_bytes(tm
     Path(sources[0].path).write_bytes(fk.good_jpeg(301, 200))  # same name, new content
     fourth = process_batch(Task(sources, (32,), Recipe(), cache=cache.renewed()))
     assert (fourth.cache[32].hits, fourth.cache[32].misses) == (2, 1)
-    assert fourth.images[1:] == [(r.outputs[:1], None) for r in first.images[1:]]
+    # (the fingerprints too: the cache holds them with the JPEG)
+    assert fourth.images[1:] == [(r.outputs[:1], None, r.origins[:1], r.fingerprints[:1]) for r in first.images[1:]]
 
 
 def test_without_a_cache_there_are_no_counters_and_bad_images_stay_strings(tmp_path):
