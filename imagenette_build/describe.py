@@ -60,7 +60,7 @@ def _toolchain(report: dict) -> dict:
 def _files(output: Output, files: list[OutputFile], splits: list[str]) -> dict[str, list[dict]]:
     """{split: [{"path", "bytes", "sha256"}]}, paths relative to the folder the card is in."""
     if not output.folder:
-        [archive] = files
+        archive = files[0]  # (its provenance follows)
         return {splits[0] if splits else "train": [{"path": archive.path, "bytes": archive.bytes,
                                                     "sha256": archive.sha256}]}
     by_split: dict[str, list[dict]] = {}

@@ -104,6 +104,9 @@ def identity_level(target: ShardTarget, scan) -> LevelResult:
         problems.append(counted(f"documents listed but not in {folder}", doc_missing))
     if doc_unread:
         problems.append(counted("documents not read", doc_unread))
+    unlisted = scan.unlisted_documents()
+    if unlisted:
+        notes.append(f"{', '.join(unlisted)}: the folder's documents; no sums line or report lists them: not checked")
     extra = scan.extra()
     junk = [n for n in extra if is_junk(n)]
     if junk:

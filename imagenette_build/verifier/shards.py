@@ -116,8 +116,15 @@ class ShardScan:
         if self.target.only is not None:
             return []
         wanted = (self.target.listed or {n for n in self.files if self.name_re.fullmatch(n)}) | \
-            self.target.listed_documents
+            self.target.listed_documents | set(self.unlisted_documents())
         return sorted(n for n in self.files if n not in wanted)
+
+    def unlisted_documents(self) -> list[str]:
+        """The folder's documents (card, Croissant, contact sheet) when nothing lists the folder (a
+        copy of the folder alone, as the Hub serves it): known by name, not checked, never shards."""
+        if self.target.only is not None or self.target.listed or self.target.listed_documents:
+            return []
+        return sorted(n for n in self.target.documents if self.files.get(n) == "file")
 
     def named(self, rel: str) -> str:
         """A member in messages: `<shard>/<member>`."""

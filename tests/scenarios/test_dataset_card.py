@@ -151,6 +151,21 @@ def test_verify_passes_and_fails_identity_when_a_document_is_edited(built, tmp_p
     assert "README.md" in r.stdout
 
 
+@pytest.mark.parametrize("target", [PARQUET, WDS])
+def test_the_folder_alone_verifies_its_documents_known_by_name(built, tmp_path, target):
+    """A folder copied without its report and sums (as the Hub serves it): its documents are not
+    taken for shards or unknown files; they are named as not checked."""
+    folder = tmp_path / target
+    shutil.copytree(built[1] / target, folder)
+    r = run_cli("verify", folder)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "the folder's documents; no sums line or report lists them: not checked" in r.stdout
+    assert "README.md" in r.stdout and "not named <split>" not in r.stdout
+    (folder / "notes.txt").write_text("mine")  # anything else is still an unknown file
+    r = run_cli("verify", folder)
+    assert r.returncode == 1 and "notes.txt" in r.stdout, r.stdout
+
+
 # ---------------------------------------------------------------------------------------- leakage
 
 
