@@ -68,11 +68,14 @@ class Tgz(Output):
         report lists none) and documents; without its member list or its provenance when that is
         gone."""
         files = entry.get("files") if isinstance(entry, dict) else None
-        if isinstance(files, list):
-            rows = [f for f in files if isinstance(f, dict) and f.get("path") == provenance.sidecar_name(stem)]
-            if rows and super().still_in_place(out, stem, {"files": rows}) is None:
+        second = files[1] if isinstance(files, list) and len(files) > 1 else None
+        if second is not None and not (isinstance(second, dict) and second.get("path") in
+                                       cls.document_names(stem).values()):
+            # the second file is its provenance only; gone (or anything else): kept without it
+            if not (isinstance(second, dict) and second.get("path") == provenance.sidecar_name(stem)
+                    and super().still_in_place(out, stem, {"files": [second]}) is not None):
                 # (its sums lines are left as they are)
-                entry = {**entry, "files": [f for f in files if f not in rows], "provenance": None}
+                entry = {**entry, "files": [files[0], *files[2:]], "provenance": None}
         entry = super().still_in_place(out, stem, entry)
         if entry is None or entry["files"][0]["path"] != cls.final_name(stem):
             return None
