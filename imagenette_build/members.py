@@ -14,12 +14,11 @@ carriage return is escaped and its line starts with a backslash.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 from .errors import UserError, cannot
 from .limits import MAX_LIST_BYTES, MAX_MEMBERS, MAX_NAME_BYTES
-from .safewrite import create_new
+from .safewrite import SidecarFile
 from .sums import sums_line, sums_lines
 from .readfile import read_bytes
 
@@ -69,41 +68,14 @@ def read(path: Path) -> tuple[dict[str, str], str]:
     return parse(text, str(path)), hashlib.sha256(data).hexdigest()
 
 
-class Writer:
+class Writer(SidecarFile):
     """The sidecar of an archive being written: lines added as members are packed, under a
     temporary name until `commit`."""
 
     def __init__(self, final_path: Path, tmp_path: Path):
-        self.final_path = final_path
-        self.tmp_path = tmp_path
-        # never through a symlink planted at the temporary name (safewrite.create_new)
-        self._file = open(create_new(tmp_path), "w", encoding="utf-8", newline="\n")
-        self._digest = hashlib.sha256()
+        super().__init__(final_path, tmp_path)
         self.count = 0
-        self.sha256 = ""
 
     def add(self, relpath: str, digest: str) -> None:
-        line = format_line(digest, relpath)
-        self._file.write(line)
-        self._digest.update(line.encode("utf-8"))
+        self.put(format_line(digest, relpath))
         self.count += 1
-
-    def close(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        self.sha256 = self._digest.hexdigest()
-
-    def commit(self) -> None:
-        os.replace(self.tmp_path, self.final_path)
-
-    def abort(self) -> None:
-        """Remove the temporary file; safe at any point (a full disk may refuse the last flush)."""
-        try:
-            self._file.close()
-        except OSError:
-            pass
-        try:
-            os.unlink(self.tmp_path)
-        except FileNotFoundError:
-            pass

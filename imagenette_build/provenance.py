@@ -25,7 +25,7 @@ from .leakage import TRAIN, VAL, origin
 from .limits import MAX_LIST_BYTES, MAX_MEMBERS, MAX_NAME_BYTES
 from .plan import PlannedImage
 from .readfile import open_regular
-from .safewrite import create_new
+from .safewrite import SidecarFile
 
 SUFFIX = ".provenance.csv"
 FIELDS = ("source_split", "source_file", "source_sha256", "member", "member_sha256")  # card.COLUMNS' names
@@ -73,57 +73,21 @@ def _line(values) -> str:
     return buf.getvalue()
 
 
-class Writer:
+class Writer(SidecarFile):
     """`<stem>.provenance.csv` of an archive being written: a row as each member is packed, under
     a temporary name until `commit`."""
 
     def __init__(self, final_path: Path, tmp_path: Path, recipe: str):
-        self.final_path = final_path
-        self.tmp_path = tmp_path
+        super().__init__(final_path, tmp_path)
         self.recipe = recipe
-        self._file = open(create_new(tmp_path), "w", encoding="utf-8", newline="\n")  # (never through a symlink)
-        self._digest = hashlib.sha256()
-        self._md5 = hashlib.md5()
-        self.bytes = 0
         self.rows = 0
-        self.sha256 = ""
-        self._put(COLUMNS)
-
-    def _put(self, values) -> None:
-        line = _line(values)
-        self._file.write(line)
-        raw = line.encode("utf-8")
-        self._digest.update(raw)
-        self._md5.update(raw)
-        self.bytes += len(raw)
+        self.put(_line(COLUMNS))
 
     def add(self, img: PlannedImage, where: Origin) -> None:
         f = fields(img, where)
-        self._put((img.member, img.split, img.wnid, f["source_split"], f["source_file"], f["source_sha256"],
-                   f["member_sha256"], self.recipe))
+        self.put(_line((img.member, img.split, img.wnid, f["source_split"], f["source_file"], f["source_sha256"],
+                        f["member_sha256"], self.recipe)))
         self.rows += 1
-
-    def close(self) -> tuple[int, str, str]:
-        """Finish the file under its temporary name (synced): its (bytes, sha256, md5)."""
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        self.sha256 = self._digest.hexdigest()
-        return self.bytes, self.sha256, self._md5.hexdigest()
-
-    def commit(self) -> None:
-        os.replace(self.tmp_path, self.final_path)
-
-    def abort(self) -> None:
-        """Remove the temporary file; safe at any point."""
-        try:
-            self._file.close()
-        except OSError:
-            pass
-        try:
-            os.unlink(self.tmp_path)
-        except FileNotFoundError:
-            pass
 
     def describe(self) -> dict:
         """The report's `provenance`."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -338,3 +339,47 @@ def _holder(lock: Path) -> str:
     except (OSError, UnicodeDecodeError, ValueError):
         return "a process that has just started"
     return f"process {pid}" + ("" if host == procs.host() else f" on {host}")
+
+
+class SidecarFile:
+    """A text file beside an output (its member list, its provenance): written a line at a time
+    under a temporary name (never through a symlink planted there), hashed as it is written,
+    synced by `close`, renamed in by `commit`."""
+
+    def __init__(self, final_path: Path, tmp_path: Path):
+        self.final_path = final_path
+        self.tmp_path = tmp_path
+        self._file = open(create_new(tmp_path), "w", encoding="utf-8", newline="\n")
+        self._digest = hashlib.sha256()
+        self._md5 = hashlib.md5()
+        self.bytes = 0
+        self.sha256 = ""
+
+    def put(self, line: str) -> None:
+        self._file.write(line)
+        raw = line.encode("utf-8")
+        self._digest.update(raw)
+        self._md5.update(raw)
+        self.bytes += len(raw)
+
+    def close(self) -> tuple[int, str, str]:
+        """Finish the file under its temporary name (synced): its (bytes, sha256, md5)."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self.sha256 = self._digest.hexdigest()
+        return self.bytes, self.sha256, self._md5.hexdigest()
+
+    def commit(self) -> None:
+        os.replace(self.tmp_path, self.final_path)
+
+    def abort(self) -> None:
+        """Remove the temporary file; safe at any point (a full disk may refuse the last flush)."""
+        try:
+            self._file.close()
+        except OSError:
+            pass
+        try:
+            os.unlink(self.tmp_path)
+        except FileNotFoundError:
+            pass

@@ -165,6 +165,18 @@ def _is_real(path: Path, kind, size: int | None = None) -> bool:
     return kind(st.st_mode) and (size is None or st.st_size == size)
 
 
+def write_file(path: Path, data: bytes) -> tuple[int, str, str]:
+    """`data` as a new file at `path` (synced, never through a symlink): its (bytes, sha256, md5);
+    nothing is left there if it fails."""
+    f = HashingFile(path)
+    try:
+        f.write(data)
+        return f.close()
+    except BaseException:
+        f.discard()
+        raise
+
+
 class HashingFile:
     """A file written afresh (never through a symlink) and hashed as it is written."""
 

@@ -37,7 +37,7 @@ import numpy as np
 from ..plan import PlannedImage
 from ..provenance import Origin
 from ..safewrite import create_new, new_dir, partial_path, put_in_place, remove_any, sync_dir
-from .base import Context, HashingFile, Output, OutputFile
+from .base import Context, Output, OutputFile, write_file
 
 SEED = 0  # of the samples' order (`order_key`); the report names it
 MIN_SHARDS = 8  # shards a split is cut into, at least (one an image in a split of fewer)
@@ -171,14 +171,7 @@ class Shards(Output):
         out = []
         for kind, data in docs.items():
             path = names[kind]
-            f = HashingFile(self._tmp / path.partition("/")[2])
-            try:
-                f.write(data)
-                size, sha256, md5 = f.close()
-            except BaseException:
-                f.discard()
-                raise
-            out.append(OutputFile(path, size, sha256, md5))
+            out.append(OutputFile(path, *write_file(self._tmp / path.partition("/")[2], data)))
         sync_dir(self._tmp)
         return out
 

@@ -16,7 +16,7 @@ from ..provenance import Origin
 from ..safewrite import partial_path
 from ..tarwriter import ArchiveInfo, ArchiveWriter
 from ..plan import PlannedImage
-from .base import Context, HashingFile, Output, OutputFile
+from .base import Context, Output, OutputFile, write_file
 
 
 class Tgz(Output):
@@ -107,15 +107,8 @@ class Tgz(Output):
         for kind, data in docs.items():
             name = self.document_names(self.ctx.stem)[kind]
             final = self.ctx.out / name
-            f = HashingFile(partial_path(final))
-            self._docs.append((f.path, final))
-            try:
-                f.write(data)
-                size, sha256, md5 = f.close()
-            except BaseException:
-                f.discard()
-                raise
-            out.append(OutputFile(name, size, sha256, md5))
+            self._docs.append((partial_path(final), final))
+            out.append(OutputFile(name, *write_file(partial_path(final), data)))
         return out
 
     def commit(self) -> None:
