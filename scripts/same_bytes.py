@@ -4,8 +4,9 @@
 
 Writes a sample ImageNet (the imagenette2 and imagewoof2 file lists, 12 images a class, made from
 the real photos of --photos when that folder exists, else synthetic), builds it at 160 and 320 px
-and full size with each interpreter (`PYTHON -m imagenette_build.cli`), and compares SHA256SUMS
-and every member list. Prints what each environment is (`--version`) and exits 1 when any byte
+and full size in every format with each interpreter (`PYTHON -m imagenette_build.cli`), and
+compares SHA256SUMS (the archives and their provenance, cards and contact sheets, every parquet and
+WebDataset shard and their documents, Croissant included) and every member list. Prints what each environment is (`--version`) and exits 1 when any byte
 differs, naming the archives and members that do.
 """
 
@@ -50,14 +51,15 @@ def main() -> None:
         for label, python in (("a", args.python_a), ("b", args.python_b)):
             out = args.work / f"dist-{label}"
             cli(python, "--imagenet", imagenet, "--manifest", subset, "--size", "160", "--size", "320",
-                "--size", "full", "--out", out, "-q", "--no-cache")
+                "--size", "full", "--format", "tgz", "--format", "parquet", "--format", "webdataset",
+                "--out", out, "-q", "--no-cache")
             builds[label] = out
     for label, python in (("a", args.python_a), ("b", args.python_b)):
         print(f"{label}: {cli(python, '--version').strip()}")
     sums = {label: (out / "SHA256SUMS").read_text() for label, out in builds.items()}
     print(sums["a"], end="")
     if sums["a"] == sums["b"]:
-        print(f"same_bytes: the same {sums['a'].count(chr(10))} archives, byte for byte "
+        print(f"same_bytes: the same {sums['a'].count(chr(10))} files, byte for byte "
               f"({'real photos' if photos else 'synthetic images'})")
         return
     lists = {label: member_lists(out) for label, out in builds.items()}
