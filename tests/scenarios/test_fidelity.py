@@ -62,7 +62,7 @@ def resampler(request, use_settings):
 
 def _resampler_settings(resampler: str) -> dict:
     return {"resampler": "native" if resampler == "native" else "portable",
-            "resample_engine": resampler.rpartition("-")[2]}
+            "resample_engine": "numpy" if resampler.endswith("-numpy") else "numba"}
 
 
 def _resampler_environment(resampler: str) -> dict:
