@@ -64,14 +64,17 @@ def build(imagenet: str | Path | None = None, /, *, quiet: bool = True, progress
 def run_build(opts, progress: Progress) -> list[dict] | dict:
     """The build of `opts` (a `BuildOptions`), as `build` and the command line run it."""
     from . import builder
+    from .imagepass import start_workers
+    from .plan import make_plan
 
     settings.install(opts.settings)
     if opts.scheduler and not opts.dry_run and opts.resizes:  # (full size alone never goes to the cluster)
         opts = opts.on_cluster(_check_cluster(opts.scheduler, opts.imagenet, progress))
-    plan = builder.prepare(opts, progress)
+    inputs = builder.open_inputs(opts)
     if opts.dry_run:
-        return builder.dry_run_summary(plan, opts)
-    return builder.build(opts, plan, progress)
+        return builder.dry_run_summary(make_plan(*inputs, progress), opts)
+    with start_workers(opts) as workers:  # (they start while the scan and the plan run)
+        return builder.build(opts, make_plan(*inputs, progress), progress, workers)
 
 
 def _check_cluster(scheduler: str, imagenet: Path, progress: Progress) -> Path:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from . import safewrite
 from .cache import CacheStats, CacheUse, ImageCache, open_cache, remove_stale_temp
 from .commit import commit, final_names, final_names_problem, report
 from .duplicates import DuplicateFinder
-from .engine import batches, ordered_map
+from .engine import Workers
 from .errors import DataError, UserError, cannot, why
 from .formats import FORMATS, Context, Output, OutputFile
 from .describe import add_documents, contact_sheets
@@ -29,15 +27,13 @@ from .leakage import leakage_table
 from .noisy import NoisyCsv
 from .options import BuildOptions
 from .plan import Plan, make_plan
-from .prefetch import Prefetcher
-from .procs import worker_setup
+from .imagepass import write_images
 from .sheet import BuildSheet
 from .progress import Progress
 from .sums import SUM_FILES, read_sums
 from .readfile import kind_of
-from .sources import open_source
+from .sources import Source, open_source
 from .toolchain import fingerprint, jpeg_problem
-from .worker import Task, process_batch
 
 FIRST_FEW = 5
 SKIPPED_SHOWN = 20  # images left out by --skip-broken named on stderr (the report has them all)
@@ -61,8 +57,12 @@ class Written:
 
 def prepare(opts: BuildOptions, progress: Progress) -> Plan:
     """Load the manifest, find the ImageNet copy, and plan every member. Touches no output."""
-    manifest = manifests.load(opts.manifest)
-    return make_plan(manifest, open_source(opts.imagenet), progress)
+    return make_plan(*open_inputs(opts), progress)
+
+
+def open_inputs(opts: BuildOptions) -> tuple[manifests.Manifest, Source]:
+    """The manifest and the ImageNet copy's layout: their errors come before anything is started."""
+    return manifests.load(opts.manifest), open_source(opts.imagenet)
 
 
 def check_complete(plan: Plan, skip_missing: bool = False) -> list[dict]:
@@ -89,9 +89,9 @@ def root_file_contents(plan: Plan) -> dict[str, bytes | NoisyCsv]:
     return files
 
 
-def build(opts: BuildOptions, plan: Plan, progress: Progress) -> list[dict]:
+def build(opts: BuildOptions, plan: Plan, progress: Progress, workers: Workers | None = None) -> list[dict]:
     """Write and commit every requested size, in every requested format, in one pass over the
-    sources; one report per size.
+    sources; one report per size. `workers`: `start_workers(opts)`'s, else they are started here.
 
     Safe against interruption at any point (docs/faults.md): outputs are written under temporary
     names, and `commit` puts each size's in place in an order that leaves every final name complete
@@ -119,7 +119,7 @@ def build(opts: BuildOptions, plan: Plan, progress: Progress) -> list[dict]:
         for sums_file, digest_len in SUM_FILES.items():  # one the commit could not merge into: said now
             read_sums(opts.out / sums_file, digest_len)
         safewrite.remove_stale_partials(opts.out)
-        written = write(opts, plan, skipped, progress)
+        written = write(opts, plan, skipped, progress, workers)
         reports = commit_all(opts, written, progress)
         done = True
     except OSError as exc:
@@ -153,7 +153,8 @@ def build(opts: BuildOptions, plan: Plan, progress: Progress) -> list[dict]:
     return reports
 
 
-def write(opts: BuildOptions, plan: Plan, skipped: list[dict], progress: Progress) -> Written:
+def write(opts: BuildOptions, plan: Plan, skipped: list[dict], progress: Progress,
+          workers: Workers | None = None) -> Written:
     """Resize (in the workers) and write every output under its temporary name. An image that
     cannot be read stops the build, or with --skip-broken is left out: where the outputs carry
     labels generated over every image (noisy labels), they are written a second time without it,
@@ -176,7 +177,7 @@ def write(opts: BuildOptions, plan: Plan, skipped: list[dict], progress: Progres
                 stats = {s: CacheStats() for s in opts.sizes if s is not None and cache is not None}
             elif cache is not None:  # the workers must see the packs the first pass wrote
                 cache = cache.renewed()
-            broken = _write_images(built, opts, writers, sheets, cache, stats, found, progress)
+            broken = write_images(built, opts, writers, sheets, cache, stats, found, progress, workers)
             if broken and not opts.skip_broken:
                 first = "; ".join(b["reason"] for b in broken[:FIRST_FEW])
                 raise DataError(f"{len(broken)} source images could not be read, no archive written "
@@ -319,77 +320,6 @@ def _open_cache(opts: BuildOptions, progress: Progress) -> CacheUse | None:
             raise cannot(f"--cache {where}", "use it as the cache folder", exc, UserError) from None
         progress.warn(f"{where}: cannot make the cache folder ({why(exc)}); building without a cache")
         return None
-
-
-def _write_images(plan: Plan, opts: BuildOptions, writers: dict[int | None, list[Output]],
-                  sheets: dict[int | None, BuildSheet], cache: ImageCache | None, stats: dict[int, CacheStats],
-                  found: dict[int | None, DuplicateFinder], progress: Progress) -> list[dict]:
-    """Resize (in the workers) and pack every image of `plan`, with its provenance, and give each
-    size's `found` its fingerprints and `sheets` its images; the images that failed, as
-    {"member", "source", "reason"}. Cache counters are added to `stats`."""
-    sizes = tuple(writers)
-    # Full-size copies only read bytes: threads do that as well as processes, without the pickling.
-    full_only = all(s is None for s in sizes)
-    backend = "threading" if full_only else opts.backend
-    # Full-size copies are not resized: sending them to a cluster would only ship the originals
-    # back over the network, so they are read here even with --scheduler.
-    scheduler = None if full_only else opts.scheduler
-    client = os.getpid()
-    tasks = ((Task([img.ref for img in batch], sizes, opts.recipe, cache, client, scheduler is not None, opts.settings),)
-             for batch in batches(plan.images, opts.batch_size))
-    # Results held at once: one window of batches. Resized JPEGs are small, so a long window keeps
-    # the per-window tail (workers idle while the last batches finish) short; full-size batches
-    # carry the originals (~150 kB each), so their window is shorter.
-    window = 8 if None in sizes else 32  # batches per worker
-    # Each local worker process watches for this process's death from its start (process_batch
-    # starts the watch too, for a backend without initializers).
-    results = ordered_map(process_batch, tasks, opts.jobs, backend, window, scheduler,
-                          initializer=(worker_setup, (client, True)))
-    # Local workers read from this machine's disk: read ahead of them (prefetch.py). A cluster's
-    # workers read elsewhere; each prefetches its own task (process_batch), and nothing is read here.
-    ahead = Prefetcher((img.ref for img in plan.images) if scheduler is None else ())
-    broken: list[dict] = []
-    images = iter(plan.images)
-    written = 0  # members handed to the outputs: each one's index in the plan written (the failed left out)
-    with progress.bar("resize", total=len(plan.images), unit="img") as resize_bar, \
-            progress.bar("pack", unit_bytes=True) as pack_bar, \
-            _closing(results), ahead:
-        for batch in results:
-            for size, batch_stats in batch.cache.items():
-                stats[size].add(batch_stats)
-            for outputs_per_size, error, origins, prints in batch.images:
-                img = next(images)
-                if error is not None:
-                    broken.append({"member": img.member, "source": str(img.ref), "reason": error})
-                    continue
-                for size, data, origin, marks in zip(sizes, outputs_per_size, origins, prints):
-                    for out in writers[size]:
-                        out.add_image(img, data, origin)
-                    if size in sheets:
-                        sheets[size].add(img.wnid, img.member, data)
-                    if marks is None:  # (a full-size member whose pixels cannot be decoded)
-                        found[size].not_compared += 1
-                    else:
-                        found[size].add(written, img.split, origin.source_sha256, *marks)
-                    pack_bar.update(len(data))
-                written += 1
-            resize_bar.update(len(batch.images))
-            ahead.advance(len(batch.images))
-    return broken
-
-
-@contextmanager
-def _closing(results: Iterator):
-    """Close the workers' result stream as soon as the loop leaves, even on an interrupt (else it
-    would happen at exit, with joblib's warning about the tasks it cancelled)."""
-    try:
-        yield results
-    finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            close = getattr(results, "close", None)
-            if close is not None:
-                close()
 
 
 def _warn_skipped(skipped: list[dict], progress: Progress) -> None:

@@ -26,7 +26,7 @@ from .safewrite import create_new, partial_path, remove_any
 from .readfile import open_regular
 from .errors import why
 
-FORMAT = "imagenette-build image cache 3"  # 3: an entry holds the fingerprint (duplicates.py), then the JPEG
+FORMAT = "imagenette-build image cache 4"  # 4: an entry holds the pHash (duplicates.py), then the JPEG
 DEFAULT_DIRNAME = ".imagenette-cache"  # under --out
 TAG = "CACHEDIR.TAG"  # https://bford.info/cachedir/: backup tools skip the folder
 TAG_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"

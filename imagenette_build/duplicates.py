@@ -3,9 +3,11 @@
 ImageNet holds exact and near duplicates, and a subset inherits them, across its own train and val
 too. Two parts, shaped for the build:
 
-- `fingerprint(img)`, in the worker, per image: a hash of the decoded pixels and a 64-bit
-  perceptual hash (pHash), of the resized image a member holds (`fingerprint_file` for a full-size
-  member). With the source bytes' sha256, that is all the parent needs.
+- a fingerprint, in the worker, per member: a hash of its decoded pixels and a 64-bit perceptual
+  hash (pHash). For a resized member the pixel hash is the sha256 of its JPEG bytes, which stand for
+  its pixels (`member_fingerprint`), and the pHash is of the resized image (`image_phash`); for a
+  full-size member, both are of a reduced decode (`fingerprint_file`); `fingerprint(img)` computes
+  both from pixels. With the source bytes' sha256, that is all the parent needs.
 - `DuplicateFinder`, in the parent: fed each member's fingerprints in member order (~45 bytes a
   member in numpy arrays, ~58 MB for ImageNet-1k's 1.28 M images), `result()` is a plain,
   deterministic dict for the report.
@@ -72,16 +74,24 @@ def pixel_hash(pixels: np.ndarray) -> bytes:
     the same values as a numpy array hash alike)."""
     # sha256 (cut to PIXEL_HASH_BYTES): most CPUs compute it with their SHA instructions, blake2b in
     # software, and this hashes every pixel of every member
-    h = hashlib.sha256(("x".join(map(str, pixels.shape)) + "\0").encode())
-    h.update(memoryview(np.ascontiguousarray(pixels)).cast("B"))  # (no copy of the pixels)
+    return _hash_of(pixels.shape, memoryview(np.ascontiguousarray(pixels)).cast("B"))  # (no copy of the pixels)
+
+
+def _hash_of(shape: tuple[int, ...], data) -> bytes:
+    h = hashlib.sha256(("x".join(map(str, shape)) + "\0").encode())
+    h.update(data)
     return h.digest()[:PIXEL_HASH_BYTES]
 
 
 def phash(pixels: np.ndarray) -> int:
     """The 64-bit pHash of uint8 (H, W) or (H, W, 3) pixels (module docstring)."""
-    mode = "RGB" if pixels.ndim == 3 else "L"
-    small = np.asarray(resize(Image.fromarray(np.ascontiguousarray(pixels), mode), (_N, _N), "box"), dtype=np.int64)
-    if mode == "RGB":  # luma of the 32x32 (cheaper than of the whole image), in integers
+    return _phash_of(Image.fromarray(np.ascontiguousarray(pixels), "RGB" if pixels.ndim == 3 else "L"))
+
+
+def _phash_of(img: Image.Image) -> int:
+    """`phash` of an "L" or "RGB" image."""
+    small = np.asarray(resize(img, (_N, _N), "box"), dtype=np.int64)
+    if img.mode == "RGB":  # luma of the 32x32 (cheaper than of the whole image), in integers
         small = (small[..., 0] * 299 + small[..., 1] * 587 + small[..., 2] * 114 + 500) // 1000
     coeffs = (_DCT @ small @ _DCT.T).ravel()  # exact: |values| < 2^14 * 32 * 255 * 2^14 * 32 < 2^63
     ordered = np.sort(coeffs)
@@ -90,10 +100,24 @@ def phash(pixels: np.ndarray) -> int:
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
+def image_phash(img: Image.Image) -> int:
+    """`phash` of a PIL image of any mode (an "L" or "RGB" one resized as it is, without a copy)."""
+    return _phash_of(img) if img.mode in ("L", "RGB") else phash(_pixels(img))
+
+
 def fingerprint(img: Image.Image | np.ndarray) -> tuple[bytes, int]:
     """(pixel hash, pHash) of a decoded image: a PIL image (any mode) or uint8 pixels."""
     pixels = _pixels(img)
     return pixel_hash(pixels), phash(pixels)
+
+
+def member_fingerprint(jpeg_sha256: bytes, code: int) -> tuple[bytes, int]:
+    """The fingerprint of a resized member, from the sha256 of its JPEG bytes and the pHash of its
+    pixels (`image_phash`). Its bytes stand for its pixels: every resized member of a build is
+    encoded by one encoder with one quality and no metadata, so equal pixels give equal bytes, and
+    equal bytes decode to equal pixels. That sha256 is computed for the member's provenance anyway,
+    and the pixels need not be hashed again."""
+    return jpeg_sha256[:PIXEL_HASH_BYTES], code
 
 
 SMALL_SIDE = 64  # a full-size image is fingerprinted at about this size (JPEG: DCT-scaled decode)
@@ -241,7 +265,13 @@ class DuplicateFinder:
         codes = np.frombuffer(self._phash, "<u8")
         exact = _components(n, _same(content))
         # Near: chained by pHash, with exact copies joined too; only groups of two contents or more.
-        near = _components(n, np.concatenate([near_pairs(codes, self.threshold), _same(content)]))
+        # Equal pHashes are 0 bits apart: those members are joined to the first of their code, and
+        # only the distinct codes are searched, so k copies of one image make k links, not k^2 / 2
+        # pairs (a dataset of many copies would otherwise fill the memory with pairs).
+        distinct, first, of_code = np.unique(codes, return_index=True, return_inverse=True)
+        same_code = np.stack([np.arange(n), first[of_code.reshape(-1)]], axis=1)
+        near = _components(n, np.concatenate([first[near_pairs(distinct, self.threshold)], same_code,
+                                              _same(content)]))
         groups = []
         for kind, label in (("exact", exact), ("near", near)):
             for members in _groups(label):

@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import CancelledError
 from contextlib import ExitStack, contextmanager
@@ -68,30 +69,71 @@ def ordered_map(func: Callable, tasks: Iterable[tuple], jobs: int, backend: str 
             del task  # not held while the next task is made
             yield result
         return
-    # joblib's multiprocessing backend cannot stream results (return_as="generator" is refused):
-    # there each window comes back as a list, in the same order and within the same memory bound.
-    return_as = "list" if backend == "multiprocessing" else "generator"
-    params = {}
-    if initializer is not None and backend in ("loky", "multiprocessing"):
-        params = {"initializer": initializer[0], "initargs": initializer[1]}
-    # joblib reads the backend's parameters when a Parallel is made; the config is left before the
-    # generator yields, so it never reaches the caller's code.
-    with parallel_config(backend=backend, **params):
-        parallel = Parallel(n_jobs=jobs, return_as=return_as, batch_size=1, pre_dispatch="all")
-    with ExitStack() as stack:
+    with Workers(jobs, backend, initializer) as workers:
+        yield from workers.map(func, tasks, window, window_bytes)
+
+
+class Workers:
+    """`jobs` local worker processes (or threads) of a joblib `backend`, started when made, and
+    `map`, which runs tasks on them as `ordered_map` does.
+
+    Starting a process worker (a new interpreter, which imports the modules of `warm_up`, a
+    function pickled by reference) takes about a second of CPU. Made before the caller's own serial
+    work (the build's scan and plan), that start-up runs beside the work, not after it: on 2 cores
+    the parent's single thread leaves a core idle there. `warm_up(*warm_args)` runs once in each
+    worker (loky); `initializer` as in `ordered_map`. Use it as a context manager: leaving ends
+    joblib's use of the workers (loky keeps them a while for a next `Parallel`).
+    """
+
+    def __init__(self, jobs: int, backend: str = "loky", initializer: tuple[Callable, tuple] | None = None,
+                 warm_up: Callable = os.getpid, warm_args: tuple = ()):
+        self.jobs = jobs
+        # joblib's multiprocessing backend cannot stream results (return_as="generator" is refused):
+        # there each window comes back as a list, in the same order and within the same memory bound.
+        return_as = "list" if backend == "multiprocessing" else "generator"
+        params = {}
+        if initializer is not None and backend in ("loky", "multiprocessing"):
+            params = {"initializer": initializer[0], "initargs": initializer[1]}
+        # joblib reads the backend's parameters when a Parallel is made; the config is left before
+        # anything else runs, so it never reaches the caller's code.
+        with parallel_config(backend=backend, **params):
+            self._parallel = Parallel(n_jobs=jobs, return_as=return_as, batch_size=1, pre_dispatch="all")
+        self._stack = ExitStack()
         # A terminal's Ctrl-C reaches the whole process group, and a worker still importing its
         # modules (worker_setup not yet run) printed a KeyboardInterrupt traceback. Workers are
         # started with SIGINT ignored, which a new process keeps: the pool forks them on entering
-        # (multiprocessing), loky starts them when the first tasks are submitted, which takes a
-        # few ms (a Ctrl-C in those is lost); their start-up is then waited for as usual.
-        warm_up: Iterable = ()
+        # (multiprocessing), loky starts them when the first tasks are submitted, here the warm-up
+        # calls, which returns at once (a Ctrl-C in those few ms is lost). The calls then run while
+        # the caller goes on; `map` waits for them before its first task.
+        self._warming: Iterable = ()
         with procs.sigint_ignored(backend in ("loky", "multiprocessing")):
-            stack.enter_context(parallel)
+            self._stack.enter_context(self._parallel)
             if backend == "loky":
-                warm_up = parallel(delayed(os.getpid)() for _ in range(jobs))
-        for _ in warm_up:
+                self._warming = self._parallel(delayed(warm_up)(*warm_args) for _ in range(jobs))
+
+    def map(self, func: Callable, tasks: Iterable[tuple], window: int = 8,
+            window_bytes: ByteWindow | None = None) -> Iterator:
+        """func(*task) for each task, in task order, at most `window` tasks a worker at once."""
+        for _ in self._warming:
             pass
-        yield from _in_windows(parallel, func, tasks, window * jobs, window_bytes)
+        self._warming = ()
+        yield from _in_windows(self._parallel, func, tasks, window * self.jobs, window_bytes)
+
+    def close(self) -> None:
+        """Leave the workers; warm-up calls still running are cancelled (a build that failed
+        before its first task), without joblib's warning about them."""
+        warming, self._warming = self._warming, ()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if hasattr(warming, "close"):
+                warming.close()
+            self._stack.close()
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _in_windows(parallel: Parallel, func: Callable, tasks: Iterable[tuple], size: int,

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from PIL import Image
+
 from . import procs, settings
 from .cache import CacheStats, ImageCache, PendingPack
-from .duplicates import PIXEL_HASH_BYTES, fingerprint, fingerprint_file
+from .duplicates import fingerprint_file, image_phash, member_fingerprint
 from .provenance import Origin
 from .sources import SourceRef
-from .transform import Recipe, check_full_size, describe_error, make_jpegs
+from .transform import Recipe, check_full_size, describe_error, make_jpegs, resize
 
 Fingerprint = tuple[bytes, int]  # `duplicates.fingerprint`: (pixel hash, pHash)
-_PRINT_BYTES = PIXEL_HASH_BYTES + 8  # a cache entry's payload: the fingerprint, then the JPEG
+_PHASH_BYTES = 8  # a cache entry's payload: the resized image's pHash, then its JPEG
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,17 @@ class BatchResult(NamedTuple):
     cache: dict[int, CacheStats]  # per pixel size; empty without a cache
 
 
+def warm_up(run: settings.Settings | None) -> int:
+    """Run once in each new worker before its first task (`engine.Workers`): importing this module
+    imports what a task needs (PIL, numpy, the resampler), and a tiny resize loads the resampler's
+    compiled passes where they are computed here (stock Pillow), so the first batch finds the
+    worker ready. Its process id."""
+    if run is not None:
+        settings.install(run)
+    resize(Image.new("RGB", (8, 8)), (4, 4), "bicubic")
+    return os.getpid()
+
+
 def process_batch(task: Task) -> BatchResult:
     """For each of the task's refs, its outputs per size or an error message. With a cache, each
     resized image is looked up under the identity of the file just read (plus recipe, size and
@@ -77,13 +91,22 @@ def process_batch(task: Task) -> BatchResult:
             source = hashlib.sha256(data).hexdigest()
             made = _jpegs(data, identity, pixel_sizes, task.recipe, cache, pending, recipe_json, stats) \
                 if pixel_sizes else {}
-            if None in sizes:
-                check_full_size(data)
-                made[None] = (data, _file_fingerprint(data))
-            outputs = tuple(made[s][0] for s in sizes)
-            origins = tuple(Origin(source, source if s is None else hashlib.sha256(made[s][0]).hexdigest())
-                            for s in sizes)
-            results.append(ImageResult(outputs, None, origins, tuple(made[s][1] for s in sizes)))
+            outputs, origins, prints = [], [], []
+            for size in sizes:
+                if size is None:
+                    check_full_size(data)
+                    outputs.append(data)
+                    origins.append(Origin(source, source))
+                    prints.append(_file_fingerprint(data))
+                    continue
+                jpeg, code = made[size]
+                member = hashlib.sha256(jpeg)
+                outputs.append(jpeg)
+                origins.append(Origin(source, member.hexdigest()))
+                # A resized member's bytes identify its pixels (`duplicates.member_fingerprint`):
+                # their sha256, computed for its provenance anyway, serves as the pixel hash.
+                prints.append(member_fingerprint(member.digest(), code))
+            results.append(ImageResult(tuple(outputs), None, tuple(origins), tuple(prints)))
         except Exception as exc:  # any decoder failure is a property of the input file
             results.append(ImageResult(None, f"{ref}: {describe_error(exc, data)}"))
         finally:
@@ -94,35 +117,33 @@ def process_batch(task: Task) -> BatchResult:
 
 
 def _jpegs(data: bytes, identity: bytes, sizes: tuple[int, ...], recipe: Recipe, cache: ImageCache | None,
-           pending: PendingPack | None, recipe_json: str,
-           stats: dict[int, CacheStats]) -> dict[int, tuple[bytes, Fingerprint]]:
-    """{size: (JPEG bytes, fingerprint of the resized pixels)}, from the cache where it has them
-    (made ones are put in `pending`, the fingerprint before the JPEG), under keys of the source's
-    `identity` (`SourceRef.read_identified`). Making only the missing sizes gives the same bytes as
-    making all of them (each size's decode does not depend on the others)."""
-    prints: dict[int, Fingerprint] = {}
+           pending: PendingPack | None, recipe_json: str, stats: dict[int, CacheStats]) -> dict[int, tuple[bytes, int]]:
+    """{size: (JPEG bytes, pHash of the resized pixels)}, from the cache where it has them (made
+    ones are put in `pending`, the pHash before the JPEG), under keys of the source's `identity`
+    (`SourceRef.read_identified`). Making only the missing sizes gives the same bytes as making all
+    of them (each size's decode does not depend on the others)."""
+    codes: dict[int, int] = {}
 
     def seen(size, img) -> None:
-        prints[size] = fingerprint(img)
+        codes[size] = image_phash(img)
 
     if cache is None or pending is None:
-        return {s: (jpeg, prints[s]) for s, jpeg in zip(sizes, make_jpegs(data, sizes, recipe, seen))}
+        return {s: (jpeg, codes[s]) for s, jpeg in zip(sizes, make_jpegs(data, sizes, recipe, seen))}
     keys = {s: cache.key(identity, s, recipe_json) for s in sizes}
     out = {s: _unpacked(cache.get(keys[s], stats[s])) for s in sizes}
     todo = tuple(s for s in sizes if out[s] is None)
     if todo:
         for s, jpeg in zip(todo, make_jpegs(data, todo, recipe, seen)):
-            out[s] = (jpeg, prints[s])
-            pending.put(keys[s], prints[s][0] + prints[s][1].to_bytes(8, "little") + jpeg, stats[s])
+            out[s] = (jpeg, codes[s])
+            pending.put(keys[s], codes[s].to_bytes(_PHASH_BYTES, "little") + jpeg, stats[s])
     return out
 
 
-def _unpacked(payload: bytes | None) -> tuple[bytes, Fingerprint] | None:
-    """A cache entry's (JPEG, fingerprint); None for a miss (or an entry too short to hold both)."""
-    if payload is None or len(payload) <= _PRINT_BYTES:
+def _unpacked(payload: bytes | None) -> tuple[bytes, int] | None:
+    """A cache entry's (JPEG, pHash); None for a miss (or an entry too short to hold both)."""
+    if payload is None or len(payload) <= _PHASH_BYTES:
         return None
-    pixels, phash = payload[:PIXEL_HASH_BYTES], int.from_bytes(payload[PIXEL_HASH_BYTES:_PRINT_BYTES], "little")
-    return payload[_PRINT_BYTES:], (pixels, phash)
+    return payload[_PHASH_BYTES:], int.from_bytes(payload[:_PHASH_BYTES], "little")
 
 
 def _file_fingerprint(data: bytes) -> Fingerprint | None:

@@ -30,7 +30,7 @@ STAGES = [
     ["transform", "cache", "duplicates", "sheet"],
     ["worker", "engine"],
     ["tarwriter.", "formats."],
-    ["options", "commit", "card", "croissant", "describe", "builder"],
+    ["options", "commit", "card", "croissant", "describe", "imagepass", "builder"],
     ["archive_bytes", "archive_reader", "verifier.", "extractor", "contactsheet", "comparison"],
     ["samplelayouts", "samplegen"],
     ["api", "cli_design", "cli", ""],  # "": the package's __init__

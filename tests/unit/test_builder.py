@@ -140,3 +140,29 @@ def test_skip_broken_builds_without_the_missing_image_and_says_so(sample, tmp_pa
     [warning] = [text for kind, text in progress.events if kind == "warn"]
     assert warning.startswith("built without 1 listed images (--skip-broken)")
     assert "  skipped train/n01440764/gone.JPEG" in warning
+
+
+@pytest.mark.parametrize("jobs,dry_run,started", [(2, False, True), (1, False, False), (2, True, False)])
+def test_the_workers_start_before_the_scan(sample, tmp_path, monkeypatch, jobs, dry_run, started):
+    """A build of more than one job starts its worker processes before it scans and plans the
+    ImageNet copy, so that their start-up (an interpreter and its imports each) runs beside that
+    work; one job, or a dry run, starts none."""
+    from imagenette_build import api, engine, plan as plans
+
+    events: list[str] = []
+    real_init, real_plan = engine.Workers.__init__, plans.make_plan
+
+    def workers_init(self, *args, **kw):
+        events.append("workers")
+        real_init(self, *args, **kw)
+
+    def make_plan(*args, **kw):
+        events.append("plan")
+        return real_plan(*args, **kw)
+    monkeypatch.setattr(engine.Workers, "__init__", workers_init)
+    monkeypatch.setattr(plans, "make_plan", make_plan)
+    opts = replace(_opts(sample, tmp_path / "out"), jobs=jobs, backend="loky", dry_run=dry_run, no_cache=True)
+    result = api.run_build(opts, Recording())
+    assert events == (["workers", "plan"] if started else ["plan"])
+    if not dry_run:
+        assert result[0]["images"] == len(builder.prepare(opts, Recording()).images)

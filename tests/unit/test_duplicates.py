@@ -234,3 +234,55 @@ def test_bad_fingerprints_are_refused():
     with pytest.raises(ValueError):
         finder.add(0, "train", "00" * 32, b"\0" * 16, 1 << 64)
     assert len(finder) == 0 and finder.result(str)["groups"] == []
+
+
+def _brute_force_groups(codes: list[int], contents: list[int], threshold: int) -> list[list[int]]:
+    """Near groups by definition: members chained by pHash distance or equal content, of two or
+    more contents."""
+    label = list(range(len(codes)))
+
+    def root(i: int) -> int:
+        while label[i] != i:
+            i = label[i]
+        return i
+    for i, j in combinations(range(len(codes)), 2):
+        if _distance(codes[i], codes[j]) <= NEAR_THRESHOLD or contents[i] == contents[j]:
+            label[max(root(i), root(j))] = min(root(i), root(j))
+    groups: dict[int, list[int]] = {}
+    for i in range(len(codes)):
+        groups.setdefault(root(i), []).append(i)
+    return sorted(g for g in groups.values() if len({contents[i] for i in g}) > 1)
+
+
+@settings(deadline=None, max_examples=60)
+@given(_codes, st.data())
+def test_near_groups_are_those_of_every_pair_whatever_the_repeated_codes(codes, data):
+    """Members with equal pHashes are searched once (the distinct codes): the groups are still
+    those of comparing every pair."""
+    codes = codes + data.draw(st.lists(st.sampled_from(codes), max_size=30)) if codes else []
+    contents = data.draw(st.lists(st.integers(0, 5), min_size=len(codes), max_size=len(codes)))
+    finder = DuplicateFinder(("train",))
+    for i, (code, content) in enumerate(zip(codes, contents)):
+        finder.add(i, "train", bytes([content]) * 32, bytes([content]) * 16, code)
+    with pytest.MonkeyPatch.context() as mp:  # every group listed whole
+        mp.setattr(duplicates, "MAX_LISTED", 10 ** 6)
+        mp.setattr(duplicates, "MAX_GROUPS", 10 ** 6)
+        result = finder.result(str)
+    got = sorted(sorted(map(int, g["members"])) for g in result["groups"] if g["kind"] == "near")
+    assert got == _brute_force_groups(codes, contents, NEAR_THRESHOLD)
+
+
+def test_copies_of_one_image_are_searched_once(monkeypatch):
+    """20,000 copies of one image (a dataset of blank frames, say): the search sees one pHash, so
+    its pairs stay few instead of 2 * 10^8."""
+    searched = []
+    real = duplicates.near_pairs
+    monkeypatch.setattr(duplicates, "near_pairs", lambda codes, *a: searched.append(len(codes)) or real(codes, *a))
+    finder = DuplicateFinder(("train", "val"))
+    for i in range(20_000):
+        finder.add(i, ("train", "val")[i % 2], b"\1" * 32, b"\2" * 16, 12345)
+    finder.add(20_000, "val", b"\3" * 32, b"\3" * 16, 12345 ^ 0b111)  # near: 3 bits away, other pixels
+    result = finder.result(str)
+    assert searched == [2]
+    assert result["exact"]["members"] == 20_000 and result["exact"]["groups"] == 1
+    assert result["near"] == {"groups": 1, "members": 20_001, "groups_across_splits": 1, "members_across_splits": 20_001}

@@ -91,3 +91,39 @@ def test_batches_cover_every_item_in_order():
     assert list(batches([], 4)) == []
 
 
+
+
+def _mark_ready(folder: str) -> int:
+    """A warm-up that leaves a file named after its worker's process id."""
+    import os
+    from pathlib import Path
+    Path(folder, str(os.getpid())).touch()
+    return os.getpid()
+
+
+def test_workers_start_when_made_not_at_the_first_task(tmp_path):
+    """`Workers` starts its processes and runs the warm-up in each before any task is given (the
+    build makes them before its scan and plan, which then run beside their start-up); the tasks
+    then run on those same processes, in order."""
+    import os
+    from imagenette_build.engine import Workers
+
+    with Workers(2, "loky", warm_up=_mark_ready, warm_args=(str(tmp_path),)) as workers:
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.iterdir())) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        warmed = {int(p.name) for p in tmp_path.iterdir()}
+        assert warmed and os.getpid() not in warmed  # before any task, in worker processes
+        pids = list(workers.map(os.getpid, [()] * 40, window=2))
+        assert os.getpid() not in pids and len(set(pids) | warmed) <= 2  # no other process started
+        assert list(workers.map(abs, [(-i,) for i in range(10)])) == list(range(10))  # used again
+
+
+def test_workers_left_before_their_first_task_end_quietly(recwarn):
+    """A build that fails before its first task (an incomplete plan) leaves its started workers:
+    their warm-up is cancelled without joblib's warning about cancelled tasks."""
+    from imagenette_build.engine import Workers
+
+    with Workers(2, "loky", warm_up=time.sleep, warm_args=(0.5,)):
+        pass
+    assert not [w for w in recwarn if "cancel" in str(w.message).lower()]
