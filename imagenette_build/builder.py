@@ -344,7 +344,10 @@ def _warn_cache_errors(stats: dict[int, CacheStats], progress: Progress) -> None
 
 def dry_run_summary(plan: Plan, opts: BuildOptions) -> dict:
     summary = plan.to_json()
-    summary["would_write"] = [str(p) for p in opts.output_paths(plan.manifest.archive_stem)]
+    # Every name the build would put in place: each output (a folder ends in "/") with its documents,
+    # each size's report, and the sums files it would add its lines to.
+    names = final_names(opts.out, [plan.manifest.archive_stem(s) for s in opts.sizes], opts.formats)
+    summary["would_write"] = [f"{path}/" if folder else str(path) for path, folder in names]
     summary["complete"] = not plan.missing and bool(plan.images)
     summary["leakage"] = leakage_table(plan)  # from the file names: known before any image is read
     return summary

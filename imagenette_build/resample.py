@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import ctypes
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 
 import numpy as np
@@ -205,8 +208,24 @@ class _Numba:
 ENGINE_ENV = settings.ENV["resample_engine"]  # numba (default where it imports) or numpy
 
 
+_chosen: ContextVar[str | None] = ContextVar("resample_engine", default=None)  # `engine_for` in this context
+
+
 def _engine():
-    return _engine_named(settings.current().resample_engine)
+    return _engine_named(_chosen.get() or settings.current().resample_engine)
+
+
+@contextmanager
+def engine_for(name: str) -> Iterator[None]:
+    """Run the passes in this context (this thread) with engine `name` ("numpy" or "numba"), not
+    the run's: the same bytes either way. The building process resizes only its contact sheet's
+    thumbnails, small images that the numpy passes make about as fast, and so never loads numba
+    (about 100 MB of it, and its import)."""
+    token = _chosen.set(name)
+    try:
+        yield
+    finally:
+        _chosen.reset(token)
 
 
 @lru_cache(maxsize=2)

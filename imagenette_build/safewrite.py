@@ -33,9 +33,9 @@ def partial_path(path: Path) -> Path:
 
 
 def final_path(path: Path) -> Path:
-    """The final name of a temporary `partial_path` (any other path unchanged), for messages."""
-    m = _PARTIAL_RE.match(path.name)
-    return path.with_name(path.name[1:path.name.rindex(".partial-")]) if m else path
+    """`path` with each temporary `partial_path` name in it, the file's or a folder's above it (a
+    document in a sharded output's temporary folder), given its final name, for messages."""
+    return Path(*(p[1:p.rindex(".partial-")] if _PARTIAL_RE.match(p) else p for p in path.parts))
 
 
 def remove_stale_partials(folder: Path, prefix: str = ".") -> list[str]:

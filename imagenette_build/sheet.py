@@ -15,11 +15,13 @@ import hashlib
 import struct
 import warnings
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from . import resample
 from .transform import load_pixels, resize
 
 THUMB = 128  # px, the longest side of a thumbnail
@@ -70,20 +72,38 @@ def _font():
 
 def draw(rows: list[Row]) -> Image.Image:
     """Draw the rows: the title on the left, the thumbnails to its right, on white."""
+    width, height = _size(rows)
+    out = Image.new("RGB", (width, height), "white")
+    top = 0
+    for band in _bands(rows):
+        out.paste(band, (0, top))
+        top += band.height
+    return out
+
+
+def _size(rows: list[Row]) -> tuple[int, int]:
     thumb = rows[0].thumb if rows else THUMB
     width = LABEL_WIDTH + max((r.per_class for r in rows), default=1) * (thumb + GAP) + GAP
-    height = max(1, len(rows)) * (thumb + GAP) + GAP
-    out = Image.new("RGB", (width, height), "white")
-    canvas = ImageDraw.Draw(out)
+    return width, max(1, len(rows)) * (thumb + GAP) + GAP
+
+
+def _bands(rows: list[Row]) -> Iterator[Image.Image]:
+    """The sheet from top to bottom in horizontal bands, one a row (the gap above it, then the row),
+    and the gap below the last: drawn a band at a time, a sheet of 200 classes is never held whole."""
+    thumb = rows[0].thumb if rows else THUMB
+    width, _ = _size(rows)
     font = _font()
-    for i, row in enumerate(rows):
-        top = GAP + i * (thumb + GAP)
-        for k, line in enumerate(row.title.split("\n")):  # (one line at a time: Pillows space lines differently)
-            canvas.text((GAP, top + 4 + k * LINE), line, fill="black", font=font)
-        for j, t in enumerate(row.thumbs()):
-            left = LABEL_WIDTH + j * (thumb + GAP)
-            out.paste(t, (left + (thumb - t.width) // 2, top + (thumb - t.height) // 2))
-    return out
+    for row in rows or [None]:
+        band = Image.new("RGB", (width, thumb + GAP), "white")
+        if row is not None:
+            canvas = ImageDraw.Draw(band)
+            for k, line in enumerate(row.title.split("\n")):  # (one line at a time: Pillows space lines differently)
+                canvas.text((GAP, GAP + 4 + k * LINE), line, fill="black", font=font)
+            for j, t in enumerate(row.thumbs()):
+                left = LABEL_WIDTH + j * (thumb + GAP)
+                band.paste(t, (left + (thumb - t.width) // 2, GAP + (thumb - t.height) // 2))
+        yield band
+    yield Image.new("RGB", (width, GAP), "white")
 
 
 def stable_thumbnail(data: bytes, size: int) -> Image.Image | None:
@@ -121,12 +141,14 @@ class BuildSheet:
             return
         k = key(member.rpartition("/")[2])
         if row.wants(k):
-            t = stable_thumbnail(data, self.thumb)
+            with resample.engine_for("numpy"):  # (the building process: no numba, `engine_for`)
+                t = stable_thumbnail(data, self.thumb)
             if t is not None:
                 row.add(k, t)
 
     def png(self) -> bytes:
-        return png(draw(list(self.rows.values())))
+        rows = list(self.rows.values())
+        return png_of_bands(*_size(rows), _bands(rows))
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -136,13 +158,33 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 def png(img: Image.Image) -> bytes:
     """An RGB image as PNG bytes that depend on its pixels and the deflate library alone: each row
     filtered with Sub (the difference to the pixel on its left), deflated by ISA-L."""
+    rgb = img if img.mode == "RGB" else img.convert("RGB")
+    w, h = rgb.size
+    return png_of_bands(w, h, (rgb.crop((0, top, w, min(h, top + _BAND))) for top in range(0, h, _BAND)))
+
+
+def png_of_bands(width: int, height: int, bands: Iterable[Image.Image]) -> bytes:
+    """`png` of the image made of `bands` (RGB, `width` wide, `height` tall together) stacked from
+    the top. The filtered rows are made a band at a time into the one buffer deflated: no copy of
+    the whole image besides it (a sheet of 200 classes is ~45 MB of pixels)."""
     from isal import isal_zlib
 
-    pixels = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    h, w, _ = pixels.shape
-    sub = pixels.copy()
-    sub[:, 1:] = pixels[:, 1:] - pixels[:, :-1]  # (uint8: modulo 256, as PNG's Sub filter)
-    rows = np.concatenate([np.ones((h, 1), np.uint8), sub.reshape(h, w * 3)], axis=1)  # filter byte 1: Sub
-    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    rows = np.empty((height, 1 + 3 * width), np.uint8)
+    rows[:, 0] = 1  # filter byte 1: Sub
+    top = 0
+    for band in bands:
+        pixels = np.asarray(band, dtype=np.uint8)
+        if band.mode != "RGB" or band.width != width or top + band.height > height:
+            raise ValueError(f"a band of {band.mode} {band.size} does not fit a {width} x {height} RGB image at row {top}")
+        out = rows[top:top + band.height, 1:].reshape(band.height, width, 3)
+        out[:, 0] = pixels[:, 0]
+        np.subtract(pixels[:, 1:], pixels[:, :-1], out=out[:, 1:])  # (uint8: modulo 256, as PNG's Sub filter)
+        top += band.height
+    if top != height:
+        raise ValueError(f"bands of {top} rows for a {height}-row image")
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) +
-            _chunk(b"IDAT", isal_zlib.compress(rows.tobytes(), 3)) + _chunk(b"IEND", b""))
+            _chunk(b"IDAT", isal_zlib.compress(memoryview(rows).cast("B"), 3)) + _chunk(b"IEND", b""))
+
+
+_BAND = 256  # image rows filtered at a time

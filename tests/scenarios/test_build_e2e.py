@@ -173,6 +173,14 @@ def test_dry_run_writes_nothing_and_json_plan(sample, tmp_path):
     plan = json.loads(r.stdout)
     assert plan["images"] == 50 and plan["missing"] == 0 and plan["complete"] is True
     assert not out.exists()
+    # every name a build puts in place: the outputs with their documents, the report, the sums files
+    stem = f"{out}/imagenette2-sample-"
+    assert plan["would_write"] == [f"{stem}{s}.{n}" for s in (160,)
+                                   for n in ("tgz", "members.sha256", "provenance.csv", "README.md", "preview.png", "json")] \
+        + [f"{out}/SHA256SUMS", f"{out}/MD5SUMS"]
+    r = run_cli("--imagenet", root, "--manifest", manifest_path, "--out", out, "--dry-run", "--size", "160",
+                "--format", "parquet", "-q")
+    assert f"  would write {stem}160-parquet/\n" in r.stdout and f"{stem}160.README.md" not in r.stdout
 
 
 def test_whole_published_list_is_planned_exactly(tmp_path):

@@ -166,3 +166,24 @@ def test_the_workers_start_before_the_scan(sample, tmp_path, monkeypatch, jobs, 
     assert events == (["workers", "plan"] if started else ["plan"])
     if not dry_run:
         assert result[0]["images"] == len(builder.prepare(opts, Recording()).images)
+
+
+def test_a_document_of_a_folder_that_cannot_be_written_is_named_by_its_final_path(sample, tmp_path, monkeypatch):
+    """A parquet output's card cannot be made (no space for a new file): the one-line error names
+    `<out>/<stem>-parquet/README.md`, not the output's temporary folder, and nothing is left."""
+    from imagenette_build.formats import base
+
+    out = tmp_path / "out"
+    real = base.create_new
+
+    def failing(path, *args, **kw):
+        if Path(path).name == "README.md":
+            raise OSError(28, "No space left on device", str(path))
+        return real(path, *args, **kw)
+    monkeypatch.setattr(base, "create_new", failing)
+    opts = replace(_opts(sample, out, no_cache=True), formats=("parquet",))
+    with pytest.raises(DataError) as err:
+        builder.build(opts, builder.prepare(opts, Recording()), Recording())
+    stem = builder.prepare(opts, Recording()).manifest.archive_stem(8)
+    assert str(out / f"{stem}-parquet" / "README.md") in str(err.value) and ".partial-" not in str(err.value)
+    assert _finals(out) == [] and not [p for p in out.iterdir() if ".partial-" in p.name]

@@ -249,6 +249,9 @@ def test_partial_and_final_path_round_trip(tmp_path):
         assert final_path(partial) == path
     assert final_path(tmp_path / "imagenette2-160.tgz") == tmp_path / "imagenette2-160.tgz"  # not a partial
     assert final_path(tmp_path / ".x.partial-host") == tmp_path / ".x.partial-host"  # no pid: not one either
+    folder = partial_path(tmp_path / "imagenette2-160-parquet")  # a file in an output's temporary folder
+    assert final_path(folder / "README.md") == tmp_path / "imagenette2-160-parquet" / "README.md"
+    assert final_path(partial_path(folder / "croissant.json")) == tmp_path / "imagenette2-160-parquet" / "croissant.json"
 
 
 def test_atomic_write_replaces_the_file_whole(tmp_path):

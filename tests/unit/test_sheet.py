@@ -10,6 +10,7 @@ import io
 import random
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from imagenette_build import sheet
@@ -69,3 +70,51 @@ def test_classes_beyond_the_rows_are_left_out():
     s.add(many[-1][0], "train/x/x_1.JPEG", _jpeg(1))  # a class not shown: ignored
     s.add("n99999999", "train/y/y_1.JPEG", _jpeg(2))  # nor one the dataset does not have
     assert all(not r.chosen for r in s.rows.values())
+
+
+def test_the_build_sheet_leaves_numba_unloaded_and_its_thumbnails_are_the_run_engines():
+    """The building process resizes only its sheet's thumbnails, with the numpy passes
+    (`resample.engine_for`): numba (about 100 MB) is never imported there. Run in a fresh
+    interpreter, where nothing else has imported it; the thumbnails are the bytes the run's own
+    engine makes."""
+    import subprocess
+    import sys
+
+    code = """
+import io, sys
+from PIL import Image
+from imagenette_build import settings, sheet
+settings.install(settings.Settings.from_environ())
+s = sheet.BuildSheet([("n01440764", "tench")], per_class=3)
+for k in range(6):
+    buf = io.BytesIO()
+    Image.radial_gradient("L").convert("RGB").resize((213 + k, 160)).save(buf, "JPEG")
+    s.add("n01440764", f"train/n01440764/n01440764_{k}.JPEG", buf.getvalue())
+s.png()
+print("numba" in sys.modules)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
+    data = _jpeg(3, (213, 160), "RGB")
+    with sheet.resample.engine_for("numpy"):
+        numpy_thumb = stable_thumbnail(data, 96)
+    assert numpy_thumb.tobytes() == stable_thumbnail(data, 96).tobytes()
+
+
+def test_a_sheet_drawn_in_bands_is_the_sheet_drawn_whole():
+    """The build's sheet is filtered and deflated a band (a class row) at a time, never held whole:
+    the same PNG bytes as the whole image drawn and encoded; bands that do not make the image are
+    refused."""
+    classes = [(f"n{i:08d}", f"class {i}") for i in range(7)]
+    built = BuildSheet(classes, per_class=3)
+    for i, (wnid, _) in enumerate(classes[:5]):  # (two classes without images: empty rows)
+        for k in range(1 + i % 4):
+            built.add(wnid, f"train/{wnid}/{wnid}_{k}.JPEG", _jpeg(10 * i + k, (70 + 9 * k, 50)))
+    rows = list(built.rows.values())
+    assert built.png() == png(sheet.draw(rows))
+    assert png(sheet.draw([])) == sheet.png_of_bands(*sheet._size([]), sheet._bands([]))
+    with pytest.raises(ValueError):
+        sheet.png_of_bands(10, 4, [Image.new("RGB", (10, 3))])  # a row short
+    with pytest.raises(ValueError):
+        sheet.png_of_bands(10, 4, [Image.new("RGB", (9, 4))])  # too narrow
