@@ -118,7 +118,9 @@ def documents(plan: Plan, report: dict, output: Output, files: list[OutputFile],
 def contact_sheets(plan: Plan, writers: dict[int | None, list[Output]]) -> dict[int | None, BuildSheet]:
     """A contact sheet for each size of which an output carries one, to be handed every image."""
     listed = [(c.wnid, c.name) for c in classes(plan.manifest)]
-    return {size: BuildSheet(listed) for size, outs in writers.items()
+    # (a resized member's bytes are kept until the sheet is drawn; a full-size one is a source's
+    # bytes, of any size: its thumbnail is made at once)
+    return {size: BuildSheet(listed, later=size is not None) for size, outs in writers.items()
             if any("preview" in o.document_names(o.ctx.stem) for o in outs)}
 
 

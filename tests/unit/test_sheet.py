@@ -118,3 +118,23 @@ def test_a_sheet_drawn_in_bands_is_the_sheet_drawn_whole():
         sheet.png_of_bands(10, 4, [Image.new("RGB", (10, 3))])  # a row short
     with pytest.raises(ValueError):
         sheet.png_of_bands(10, 4, [Image.new("RGB", (9, 4))])  # too narrow
+
+
+def test_a_sheet_that_keeps_bytes_makes_only_the_thumbnails_it_shows(monkeypatch):
+    """`later`: the chosen images' bytes are kept and only the thumbnails shown are made, when the
+    sheet is drawn (60 images of a class in a random key order: a dozen or more are chosen, then
+    pushed out, on the way); the same PNG as making each thumbnail at once."""
+    made = []
+    real = sheet.stable_thumbnail
+    monkeypatch.setattr(sheet, "stable_thumbnail", lambda data, size: made.append(1) or real(data, size))
+    classes = [("n01440764", "tench"), ("n02102040", "springer")]
+    sheets = {later: BuildSheet(classes, per_class=3, later=later) for later in (False, True)}
+    for k in range(60):
+        for wnid, _ in classes:
+            data = _jpeg(k + (100 if wnid.startswith("n02") else 0), (64, 48))
+            for s in sheets.values():
+                s.add(wnid, f"train/{wnid}/{wnid}_{k}.JPEG", data)
+    at_once = len(made)
+    made.clear()
+    assert sheets[True].png() == sheets[False].png()
+    assert len(made) == 6 < at_once
