@@ -106,10 +106,14 @@ class Workers:
         # calls, which returns at once (a Ctrl-C in those few ms is lost). The calls then run while
         # the caller goes on; `map` waits for them before its first task.
         self._warming: Iterable = ()
-        with procs.sigint_ignored(backend in ("loky", "multiprocessing")):
-            self._stack.enter_context(self._parallel)
-            if backend == "loky":
-                self._warming = self._parallel(delayed(warm_up)(*warm_args) for _ in range(jobs))
+        try:
+            with procs.sigint_ignored(backend in ("loky", "multiprocessing")):
+                self._stack.enter_context(self._parallel)
+                if backend == "loky":
+                    self._warming = self._parallel(delayed(warm_up)(*warm_args) for _ in range(jobs))
+        except BaseException:
+            self._stack.close()
+            raise
 
     def map(self, func: Callable, tasks: Iterable[tuple], window: int = 8,
             window_bytes: ByteWindow | None = None) -> Iterator:

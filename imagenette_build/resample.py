@@ -219,8 +219,8 @@ def _engine():
 def engine_for(name: str) -> Iterator[None]:
     """Run the passes in this context (this thread) with engine `name` ("numpy" or "numba"), not
     the run's: the same bytes either way. The building process resizes only its contact sheet's
-    thumbnails, small images that the numpy passes make about as fast, and so never loads numba
-    (about 100 MB of it, and its import)."""
+    thumbnails, small images that the numpy passes make in about 1.4 times numba's time (1.0 against
+    0.7 ms at 96 px), and so never loads numba's compiled passes (about 100 MB)."""
     token = _chosen.set(name)
     try:
         yield
