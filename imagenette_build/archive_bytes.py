@@ -33,6 +33,12 @@ class Digests:
     md5: str
     md5_first_mib: str
 
+    @classmethod
+    def of(cls, data: bytes) -> Digests:
+        """The digests of bytes held whole (a document beside an archive or in a shard folder)."""
+        return cls(len(data), hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(),
+                   hashlib.md5(data[:FIRST_MIB]).hexdigest())
+
 
 class HashingReader:
     """The raw file, hashed as it is read."""

@@ -4,7 +4,6 @@ MD5SUMS and build report beside it (a mismatch there fails)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from ..archive_reader import Digests, clip
@@ -123,9 +122,10 @@ def _check_documents(target: Target) -> tuple[list[str], list[str]]:
         except (OSError, ValueError) as exc:
             problems.append(f"{name}: listed beside the archive, cannot be read: {exc}")
             continue
-        actual = {"SHA256SUMS": hashlib.sha256(data).hexdigest(), "MD5SUMS": hashlib.md5(data).hexdigest()}
+        got = Digests.of(data)
+        actual = {"SHA256SUMS": got.sha256, "MD5SUMS": got.md5}
         actual.update({f"{target.report_path.name} {k}": v for k, v in
-                       (("bytes", str(len(data))), ("sha256", actual["SHA256SUMS"]), ("md5", actual["MD5SUMS"]))})
+                       (("bytes", str(got.size)), ("sha256", got.sha256), ("md5", got.md5))})
         differ = [f"{k} says {clip(v)}, the file has {actual[k]}" for k, v in said.items() if actual[k] != v]
         if differ:
             problems.append(f"{name} is not the document listed: {'; '.join(differ)}")

@@ -4,9 +4,7 @@ as the build names them, each row's split, class and label, and the counts)."""
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-
+from ..archive_bytes import Digests
 from ..limits import MAX_MEMBER_BYTES
 from ..readfile import read_bytes
 from ..sums import SUM_FILES
@@ -37,13 +35,6 @@ def _differences(target: ShardTarget, name: str, digests) -> list[str]:
     return out
 
 
-@dataclass(frozen=True)
-class _Digests:
-    size: int
-    sha256: str
-    md5: str
-
-
 def _documents(target: ShardTarget, scan) -> tuple[list[str], list[str], list[str]]:
     """The documents listed (card, Croissant, contact sheet), each hashed and held against its lines
     and report entry: (differ, missing, not read)."""
@@ -62,7 +53,7 @@ def _documents(target: ShardTarget, scan) -> tuple[list[str], list[str], list[st
         except (OSError, ValueError) as exc:
             unread.append(f"{name} ({exc})")
             continue
-        digests = _Digests(len(data), hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())
+        digests = Digests.of(data)
         if why := _differences(target, name, digests):
             differ.append(f"{name} ({'; '.join(why)})")
     return differ, missing, unread
